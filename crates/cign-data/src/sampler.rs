@@ -1,0 +1,247 @@
+//! The CIGN batch sampler (spec §3): for each real batch `(x, y)` of size `B` it yields
+//!
+//! * the real images with training noise: `x + N(0, sigma^2)`, clamped to [-1, 1];
+//! * `B` noise images `z ~ N(0, 1)` with labels uniform in `0..num_classes`;
+//! * `k` mismatched pairs per real image (`0 <= k <= num_classes - 1`): the noisy image repeated
+//!   with `k` distinct wrong labels (all of them, in ascending order, when `k = num_classes - 1`;
+//!   otherwise a random subset without repetition).
+//!
+//! Determinism: the epoch order comes from a ChaCha RNG seeded by `(seed, epoch)`, and before
+//! each batch the torch generator is seeded from `(seed, epoch, batch index)`, so the same seed
+//! gives the same batches on the same device, and so does a run resumed at any batch. Seeding
+//! torch's global generator also fixes what the training step draws next (dropout masks).
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::{Kind, Tensor};
+
+use crate::error::{DataError, Result};
+
+/// Settings of the sampler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplerConfig {
+    /// Real images per batch (`B`).
+    pub batch_size: usize,
+    /// Standard deviation of the additive training noise (`sigma`, default 0.15).
+    pub noise_std: f64,
+    /// Mismatched pairs per real image (`k`, default 9).
+    pub mismatch_per_real: usize,
+    /// Number of classes (10).
+    pub num_classes: i64,
+    /// Drop the last batch when it is smaller than `batch_size`.
+    pub drop_last: bool,
+    /// Seed of shuffling and of all noise.
+    pub seed: u64,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            noise_std: 0.15,
+            mismatch_per_real: 9,
+            num_classes: 10,
+            drop_last: false,
+            seed: 0,
+        }
+    }
+}
+
+impl SamplerConfig {
+    /// Checks the ranges: batch size at least 1, `k` at most `num_classes - 1`, `sigma >= 0`.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(DataError::InvalidParameter {
+                name: "batch_size",
+                what: "must be at least 1".into(),
+            });
+        }
+        if self.num_classes < 2 {
+            return Err(DataError::InvalidParameter {
+                name: "num_classes",
+                what: format!("{} (need at least 2)", self.num_classes),
+            });
+        }
+        if self.mismatch_per_real as i64 > self.num_classes - 1 {
+            return Err(DataError::InvalidParameter {
+                name: "mismatch_per_real",
+                what: format!(
+                    "{} (must be in 0..={}: each real image can take each wrong label once)",
+                    self.mismatch_per_real,
+                    self.num_classes - 1
+                ),
+            });
+        }
+        if !(self.noise_std >= 0.0 && self.noise_std.is_finite()) {
+            return Err(DataError::InvalidParameter {
+                name: "train_noise_std",
+                what: format!("{} (must be a finite number >= 0)", self.noise_std),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One training batch. All tensors live on the device of the images given to the sampler.
+#[derive(Debug)]
+pub struct SampledBatch {
+    /// Noisy real images `[B, C, H, W]`.
+    pub x: Tensor,
+    /// Their labels, `Int64 [B]`.
+    pub y: Tensor,
+    /// Noise images `[B, C, H, W]`, standard normal.
+    pub z: Tensor,
+    /// Labels of the noise images, `Int64 [B]`, uniform.
+    pub yz: Tensor,
+    /// Mismatched images `[k*B, C, H, W]` (image `i` repeated `k` times in a row); `None` if `k = 0`.
+    pub x_mismatch: Option<Tensor>,
+    /// Their wrong labels, `Int64 [k*B]`; `None` if `k = 0`.
+    pub y_mismatch: Option<Tensor>,
+}
+
+/// Mixes seed, epoch and batch index into one 64-bit seed (SplitMix64 finaliser).
+fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z = seed
+        ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The sampler. Holds only its settings; the data is passed to [`BatchSampler::epoch`].
+#[derive(Debug, Clone)]
+pub struct BatchSampler {
+    config: SamplerConfig,
+}
+
+impl BatchSampler {
+    /// A sampler with checked settings.
+    pub fn new(config: SamplerConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self { config })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SamplerConfig {
+        &self.config
+    }
+
+    /// Number of batches of an epoch over `n` images.
+    pub fn batches_per_epoch(&self, n: usize) -> usize {
+        let b = self.config.batch_size;
+        if self.config.drop_last {
+            n / b
+        } else {
+            n.div_ceil(b)
+        }
+    }
+
+    /// The shuffled order of epoch `epoch` over `n` images.
+    pub fn epoch_order(&self, n: usize, epoch: u64) -> Vec<i64> {
+        let mut order: Vec<i64> = (0..n as i64).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(self.config.seed, epoch, u64::MAX));
+        order.shuffle(&mut rng);
+        order
+    }
+
+    /// Batch `index` of epoch `epoch`. `images` is `[N, C, H, W]` in [-1, 1], `labels` is
+    /// `Int64 [N]`, both on the device where the batch is wanted.
+    pub fn batch(&self, images: &Tensor, labels: &Tensor, epoch: u64, index: usize) -> Result<SampledBatch> {
+        let n = images.size()[0] as usize;
+        if labels.size() != [n as i64] {
+            return Err(DataError::InvalidParameter {
+                name: "labels",
+                what: format!("shape {:?} for {n} images", labels.size()),
+            });
+        }
+        let count = self.batches_per_epoch(n);
+        if index >= count {
+            return Err(DataError::InvalidParameter {
+                name: "batch index",
+                what: format!("{index} but the epoch has {count} batches"),
+            });
+        }
+        let order = self.epoch_order(n, epoch);
+        Ok(self.batch_in_order(images, labels, &order, epoch, index))
+    }
+
+    fn batch_in_order(
+        &self,
+        images: &Tensor,
+        labels: &Tensor,
+        order: &[i64],
+        epoch: u64,
+        index: usize,
+    ) -> SampledBatch {
+        let b = self.config.batch_size;
+        let picked = &order[index * b..((index + 1) * b).min(order.len())];
+        let idx = Tensor::from_slice(picked).to_device(images.device());
+        self.make_batch(
+            &images.index_select(0, &idx),
+            &labels.index_select(0, &idx),
+            mix(self.config.seed, epoch, index as u64),
+        )
+    }
+
+    /// All batches of epoch `epoch`, starting at batch `start` (for resuming mid-epoch).
+    pub fn epoch<'a>(
+        &'a self,
+        images: &'a Tensor,
+        labels: &'a Tensor,
+        epoch: u64,
+        start: usize,
+    ) -> impl Iterator<Item = SampledBatch> + 'a {
+        let n = images.size()[0] as usize;
+        let order = self.epoch_order(n, epoch);
+        (start..self.batches_per_epoch(n))
+            .map(move |index| self.batch_in_order(images, labels, &order, epoch, index))
+    }
+
+    /// Builds the noisy, noise and mismatched parts from a real batch, drawing from torch's
+    /// generator seeded with `seed`.
+    pub fn make_batch(&self, x: &Tensor, y: &Tensor, seed: u64) -> SampledBatch {
+        tch::manual_seed((seed >> 1) as i64);
+        let cfg = &self.config;
+        let b = x.size()[0];
+        let device = x.device();
+        let x_noisy = if cfg.noise_std > 0.0 {
+            (x + x.randn_like() * cfg.noise_std).clamp(-1.0, 1.0)
+        } else {
+            x.shallow_clone()
+        };
+        let z = x.randn_like();
+        let yz = Tensor::randint(cfg.num_classes, [b], (Kind::Int64, device));
+        let k = cfg.mismatch_per_real as i64;
+        let (x_mismatch, y_mismatch) = if k == 0 {
+            (None, None)
+        } else {
+            let wrong = cfg.num_classes - 1;
+            // Positions among the wrong labels: all of them in order, or a random k-subset.
+            let positions = if k == wrong {
+                Tensor::arange(wrong, (Kind::Int64, device))
+                    .unsqueeze(0)
+                    .expand([b, wrong], false)
+            } else {
+                let (_, perm) = Tensor::rand([b, wrong], (Kind::Float, device)).sort(1, false);
+                perm.narrow(1, 0, k).sort(1, false).0
+            };
+            // The p-th wrong label of true label y is p, or p + 1 from y onwards.
+            let y_col = y.unsqueeze(1);
+            let labels = &positions + positions.ge_tensor(&y_col).to_kind(Kind::Int64);
+            (
+                Some(x_noisy.repeat_interleave_self_int(k, Some(0), None)),
+                Some(labels.reshape([b * k])),
+            )
+        };
+        SampledBatch {
+            x: x_noisy,
+            y: y.shallow_clone(),
+            z,
+            yz,
+            x_mismatch,
+            y_mismatch,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Every corruption of an IDX file gives its own error that names the file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use cign_data::idx::{read_idx_images, read_idx_labels, write_idx_images, write_idx_labels};
+use cign_data::{DataError, Dataset, DatasetKind, IdxImages, Split};
+
+fn images(count: usize) -> IdxImages {
+    IdxImages {
+        count,
+        rows: 28,
+        cols: 28,
+        pixels: (0..count * 784).map(|i| (i % 251) as u8).collect(),
+    }
+}
+
+fn gzip(path: &Path, bytes: &[u8]) -> PathBuf {
+    let gz = path.with_extension("gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    gz
+}
+
+#[test]
+fn round_trip_raw_and_gzip() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("imgs");
+    let im = images(5);
+    write_idx_images(&p, &im).unwrap();
+    assert_eq!(read_idx_images(&p).unwrap(), im);
+    let gz = gzip(&p, &std::fs::read(&p).unwrap());
+    assert_eq!(read_idx_images(&gz).unwrap(), im);
+    let l = dir.path().join("labels");
+    write_idx_labels(&l, &[0, 9, 3]).unwrap();
+    assert_eq!(read_idx_labels(&l).unwrap(), vec![0, 9, 3]);
+}
+
+#[test]
+fn truncated_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("imgs");
+    write_idx_images(&p, &images(3)).unwrap();
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
+    let err = read_idx_images(&p).unwrap_err();
+    assert!(matches!(err, DataError::Truncated { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&p.display().to_string()) && msg.contains("truncated"), "{msg}");
+    // Shorter than a header.
+    std::fs::write(&p, [0u8, 0, 8]).unwrap();
+    assert!(matches!(read_idx_images(&p), Err(DataError::Truncated { .. })));
+}
+
+#[test]
+fn trailing_bytes_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("labels");
+    write_idx_labels(&p, &[1, 2, 3]).unwrap();
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes.extend_from_slice(&[0, 0]);
+    std::fs::write(&p, bytes).unwrap();
+    let err = read_idx_labels(&p).unwrap_err();
+    assert!(
+        matches!(err, DataError::TrailingBytes { extra: 2, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn wrong_magic_says_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("labels");
+    write_idx_labels(&p, &[1, 2, 3]).unwrap();
+    // A label file read as images.
+    let err = read_idx_images(&p).unwrap_err();
+    match &err {
+        DataError::BadMagic {
+            found, expected, ..
+        } => {
+            assert_eq!((*found, *expected), (0x801, 0x803));
+        }
+        other => panic!("expected BadMagic, got {other:?}"),
+    }
+    assert!(err.to_string().contains("0x00000801"), "{err}");
+}
+
+#[test]
+fn corrupt_gzip_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("imgs");
+    write_idx_images(&p, &images(4)).unwrap();
+    let gz = gzip(&p, &std::fs::read(&p).unwrap());
+    let bytes = std::fs::read(&gz).unwrap();
+    std::fs::write(&gz, &bytes[..bytes.len() / 2]).unwrap();
+    let err = read_idx_images(&gz).unwrap_err();
+    assert!(matches!(err, DataError::Gzip { .. }), "{err:?}");
+    assert!(err.to_string().contains("imgs.gz"), "{err}");
+}
+
+#[test]
+fn missing_file_is_an_io_error_naming_it() {
+    let err = read_idx_labels(Path::new("/nonexistent/labels-idx1")).unwrap_err();
+    assert!(matches!(err, DataError::Io { .. }));
+    assert!(err.to_string().contains("/nonexistent/labels-idx1"));
+}
+
+fn write_split(dir: &Path, n_images: usize, labels: &[u8]) {
+    write_idx_images(&dir.join("t10k-images-idx3-ubyte"), &images(n_images)).unwrap();
+    write_idx_labels(&dir.join("t10k-labels-idx1-ubyte"), labels).unwrap();
+}
+
+#[test]
+fn image_label_count_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    write_split(dir.path(), 4, &[1, 2, 3]);
+    let err = Dataset::load(DatasetKind::Mnist, Split::Test, dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::CountMismatch {
+                images: 4,
+                labels: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("4 images but"), "{err}");
+}
+
+#[test]
+fn label_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    write_split(dir.path(), 3, &[1, 10, 3]);
+    let err = Dataset::load(DatasetKind::Mnist, Split::Test, dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::LabelOutOfRange {
+                index: 1,
+                label: 10,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn missing_split_names_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Dataset::load(DatasetKind::Mnist, Split::Train, dir.path()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("train-images-idx3-ubyte") && msg.contains(&dir.path().display().to_string()), "{msg}");
+}

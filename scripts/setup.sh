@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Creates the project-local Python environment that provides libtorch (PyTorch 2.11.0,
+# the version tch 0.24.0 is built against) and links `.venv/torch` to the torch package so
+# that `.cargo/config.toml` can point LIBTORCH at it. Idempotent and safe to run in parallel
+# (a lock serialises concurrent callers); does nothing when the environment is complete.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+torch_version="2.11.0"
+stamp="$venv/.cign-setup-done-torch-$torch_version"
+
+[ -f "$stamp" ] && exit 0
+
+mkdir -p "$root/target"
+exec 9>"$root/target/.cign-setup.lock"
+flock 9
+[ -f "$stamp" ] && exit 0
+
+python="${CIGN_PYTHON:-python3}"
+if ! command -v "$python" >/dev/null 2>&1; then
+  echo "cign setup: '$python' not found; install Python 3 (3.9 or newer) with pip and venv, or set CIGN_PYTHON" >&2
+  exit 1
+fi
+
+start=$(date +%s)
+echo "cign setup: creating $venv with torch==$torch_version (first run only; about 4.6 GB, a few minutes)" >&2
+rm -rf "$venv"
+"$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$torch_version" numpy >&2
+torch_dir="$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
+ln -sfn "$torch_dir" "$venv/torch"
+[ -f "$venv/torch/lib/libtorch_cpu.so" ] || { echo "cign setup: $venv/torch/lib/libtorch_cpu.so missing after install" >&2; exit 1; }
+touch "$stamp"
+echo "cign setup: done in $(( $(date +%s) - start )) s; libtorch at $torch_dir" >&2
