@@ -1,0 +1,432 @@
+//! The training configuration: a TOML file with the sections `model`, `data`, `loss`, `optim`,
+//! `train` and `output`. Every field has a default (the authors' settings, spec §5), unknown
+//! keys are rejected with the list of valid ones, and `--set section.key=value` overrides any
+//! key with type checking.
+
+use std::path::{Path, PathBuf};
+
+use cign_core::{AdamWConfig, Conditioning, LossWeights, ModelConfig, ObjectiveConfig};
+use serde::{Deserialize, Serialize};
+
+/// A configuration error: always one line that names the file, key or value at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config {path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a type/unknown-key error (the message carries line and column).
+    #[error("config {origin}: {message}")]
+    Parse {
+        /// The file, or the override.
+        origin: String,
+        /// The parser's message, on one line.
+        message: String,
+    },
+    /// A `--set` argument is not of the form `section.key=value` or names no known key.
+    #[error("--set {arg}: {what}")]
+    Override {
+        /// The argument as given.
+        arg: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// A value is out of range.
+    #[error("config: {key} = {value}: {what}")]
+    Invalid {
+        /// `section.key`.
+        key: &'static str,
+        /// The value.
+        value: String,
+        /// The allowed range.
+        what: String,
+    },
+}
+
+/// Which dataset to train on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    /// MNIST.
+    Mnist,
+    /// Fashion-MNIST.
+    FashionMnist,
+}
+
+impl From<DatasetName> for cign_data::DatasetKind {
+    fn from(d: DatasetName) -> Self {
+        match d {
+            DatasetName::Mnist => cign_data::DatasetKind::Mnist,
+            DatasetName::FashionMnist => cign_data::DatasetKind::FashionMnist,
+        }
+    }
+}
+
+/// `[data]`: what to train on and how batches are built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSection {
+    /// `mnist` or `fashion-mnist`.
+    pub dataset: DatasetName,
+    /// Data directory; empty = `$CIGN_DATA_DIR/<dataset>` or `<repo>/data/<dataset>`.
+    pub dir: String,
+    /// Std of the additive noise on training images (0.15).
+    pub train_noise_std: f64,
+    /// Mismatched pairs per real image, 0..=9 (9).
+    pub mismatch_per_real: usize,
+    /// Drop the last partial batch of each epoch (false).
+    pub drop_last: bool,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetName::Mnist,
+            dir: String::new(),
+            train_noise_std: 0.15,
+            mismatch_per_real: 9,
+            drop_last: false,
+        }
+    }
+}
+
+/// `[loss]`: the five weights of the CIGN objective and the optional tightness clamp.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossSection {
+    /// Reconstruction weight (20).
+    pub rec: f64,
+    /// Idempotence weight on noise (20).
+    pub idem_noise: f64,
+    /// Tightness weight on noise (2.5).
+    pub tight_noise: f64,
+    /// Idempotence weight on mismatched pairs (3).
+    pub idem_mismatch: f64,
+    /// Tightness weight on mismatched pairs (1).
+    pub tight_mismatch: f64,
+    /// Smooth tanh clamp of the tightness terms (off, as in the authors' code).
+    pub tight_clamp: bool,
+    /// The clamp's ratio `a` in `tanh(L_t / (a L_rec)) a L_rec` (1.5).
+    pub tight_clamp_ratio: f64,
+}
+
+impl Default for LossSection {
+    fn default() -> Self {
+        let w = LossWeights::default();
+        Self {
+            rec: w.rec,
+            idem_noise: w.idem_noise,
+            tight_noise: w.tight_noise,
+            idem_mismatch: w.idem_mismatch,
+            tight_mismatch: w.tight_mismatch,
+            tight_clamp: false,
+            tight_clamp_ratio: 1.5,
+        }
+    }
+}
+
+impl LossSection {
+    /// The objective's configuration.
+    pub fn objective(&self) -> ObjectiveConfig {
+        ObjectiveConfig {
+            weights: LossWeights {
+                rec: self.rec,
+                idem_noise: self.idem_noise,
+                tight_noise: self.tight_noise,
+                idem_mismatch: self.idem_mismatch,
+                tight_mismatch: self.tight_mismatch,
+            },
+            tight_clamp: self.tight_clamp,
+            tight_clamp_ratio: self.tight_clamp_ratio,
+        }
+    }
+}
+
+/// `[optim]`: AdamW settings (lr 1e-4, betas (0.5, 0.999), weight decay 0.01, eps 1e-8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimSection {
+    /// Learning rate.
+    pub lr: f64,
+    /// Adam's betas.
+    pub betas: [f64; 2],
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// Adam's epsilon.
+    pub eps: f64,
+}
+
+impl Default for OptimSection {
+    fn default() -> Self {
+        Self {
+            lr: 1e-4,
+            betas: [0.5, 0.999],
+            weight_decay: 0.01,
+            eps: 1e-8,
+        }
+    }
+}
+
+impl OptimSection {
+    /// The optimizer's configuration.
+    pub fn adamw(&self) -> AdamWConfig {
+        AdamWConfig {
+            lr: self.lr,
+            betas: (self.betas[0], self.betas[1]),
+            weight_decay: self.weight_decay,
+            eps: self.eps,
+        }
+    }
+}
+
+/// Where to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// CUDA when visible, else CPU.
+    Auto,
+    /// CPU.
+    Cpu,
+    /// The first CUDA device (an error when none is visible).
+    Cuda,
+}
+
+/// `[train]`: the loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// Real images per step (256).
+    pub batch_size: usize,
+    /// Epochs (100).
+    pub epochs: usize,
+    /// Seed of initialisation, shuffling and noise (0).
+    pub seed: u64,
+    /// `auto`, `cpu` or `cuda` (auto).
+    pub device: DeviceChoice,
+    /// Stop after this many steps; 0 = no limit (0).
+    pub max_steps: u64,
+    /// Stop after this many minutes of training; 0 = no limit (0).
+    pub time_budget_minutes: f64,
+    /// Validate (and checkpoint) every this many steps; 0 = at the end of each epoch (0).
+    pub eval_every: u64,
+    /// Test images used by each validation; 0 = the whole test split (0).
+    pub eval_max_images: usize,
+    /// Write a sample grid every this many steps; 0 = at each validation (0).
+    pub sample_every: u64,
+    /// Log training losses to metrics.jsonl every this many steps (10).
+    pub log_every: u64,
+    /// libtorch intra-op threads; 0 = libtorch's default (0).
+    pub threads: usize,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            epochs: 100,
+            seed: 0,
+            device: DeviceChoice::Auto,
+            max_steps: 0,
+            time_budget_minutes: 0.0,
+            eval_every: 0,
+            eval_max_images: 0,
+            sample_every: 0,
+            log_every: 10,
+            threads: 0,
+        }
+    }
+}
+
+/// `[output]`: where runs go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// Directory that receives one folder per run (`runs`).
+    pub dir: String,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        Self { dir: "runs".into() }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// `[model]`: conditioning (`channel`, `filter`, `none`) and sizes.
+    pub model: ModelConfig,
+    /// `[data]`.
+    pub data: DataSection,
+    /// `[loss]`.
+    pub loss: LossSection,
+    /// `[optim]`.
+    pub optim: OptimSection,
+    /// `[train]`.
+    pub train: TrainSection,
+    /// `[output]`.
+    pub output: OutputSection,
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Parses TOML text, naming `origin` in errors.
+fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+        origin: origin.to_string(),
+        message: one_line(&e.to_string()),
+    })
+}
+
+impl TrainConfig {
+    /// Reads a config file and applies `overrides` (`section.key=value`), then validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Parses TOML text (`origin` names it in errors), applies overrides and validates.
+    pub fn from_toml_str(
+        text: &str,
+        origin: &str,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        // Type-check the file alone first, so its errors carry its own line and column.
+        toml::from_str::<Self>(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: one_line(&e.to_string()),
+        })?;
+        let mut table = parse_table(text, origin)?;
+        for arg in overrides {
+            apply_override(&mut table, arg)?;
+            Self::from_table(table.clone(), &format!("after --set {arg}"))?;
+        }
+        let cfg = Self::from_table(table, origin)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn from_table(table: toml::Table, origin: &str) -> Result<Self, ConfigError> {
+        // Re-serialising gives the deserializer a document to point into.
+        let text = toml::to_string(&table).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: one_line(&e.to_string()),
+        })?;
+        toml::from_str::<Self>(&text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: one_line(e.message()),
+        })
+    }
+
+    /// Checks ranges that types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, value: String, what: &str| ConfigError::Invalid {
+            key,
+            value,
+            what: what.into(),
+        };
+        if self.train.batch_size == 0 {
+            return Err(invalid("train.batch_size", "0".into(), "must be at least 1"));
+        }
+        let classes = self.model.num_classes.max(2) as usize;
+        if self.data.mismatch_per_real > classes - 1 {
+            return Err(invalid(
+                "data.mismatch_per_real",
+                self.data.mismatch_per_real.to_string(),
+                &format!("must be in 0..={} (each wrong label at most once)", classes - 1),
+            ));
+        }
+        if !(self.data.train_noise_std >= 0.0 && self.data.train_noise_std.is_finite()) {
+            return Err(invalid(
+                "data.train_noise_std",
+                self.data.train_noise_std.to_string(),
+                "must be a finite number >= 0",
+            ));
+        }
+        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
+            return Err(invalid("optim.lr", self.optim.lr.to_string(), "must be > 0"));
+        }
+        if self.train.epochs == 0 {
+            return Err(invalid("train.epochs", "0".into(), "must be at least 1"));
+        }
+        if !(self.train.time_budget_minutes >= 0.0) {
+            return Err(invalid(
+                "train.time_budget_minutes",
+                self.train.time_budget_minutes.to_string(),
+                "must be >= 0 (0 = no limit)",
+            ));
+        }
+        self.model.validate().map_err(|e| ConfigError::Invalid {
+            key: "model",
+            value: format!("{:?}", self.model),
+            what: e.to_string(),
+        })?;
+        if self.model.conditioning == Conditioning::None && self.data.mismatch_per_real > 0 {
+            // The unconditional baseline has no labels to mismatch: its loss has three terms.
+            tracing::debug!("model.conditioning = none: data.mismatch_per_real is ignored");
+        }
+        Ok(())
+    }
+
+    /// The resolved configuration as TOML (written next to every run and checkpoint).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the configuration serialises")
+    }
+}
+
+/// Applies one `section.key=value` override; the value is parsed as TOML (so `20`, `1e-4`,
+/// `true`, `[0.5, 0.999]`, `"cpu"`), and a bare word is taken as a string.
+fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
+    let err = |what: String| ConfigError::Override {
+        arg: arg.to_string(),
+        what,
+    };
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| err("expected section.key=value".into()))?;
+    let (section, field) = key
+        .trim()
+        .split_once('.')
+        .ok_or_else(|| err("expected section.key=value".into()))?;
+    let defaults = toml::Table::try_from(TrainConfig::default()).expect("the defaults serialise");
+    let Some(toml::Value::Table(known)) = defaults.get(section) else {
+        let names: Vec<&str> = defaults.keys().map(String::as_str).collect();
+        return Err(err(format!(
+            "unknown section '{section}', expected one of {}",
+            names.join(", ")
+        )));
+    };
+    if !known.contains_key(field) {
+        let names: Vec<&str> = known.keys().map(String::as_str).collect();
+        return Err(err(format!(
+            "unknown key '{field}' in [{section}], expected one of {}",
+            names.join(", ")
+        )));
+    }
+    let value = value.trim();
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let entry = table
+        .entry(section.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match entry {
+        toml::Value::Table(t) => {
+            t.insert(field.to_string(), parsed);
+            Ok(())
+        }
+        _ => Err(err(format!("[{section}] in the file is not a table"))),
+    }
+}

@@ -1,0 +1,30 @@
+//! # cign-train
+//!
+//! The main job of cign: train a CIGN model from a TOML config ([`config`]), with validation,
+//! atomic `last`/`best` checkpoints and exact resume ([`checkpoint`]), sample grids
+//! ([`images`], [`sampling`]), `metrics.jsonl` and `loss.png` ([`run_dir`], [`plot`]).
+//!
+//! Binaries: `cign-train CONFIG [--set section.key=value ...] [--resume RUN_DIR] [--summary]`,
+//! `cign-sample` (PNG grids, IDX output, projection of a given image) and `cign-eval`.
+
+pub mod checkpoint;
+pub mod config;
+pub mod doctor;
+pub mod images;
+pub mod logging;
+pub mod plot;
+pub mod run_dir;
+pub mod run_model;
+pub mod sampling;
+pub mod summary;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use trainer::{ModelState, RunSummary, StopReason, Trainer};
+
+/// Prints `error: <message>` on one line and exits with code 2 (bad input or a failed run).
+pub fn exit_with_error(e: &anyhow::Error) -> ! {
+    let msg = format!("{e:#}");
+    eprintln!("error: {}", msg.split_whitespace().collect::<Vec<_>>().join(" "));
+    std::process::exit(2)
+}
