@@ -1,0 +1,104 @@
+//! The error type of cign-metrics: every variant names the file, key or value that is wrong.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while computing metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A file could not be read or written.
+    #[error("{path}: {action}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done ("cannot read", "cannot create", ...).
+        action: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The FID Inception weights are missing, damaged or could not be obtained.
+    #[error(
+        "FID Inception weights: {what}\n{}",
+        crate::weights::HOW_TO_GET_WEIGHTS
+    )]
+    Weights {
+        /// What is wrong.
+        what: String,
+    },
+    /// A weights or classifier file does not have the expected contents.
+    #[error("{path}: {what}")]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (missing key, wrong shape, ...).
+        what: String,
+    },
+    /// A tensor or array argument has the wrong shape, kind or values.
+    #[error("{name}: {what}")]
+    InvalidInput {
+        /// The argument.
+        name: &'static str,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// A `.npz` statistics file could not be read or written.
+    #[error("{path}: statistics file: {what}")]
+    Npz {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        what: String,
+    },
+    /// An image file could not be decoded.
+    #[error("{path}: cannot decode image: {source}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's error.
+        source: image::ImageError,
+    },
+    /// Fewer samples than a statistic needs.
+    #[error("{what}: {n} samples, at least {needed} needed")]
+    TooFewSamples {
+        /// Which statistic.
+        what: String,
+        /// Samples available.
+        n: usize,
+        /// Samples needed.
+        needed: usize,
+    },
+    /// A numerical routine failed (non-finite input or result).
+    #[error("numerical failure: {0}")]
+    Numerical(String),
+    /// libtorch reported an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// cign-data reported an error.
+    #[error(transparent)]
+    Data(#[from] cign_data::DataError),
+}
+
+/// Result with [`MetricsError`].
+pub type Result<T, E = MetricsError> = std::result::Result<T, E>;
+
+impl MetricsError {
+    /// Shorthand for [`MetricsError::InvalidInput`].
+    pub(crate) fn invalid(name: &'static str, what: impl Into<String>) -> Self {
+        MetricsError::InvalidInput {
+            name,
+            what: what.into(),
+        }
+    }
+
+    /// Shorthand for [`MetricsError::Io`].
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        source: std::io::Error,
+    ) -> Self {
+        MetricsError::Io {
+            path: path.into(),
+            action,
+            source,
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The Fréchet distance between two Gaussians,
+//! `|mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))`, in float64.
+//!
+//! `tr sqrt(S1 S2)` is computed from symmetric eigen-decompositions: with
+//! `S1 = V diag(w) V^T` (negative round-off eigenvalues clamped to 0) and `R = V diag(sqrt w)`,
+//! `S1 S2` has the eigenvalues of the symmetric positive semi-definite `R^T S2 R` (similar to
+//! `sqrt(S1) S2 sqrt(S1)`), so the trace is the sum of their square roots. This never
+//! produces a complex number or a NaN on singular covariances (fewer samples than
+//! dimensions), where `scipy.linalg.sqrtm` can. Eigenvalues below `d * eps * max` are
+//! round-off and count as 0. As in pytorch-fid, if the result is not finite the computation
+//! is repeated with `1e-6` added to both diagonals, with a warning.
+
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{MetricsError, Result};
+use crate::stats::{array1_to_tensor, array2_to_tensor, Stats};
+
+/// pytorch-fid's diagonal offset for the fallback.
+pub const DIAGONAL_OFFSET: f64 = 1e-6;
+
+/// A Fréchet distance with what happened on the way.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct FrechetDetails {
+    /// The distance.
+    pub value: f64,
+    /// One of the covariances is singular (for example fewer samples than dimensions): the
+    /// value is still defined, but it is a poor estimate of the population distance.
+    pub singular: bool,
+    /// The `1e-6` diagonal offset had to be added (pytorch-fid's fallback).
+    pub offset_added: bool,
+}
+
+/// The Fréchet distance between two sets of statistics (see the module documentation).
+/// Symmetric: swapping the arguments gives exactly the same value.
+pub fn frechet_distance(a: &Stats, b: &Stats) -> Result<f64> {
+    Ok(frechet_details(a, b)?.value)
+}
+
+/// [`frechet_distance`] with the singular / fallback flags. Warns (through `tracing`) when a
+/// covariance is singular, as pytorch-fid warns when it has to add its offset.
+pub fn frechet_details(a: &Stats, b: &Stats) -> Result<FrechetDetails> {
+    a.validate("first statistics")?;
+    b.validate("second statistics")?;
+    if a.dims() != b.dims() {
+        return Err(MetricsError::invalid(
+            "stats",
+            format!("feature sizes differ: {} and {}", a.dims(), b.dims()),
+        ));
+    }
+    // A fixed order of the two arguments makes the value exactly symmetric.
+    let (a, b) = if canonical_first(a, b) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let mu1 = array1_to_tensor(&a.mu);
+    let mu2 = array1_to_tensor(&b.mu);
+    let s1 = array2_to_tensor(&a.sigma);
+    let s2 = array2_to_tensor(&b.sigma);
+    let d = a.dims();
+    let diff = &mu1 - &mu2;
+    let mean_term = diff.dot(&diff).double_value(&[]);
+    let traces = s1.trace().double_value(&[]) + s2.trace().double_value(&[]);
+
+    let mut singular = (a.n > 0 && a.n <= d) || (b.n > 0 && b.n <= d);
+    let mut offset_added = false;
+    let tr_covmean = match trace_sqrt_product(&s1, &s2) {
+        Ok((tr, s1_singular)) if tr.is_finite() => {
+            singular |= s1_singular;
+            tr
+        }
+        _ => {
+            tracing::warn!(
+                "fid calculation produces singular product; adding {DIAGONAL_OFFSET} to diagonal of cov estimates"
+            );
+            offset_added = true;
+            singular = true;
+            let eye = Tensor::eye(d as i64, (Kind::Double, Device::Cpu)) * DIAGONAL_OFFSET;
+            let (tr, _) = trace_sqrt_product(&(&s1 + &eye), &(&s2 + &eye))?;
+            if !tr.is_finite() {
+                return Err(MetricsError::Numerical(
+                    "trace of sqrt(S1 S2) is not finite even with the diagonal offset".into(),
+                ));
+            }
+            tr
+        }
+    };
+    if singular {
+        tracing::warn!(
+            "a covariance is singular ({} and {} samples for {d} dimensions): the Fréchet distance is computed exactly but is a poor estimate",
+            a.n,
+            b.n
+        );
+    }
+    Ok(FrechetDetails {
+        value: mean_term + traces - 2.0 * tr_covmean,
+        singular,
+        offset_added,
+    })
+}
+
+/// `tr sqrt(S1 S2)` for symmetric positive semi-definite `S1`, `S2` (float64 CPU tensors),
+/// and whether `S1` is numerically singular.
+pub fn trace_sqrt_product(s1: &Tensor, s2: &Tensor) -> Result<(f64, bool)> {
+    let d = s1.size()[0];
+    let s1 = (s1 + s1.tr()) * 0.5;
+    let s2 = (s2 + s2.tr()) * 0.5;
+    let (w, v) = s1
+        .f_linalg_eigh("L")
+        .map_err(|e| MetricsError::Numerical(format!("eigen-decomposition of S1 failed: {e}")))?;
+    let wmax = w.abs().max().double_value(&[]);
+    let tol1 = wmax * d as f64 * f64::EPSILON;
+    let s1_singular = w.min().double_value(&[]) <= tol1;
+    let w = w.where_self(&w.gt(tol1), &w.zeros_like());
+    let r = v * w.sqrt().unsqueeze(0);
+    let m = r.tr().matmul(&s2).matmul(&r);
+    let m = (&m + m.tr()) * 0.5;
+    let lam = m.f_linalg_eigvalsh("L").map_err(|e| {
+        MetricsError::Numerical(format!("eigenvalues of sqrt(S1) S2 sqrt(S1) failed: {e}"))
+    })?;
+    let lmax = lam.abs().max().double_value(&[]);
+    let tol2 = lmax * d as f64 * f64::EPSILON;
+    let lam = lam.where_self(&lam.gt(tol2), &lam.zeros_like());
+    Ok((lam.sqrt().sum(Kind::Double).double_value(&[]), s1_singular))
+}
+
+/// Whether `a` goes first in the canonical argument order (trace, then mean, then count).
+fn canonical_first(a: &Stats, b: &Stats) -> bool {
+    let ta: f64 = a.sigma.diag().sum();
+    let tb: f64 = b.sigma.diag().sum();
+    if ta != tb {
+        return ta < tb;
+    }
+    for (x, y) in a.mu.iter().zip(b.mu.iter()) {
+        if x != y {
+            return x < y;
+        }
+    }
+    a.n <= b.n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, Array2};
+
+    fn diag_stats(mu: &[f64], var: &[f64]) -> Stats {
+        Stats {
+            mu: Array1::from(mu.to_vec()),
+            sigma: Array2::from_diag(&Array1::from(var.to_vec())),
+            n: 100,
+        }
+    }
+
+    #[test]
+    fn diagonal_covariances_have_a_closed_form() {
+        // For commuting (diagonal) covariances: sum (m1-m2)^2 + (sqrt v1 - sqrt v2)^2.
+        let a = diag_stats(&[0.0, 1.0, 2.0], &[1.0, 4.0, 9.0]);
+        let b = diag_stats(&[1.0, 1.0, 0.0], &[4.0, 1.0, 0.25]);
+        let want = 1.0 + 0.0 + 4.0 + 1.0 + 1.0 + 6.25;
+        let got = frechet_distance(&a, &b).unwrap();
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        assert_eq!(got, frechet_distance(&b, &a).unwrap());
+        assert!(frechet_distance(&a, &a).unwrap().abs() < 1e-12);
+    }
+
+    #[test]
+    fn singular_and_zero_covariances_stay_finite() {
+        let a = diag_stats(&[0.0, 0.0], &[0.0, 0.0]);
+        let b = diag_stats(&[3.0, 4.0], &[0.0, 1.0]);
+        let d = frechet_details(&a, &b).unwrap();
+        assert!((d.value - 26.0).abs() < 1e-12, "{}", d.value);
+        assert!(d.singular);
+        assert!(!d.offset_added);
+    }
+
+    #[test]
+    fn mismatched_or_non_finite_statistics_are_errors() {
+        let a = diag_stats(&[0.0, 0.0], &[1.0, 1.0]);
+        let b = diag_stats(&[0.0], &[1.0]);
+        assert!(frechet_distance(&a, &b).is_err());
+        let mut c = a.clone();
+        c.sigma[[0, 1]] = f64::NAN;
+        assert!(frechet_distance(&a, &c).is_err());
+    }
+}

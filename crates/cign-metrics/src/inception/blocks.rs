@@ -1,0 +1,404 @@
+//! Building blocks of the FID Inception network: conv + BatchNorm + ReLU with the BatchNorm
+//! folded into the convolution, and the A-E Inception blocks of pytorch-fid's variant
+//! (average pools that do not count padding in A, C and the first E block; a max pool in the
+//! pool branch of the last E block).
+//!
+//! Convolutions of a block that read the same input with 1x1 kernels are fused into one
+//! convolution whose output is split again: the same arithmetic per output channel, fewer
+//! passes over the input.
+
+use std::collections::HashMap;
+
+use tch::{Device, Kind, Tensor};
+
+use super::spec::{self, ConvSpec};
+use crate::error::{MetricsError, Result};
+
+/// BatchNorm epsilon of the TensorFlow Inception (and of pytorch-fid's `BasicConv2d`).
+pub const BN_EPS: f64 = 1e-3;
+
+/// The parameters of the network by PyTorch-style name (see [`spec::param_keys`]), on CPU.
+pub type ParamMap = HashMap<String, Tensor>;
+
+/// Memory layout used for the activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// NCHW, contiguous (PyTorch's default).
+    Nchw,
+    /// NHWC strides ("channels last"), often faster for oneDNN convolutions on CPU.
+    ChannelsLast,
+}
+
+impl Layout {
+    /// `x` with this layout's strides (same shape and values).
+    pub fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Layout::Nchw => x.contiguous(),
+            Layout::ChannelsLast => x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]),
+        }
+    }
+}
+
+/// A convolution followed by its folded BatchNorm (as bias) and ReLU.
+#[derive(Debug)]
+pub struct BasicConv {
+    weight: Tensor,
+    bias: Tensor,
+    stride: i64,
+    padding: [i64; 2],
+}
+
+fn get<'a>(params: &'a ParamMap, key: &str) -> Result<&'a Tensor> {
+    params.get(key).ok_or_else(|| MetricsError::Weights {
+        what: format!("parameter '{key}' is missing"),
+    })
+}
+
+/// Folds the BatchNorm of `spec` into its convolution: returns (scaled weight, bias),
+/// computed in float64 and stored as float32.
+fn folded(params: &ParamMap, spec: &ConvSpec) -> Result<(Tensor, Tensor)> {
+    let [w, gamma, beta, mean, var] = spec::param_keys(&spec.name);
+    let w = get(params, &w)?.to_kind(Kind::Double);
+    let beta = get(params, &beta)?.to_kind(Kind::Double);
+    let mean = get(params, &mean)?.to_kind(Kind::Double);
+    let var = get(params, &var)?.to_kind(Kind::Double);
+    let gamma = match params.get(&gamma) {
+        Some(g) => g.to_kind(Kind::Double),
+        None => Tensor::ones_like(&beta),
+    };
+    let scale = gamma / (var + BN_EPS).sqrt();
+    let bias = beta - &mean * &scale;
+    let weight = w * scale.reshape([-1, 1, 1, 1]);
+    Ok((weight.to_kind(Kind::Float), bias.to_kind(Kind::Float)))
+}
+
+impl BasicConv {
+    /// The convolution `spec` with its parameters from `params`, on `device`.
+    pub fn new(params: &ParamMap, spec: &ConvSpec, device: Device, layout: Layout) -> Result<Self> {
+        let (weight, bias) = folded(params, spec)?;
+        Ok(BasicConv {
+            weight: layout.apply(&weight.to_device(device)),
+            bias: bias.to_device(device),
+            stride: spec.stride,
+            padding: spec.padding,
+        })
+    }
+
+    /// Several 1x1 convolutions of the same input fused into one (output channels
+    /// concatenated in the order of `specs`).
+    pub fn fused(
+        params: &ParamMap,
+        specs: &[&ConvSpec],
+        device: Device,
+        layout: Layout,
+    ) -> Result<Self> {
+        let mut weights = Vec::with_capacity(specs.len());
+        let mut biases = Vec::with_capacity(specs.len());
+        for spec in specs {
+            debug_assert_eq!(spec.kernel, [1, 1]);
+            debug_assert_eq!(spec.stride, 1);
+            let (w, b) = folded(params, spec)?;
+            weights.push(w);
+            biases.push(b);
+        }
+        Ok(BasicConv {
+            weight: layout.apply(&Tensor::cat(&weights, 0).to_device(device)),
+            bias: Tensor::cat(&biases, 0).to_device(device),
+            stride: 1,
+            padding: [0, 0],
+        })
+    }
+
+    /// conv + bias + ReLU.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut y = x.conv2d(
+            &self.weight,
+            Some(&self.bias),
+            [self.stride, self.stride],
+            self.padding,
+            [1, 1],
+            1,
+        );
+        let _ = y.relu_();
+        y
+    }
+}
+
+/// Fused 1x1 heads of a block: one convolution, split into the branches' channel groups.
+#[derive(Debug)]
+pub struct Heads {
+    conv: BasicConv,
+    splits: Vec<i64>,
+}
+
+impl Heads {
+    fn new(params: &ParamMap, specs: &[&ConvSpec], device: Device, layout: Layout) -> Result<Self> {
+        Ok(Heads {
+            conv: BasicConv::fused(params, specs, device, layout)?,
+            splits: specs.iter().map(|s| s.cout).collect(),
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Vec<Tensor> {
+        self.conv
+            .forward(x)
+            .split_with_sizes(self.splits.as_slice(), 1)
+    }
+}
+
+/// Average pool 3x3, stride 1, padding 1, padding not counted (TensorFlow's behaviour).
+fn avg_pool_3x3_same(x: &Tensor) -> Tensor {
+    x.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None)
+}
+
+/// Max pool 3x3, stride 2, no padding.
+pub fn max_pool_3x3_s2(x: &Tensor) -> Tensor {
+    x.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false)
+}
+
+fn convs(
+    params: &ParamMap,
+    specs: &[ConvSpec],
+    idx: &[usize],
+    device: Device,
+    layout: Layout,
+) -> Result<Vec<BasicConv>> {
+    idx.iter()
+        .map(|&i| BasicConv::new(params, &specs[i], device, layout))
+        .collect()
+}
+
+/// A plain chain of convolutions (the stem pieces), each followed by its ReLU.
+#[derive(Debug)]
+pub struct Chain(Vec<BasicConv>);
+
+impl Chain {
+    /// The chain of `specs`.
+    pub fn new(
+        params: &ParamMap,
+        specs: &[ConvSpec],
+        device: Device,
+        layout: Layout,
+    ) -> Result<Self> {
+        Ok(Chain(
+            specs
+                .iter()
+                .map(|s| BasicConv::new(params, s, device, layout))
+                .collect::<Result<_>>()?,
+        ))
+    }
+
+    /// Runs the convolutions in order.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut y = self.0[0].forward(x);
+        for c in &self.0[1..] {
+            y = c.forward(&y);
+        }
+        y
+    }
+}
+
+/// InceptionA (Mixed_5b..5d), average pool without padding in the count.
+#[derive(Debug)]
+pub struct BlockA {
+    heads: Heads,
+    b5: Vec<BasicConv>,
+    dbl: Vec<BasicConv>,
+    pool: BasicConv,
+}
+
+impl BlockA {
+    /// Block `name` with `cin` input channels and `pool_features` pool-branch channels.
+    pub fn new(
+        params: &ParamMap,
+        name: &str,
+        cin: i64,
+        pool_features: i64,
+        device: Device,
+        layout: Layout,
+    ) -> Result<Self> {
+        let s = spec::block_a(name, cin, pool_features);
+        Ok(BlockA {
+            heads: Heads::new(params, &[&s[0], &s[1], &s[3]], device, layout)?,
+            b5: convs(params, &s, &[2], device, layout)?,
+            dbl: convs(params, &s, &[4, 5], device, layout)?,
+            pool: BasicConv::new(params, &s[6], device, layout)?,
+        })
+    }
+
+    /// Forward pass.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let h = self.heads.forward(x);
+        let b5 = self.b5[0].forward(&h[1]);
+        let dbl = self.dbl[1].forward(&self.dbl[0].forward(&h[2]));
+        let pool = self.pool.forward(&avg_pool_3x3_same(x));
+        Tensor::cat(&[&h[0], &b5, &dbl, &pool], 1)
+    }
+}
+
+/// InceptionB (Mixed_6a): grid reduction.
+#[derive(Debug)]
+pub struct BlockB {
+    b3: BasicConv,
+    dbl: Vec<BasicConv>,
+}
+
+impl BlockB {
+    /// Block `name` with `cin` input channels.
+    pub fn new(
+        params: &ParamMap,
+        name: &str,
+        cin: i64,
+        device: Device,
+        layout: Layout,
+    ) -> Result<Self> {
+        let s = spec::block_b(name, cin);
+        Ok(BlockB {
+            b3: BasicConv::new(params, &s[0], device, layout)?,
+            dbl: convs(params, &s, &[1, 2, 3], device, layout)?,
+        })
+    }
+
+    /// Forward pass.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let b3 = self.b3.forward(x);
+        let dbl = self.dbl[2].forward(&self.dbl[1].forward(&self.dbl[0].forward(x)));
+        let pool = max_pool_3x3_s2(x);
+        Tensor::cat(&[&b3, &dbl, &pool], 1)
+    }
+}
+
+/// InceptionC (Mixed_6b..6e), factorised 7x7 convolutions, average pool without padding.
+#[derive(Debug)]
+pub struct BlockC {
+    heads: Heads,
+    b7: Vec<BasicConv>,
+    dbl: Vec<BasicConv>,
+    pool: BasicConv,
+}
+
+impl BlockC {
+    /// Block `name` with `cin` input channels and `c7` channels in the 7x7 branches.
+    pub fn new(
+        params: &ParamMap,
+        name: &str,
+        cin: i64,
+        c7: i64,
+        device: Device,
+        layout: Layout,
+    ) -> Result<Self> {
+        let s = spec::block_c(name, cin, c7);
+        Ok(BlockC {
+            heads: Heads::new(params, &[&s[0], &s[1], &s[4]], device, layout)?,
+            b7: convs(params, &s, &[2, 3], device, layout)?,
+            dbl: convs(params, &s, &[5, 6, 7, 8], device, layout)?,
+            pool: BasicConv::new(params, &s[9], device, layout)?,
+        })
+    }
+
+    /// Forward pass.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let h = self.heads.forward(x);
+        let b7 = self.b7[1].forward(&self.b7[0].forward(&h[1]));
+        let mut dbl = self.dbl[0].forward(&h[2]);
+        for c in &self.dbl[1..] {
+            dbl = c.forward(&dbl);
+        }
+        let pool = self.pool.forward(&avg_pool_3x3_same(x));
+        Tensor::cat(&[&h[0], &b7, &dbl, &pool], 1)
+    }
+}
+
+/// InceptionD (Mixed_7a): grid reduction.
+#[derive(Debug)]
+pub struct BlockD {
+    heads: Heads,
+    b3: BasicConv,
+    b7: Vec<BasicConv>,
+}
+
+impl BlockD {
+    /// Block `name` with `cin` input channels.
+    pub fn new(
+        params: &ParamMap,
+        name: &str,
+        cin: i64,
+        device: Device,
+        layout: Layout,
+    ) -> Result<Self> {
+        let s = spec::block_d(name, cin);
+        Ok(BlockD {
+            heads: Heads::new(params, &[&s[0], &s[2]], device, layout)?,
+            b3: BasicConv::new(params, &s[1], device, layout)?,
+            b7: convs(params, &s, &[3, 4, 5], device, layout)?,
+        })
+    }
+
+    /// Forward pass.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let h = self.heads.forward(x);
+        let b3 = self.b3.forward(&h[0]);
+        let b7 = self.b7[2].forward(&self.b7[1].forward(&self.b7[0].forward(&h[1])));
+        let pool = max_pool_3x3_s2(x);
+        Tensor::cat(&[&b3, &b7, &pool], 1)
+    }
+}
+
+/// Pool branch of an InceptionE block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EPool {
+    /// Average pool without padding in the count (Mixed_7b).
+    Average,
+    /// Max pool (Mixed_7c, a quirk of the TensorFlow graph kept by pytorch-fid).
+    Max,
+}
+
+/// InceptionE (Mixed_7b, Mixed_7c): expanded filter bank.
+#[derive(Debug)]
+pub struct BlockE {
+    heads: Heads,
+    b3: [BasicConv; 2],
+    dbl2: BasicConv,
+    dbl3: [BasicConv; 2],
+    pool_conv: BasicConv,
+    pool: EPool,
+}
+
+impl BlockE {
+    /// Block `name` with `cin` input channels and the given pool branch.
+    pub fn new(
+        params: &ParamMap,
+        name: &str,
+        cin: i64,
+        pool: EPool,
+        device: Device,
+        layout: Layout,
+    ) -> Result<Self> {
+        let s = spec::block_e(name, cin);
+        let c = |i: usize| BasicConv::new(params, &s[i], device, layout);
+        Ok(BlockE {
+            heads: Heads::new(params, &[&s[0], &s[1], &s[4]], device, layout)?,
+            b3: [c(2)?, c(3)?],
+            dbl2: c(5)?,
+            dbl3: [c(6)?, c(7)?],
+            pool_conv: c(8)?,
+            pool,
+        })
+    }
+
+    /// Forward pass.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let h = self.heads.forward(x);
+        let b3a = self.b3[0].forward(&h[1]);
+        let b3b = self.b3[1].forward(&h[1]);
+        let d = self.dbl2.forward(&h[2]);
+        let d3a = self.dbl3[0].forward(&d);
+        let d3b = self.dbl3[1].forward(&d);
+        let pooled = match self.pool {
+            EPool::Average => avg_pool_3x3_same(x),
+            EPool::Max => x.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false),
+        };
+        let pool = self.pool_conv.forward(&pooled);
+        Tensor::cat(&[&h[0], &b3a, &b3b, &d3a, &d3b, &pool], 1)
+    }
+}

@@ -1,0 +1,173 @@
+//! Preprocessing exactly as pytorch-fid: images in [0, 1], grey repeated to three channels,
+//! bilinear resize to 299 x 299 (`align_corners = false`), then `2x - 1`.
+//!
+//! Generated images (usually in [-1, 1]) are first mapped to [0, 1] and, by default,
+//! quantised to 8 bits, which is what saving them as PNG files for pytorch-fid would do.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::error::{MetricsError, Result};
+
+/// Side of the square input of the FID Inception network.
+pub const INCEPTION_SIZE: i64 = 299;
+
+/// The value range of a batch of images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PixelRange {
+    /// Values in [0, 1] (`u8 / 255`).
+    Unit,
+    /// Values in [-1, 1] (`2 * u8 / 255 - 1`), the usual output of a generator with `tanh`.
+    Signed,
+}
+
+/// How generated images become [0, 1] inputs of the FID network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preprocess {
+    /// Round to the nearest of the 256 levels of an 8-bit image (`floor(255 x + 0.5) / 255`,
+    /// as torchvision's `save_image` does before writing a PNG). On by default.
+    pub quantize: bool,
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        Preprocess { quantize: true }
+    }
+}
+
+impl Preprocess {
+    /// Maps `images` (`[N, C, H, W]`, any float kind or `u8`) from `range` to [0, 1] float32,
+    /// clamping, and quantising to 8 bits when [`Preprocess::quantize`] is set. `u8` input is
+    /// taken as `value / 255` whatever `range` says.
+    pub fn to_unit(&self, images: &Tensor, range: PixelRange) -> Result<Tensor> {
+        check_images("images", images)?;
+        if images.kind() == Kind::Uint8 {
+            return Ok(images.to_kind(Kind::Float) / 255.0);
+        }
+        let x = images.to_kind(Kind::Float);
+        let unit = match range {
+            PixelRange::Unit => x,
+            PixelRange::Signed => (x + 1.0) * 0.5,
+        }
+        .clamp(0.0, 1.0);
+        Ok(if self.quantize {
+            quantize_8bit(&unit)
+        } else {
+            unit
+        })
+    }
+}
+
+/// `floor(255 x + 0.5) / 255` for `x` in [0, 1].
+pub fn quantize_8bit(unit: &Tensor) -> Tensor {
+    (unit * 255.0 + 0.5).floor().clamp(0.0, 255.0) / 255.0
+}
+
+/// Checks that `images` is a `[N, C, H, W]` batch with one or three channels and no NaN.
+pub(crate) fn check_images(name: &'static str, images: &Tensor) -> Result<()> {
+    let size = images.size();
+    if size.len() != 4 {
+        return Err(MetricsError::invalid(
+            name,
+            format!("expected a [N, C, H, W] batch, got shape {size:?}"),
+        ));
+    }
+    if size[1] != 1 && size[1] != 3 {
+        return Err(MetricsError::invalid(
+            name,
+            format!("expected 1 (grey) or 3 (RGB) channels, got shape {size:?}"),
+        ));
+    }
+    if size[2] < 1 || size[3] < 1 {
+        return Err(MetricsError::invalid(
+            name,
+            format!("empty images, shape {size:?}"),
+        ));
+    }
+    if images.is_floating_point() && images.numel() > 0 {
+        let finite = images.isfinite().all().int64_value(&[]) == 1;
+        if !finite {
+            return Err(MetricsError::invalid(
+                name,
+                "contains NaN or infinite values",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The network input for images in [0, 1]: `[N, 1|3, H, W]` becomes `[N, 3, 299, 299]`
+/// float32 in [-1, 1] (bilinear resize with `align_corners = false`, grey repeated to three
+/// channels, then `2x - 1`), on the device of `unit`.
+pub fn inception_input(unit: &Tensor) -> Result<Tensor> {
+    check_images("images", unit)?;
+    let x = unit.to_kind(Kind::Float);
+    let x = if x.size()[2] == INCEPTION_SIZE && x.size()[3] == INCEPTION_SIZE {
+        // Bilinear resampling at scale 1 (align_corners = false) is the identity.
+        x
+    } else {
+        x.f_upsample_bilinear2d([INCEPTION_SIZE, INCEPTION_SIZE], false, None, None)?
+    };
+    let x = if x.size()[1] == 1 {
+        x.expand([-1, 3, -1, -1], false)
+    } else {
+        x
+    };
+    Ok(x * 2.0 - 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_images_map_to_unit_and_quantize() {
+        let x = Tensor::from_slice(&[-1.0f32, 1.0, 0.0, -2.0, 0.001, 0.5 / 255.0 * 2.0 - 1.0])
+            .reshape([1, 1, 2, 3]);
+        let q = Preprocess { quantize: true }
+            .to_unit(&x, PixelRange::Signed)
+            .unwrap();
+        let v: Vec<f32> = q.flatten(0, -1).try_into().unwrap();
+        assert_eq!(v[0], 0.0);
+        assert_eq!(v[1], 1.0);
+        assert!((v[2] - 128.0 / 255.0).abs() < 1e-7, "{}", v[2]);
+        assert_eq!(v[3], 0.0);
+        assert!((v[4] - 128.0 / 255.0).abs() < 1e-7);
+        // 0.5 / 255 rounds half up to level 1, like torchvision's save_image.
+        assert!((v[5] - 1.0 / 255.0).abs() < 1e-6, "{}", v[5]);
+        let raw = Preprocess { quantize: false }
+            .to_unit(&x, PixelRange::Signed)
+            .unwrap();
+        let r: Vec<f32> = raw.flatten(0, -1).try_into().unwrap();
+        assert!((r[2] - 0.5).abs() < 1e-7);
+    }
+
+    #[test]
+    fn grey_becomes_three_channels_of_299() {
+        let x = Tensor::rand([2, 1, 28, 28], (Kind::Float, tch::Device::Cpu));
+        let y = inception_input(&x).unwrap();
+        assert_eq!(y.size(), vec![2, 3, 299, 299]);
+        let d = (y.select(1, 0) - y.select(1, 2))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert_eq!(d, 0.0);
+        assert!(y.min().double_value(&[]) >= -1.0 && y.max().double_value(&[]) <= 1.0);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        assert!(
+            inception_input(&Tensor::zeros([2, 28, 28], (Kind::Float, tch::Device::Cpu))).is_err()
+        );
+        assert!(inception_input(&Tensor::zeros(
+            [2, 2, 28, 28],
+            (Kind::Float, tch::Device::Cpu)
+        ))
+        .is_err());
+        let nan = Tensor::from_slice(&[f32::NAN]).reshape([1, 1, 1, 1]);
+        assert!(Preprocess::default()
+            .to_unit(&nan, PixelRange::Unit)
+            .is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! Reference statistics of a real dataset split (all images and per class), cached as
+//! pytorch-fid-readable `.npz` files keyed by dataset, split, image count, a fingerprint of
+//! the pixels and labels, tap and quantisation:
+//! `<cache>/<dataset>-<split>-n<count>-<fingerprint>-d<dims>-q<0|1>-<all|c<label>>.npz`.
+//! The default cache is `<weights dir>/fid-stats`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cign_data::Dataset;
+use sha1::{Digest, Sha1};
+use tch::Tensor;
+
+use crate::collect::{collect, CollectOptions};
+use crate::error::Result;
+use crate::extractor::InceptionExtractor;
+use crate::images::TensorImages;
+use crate::npz::{load_stats, save_stats};
+use crate::preprocess::{PixelRange, Preprocess};
+use crate::stats::Stats;
+use crate::tap::{normalize, Tap};
+
+/// Statistics of the real images at one tap.
+#[derive(Debug)]
+pub struct ReferenceStats {
+    /// All images.
+    pub all: Stats,
+    /// Per class label.
+    pub per_class: BTreeMap<u8, Stats>,
+    /// The features `[n, dims]`, when they were asked for (KID needs them).
+    pub features: Option<Tensor>,
+}
+
+/// The default cache directory: `<weights dir>/fid-stats`.
+pub fn default_cache_dir() -> PathBuf {
+    crate::weights::weights_dir().join("fid-stats")
+}
+
+/// The first `limit` images of `dataset` (all when `None`) as a `u8` tensor `[n, 1, rows, cols]`
+/// and their labels.
+pub fn dataset_images(dataset: &Dataset, limit: Option<usize>) -> (Tensor, Vec<u8>) {
+    let im = &dataset.images;
+    let n = limit.unwrap_or(im.count).min(im.count);
+    let size = im.rows * im.cols;
+    let t = Tensor::from_slice(&im.pixels[..n * size]).reshape([
+        n as i64,
+        1,
+        im.rows as i64,
+        im.cols as i64,
+    ]);
+    (t, dataset.labels[..n].to_vec())
+}
+
+/// Short fingerprint of pixels and labels (10 hex digits of their SHA-1).
+pub fn fingerprint(pixels: &[u8], labels: &[u8]) -> String {
+    let mut h = Sha1::new();
+    h.update(pixels);
+    h.update([0xffu8]);
+    h.update(labels);
+    hex::encode(h.finalize())[..10].to_string()
+}
+
+/// The cache key (file-name stem without the `-all` / `-c<label>` suffix).
+pub fn cache_key(
+    dataset: &Dataset,
+    n: usize,
+    fp: &str,
+    tap: Tap,
+    preprocess: Preprocess,
+) -> String {
+    format!(
+        "{}-{}-n{n}-{fp}-d{}-q{}",
+        dataset.kind.name(),
+        dataset.split.name(),
+        tap.dims(),
+        u8::from(preprocess.quantize)
+    )
+}
+
+fn read_cached(dir: &Path, key: &str, classes: &[u8]) -> Option<ReferenceStats> {
+    let all = load_stats(&dir.join(format!("{key}-all.npz"))).ok()?;
+    let mut per_class = BTreeMap::new();
+    for &c in classes {
+        per_class.insert(c, load_stats(&dir.join(format!("{key}-c{c}.npz"))).ok()?);
+    }
+    Some(ReferenceStats {
+        all,
+        per_class,
+        features: None,
+    })
+}
+
+fn write_cached(dir: &Path, key: &str, r: &ReferenceStats) -> Result<()> {
+    save_stats(&dir.join(format!("{key}-all.npz")), &r.all)?;
+    for (c, s) in &r.per_class {
+        save_stats(&dir.join(format!("{key}-c{c}.npz")), s)?;
+    }
+    Ok(())
+}
+
+/// Reference statistics of the first `limit` images of `dataset` at `taps`, read from
+/// `cache_dir` when present there, else computed (and written there when `cache_dir` is set).
+/// With `options.keep_features` the features are computed (the cache holds statistics only)
+/// and returned too.
+pub fn reference_stats(
+    extractor: &InceptionExtractor,
+    dataset: &Dataset,
+    limit: Option<usize>,
+    taps: &[Tap],
+    preprocess: Preprocess,
+    cache_dir: Option<&Path>,
+    options: &CollectOptions,
+) -> Result<BTreeMap<Tap, ReferenceStats>> {
+    let taps = normalize(taps);
+    let (images, labels) = dataset_images(dataset, limit);
+    let n = labels.len();
+    let size = dataset.images.rows * dataset.images.cols;
+    let fp = fingerprint(&dataset.images.pixels[..n * size], &labels);
+    let mut classes: Vec<u8> = labels.clone();
+    classes.sort_unstable();
+    classes.dedup();
+
+    let mut out = BTreeMap::new();
+    let mut missing = Vec::new();
+    for &tap in &taps {
+        let key = cache_key(dataset, n, &fp, tap, preprocess);
+        let cached = if options.keep_features {
+            None
+        } else {
+            cache_dir.and_then(|d| read_cached(d, &key, &classes))
+        };
+        match cached {
+            Some(r) => {
+                tracing::info!("reference statistics {key} read from the cache");
+                out.insert(tap, r);
+            }
+            None => missing.push(tap),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let source = TensorImages::new(&images, PixelRange::Unit, preprocess)?;
+    let collected = collect(extractor, &source, Some(&labels), &missing, options)?;
+    for &tap in &missing {
+        let r = ReferenceStats {
+            all: collected.stats(tap)?,
+            per_class: collected.class_stats(tap)?,
+            features: collected
+                .tap(tap)?
+                .features
+                .as_ref()
+                .map(|f| f.shallow_clone()),
+        };
+        if let Some(dir) = cache_dir {
+            let key = cache_key(dataset, n, &fp, tap, preprocess);
+            if let Err(e) = write_cached(dir, &key, &r) {
+                tracing::warn!("could not cache reference statistics {key}: {e}");
+            }
+        }
+        out.insert(tap, r);
+    }
+    Ok(out)
+}
