@@ -26,7 +26,7 @@ pub fn report() -> String {
     let _ = tch::Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu));
     let lib = loaded_libtorch_dir();
     let mut out = String::new();
-    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<22} {v}\n"));
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<27} {v}\n"));
     line(
         "torch version:",
         lib.as_deref()

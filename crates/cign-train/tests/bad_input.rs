@@ -1,0 +1,128 @@
+//! Bad input gives a one-line error that names the problem, and exit code 2, never a panic.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs a binary and returns (exit code, stderr), asserting the one-line error form.
+fn fails(bin: &str, args: &[&str]) -> String {
+    let out = Command::new(bin).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let last = lines.last().copied().unwrap_or("");
+    assert!(last.starts_with("error: "), "{stderr}");
+    last.to_string()
+}
+
+fn train_fails(args: &[&str]) -> String {
+    fails(env!("CARGO_BIN_EXE_cign-train"), args)
+}
+
+fn tmp_config(dir: &Path, text: &str) -> String {
+    common::write(dir, "c.toml", text).display().to_string()
+}
+
+#[test]
+fn missing_config_file() {
+    let e = train_fails(&["/nonexistent/x.toml"]);
+    assert!(e.contains("/nonexistent/x.toml") && e.contains("cannot read"), "{e}");
+}
+
+#[test]
+fn bad_toml_reports_line_and_column() {
+    let d = tempfile::tempdir().unwrap();
+    let c = tmp_config(d.path(), "[model]\nlatent_dim = 4\nintermediate_dim = = 3\n");
+    let e = train_fails(&[&c, "--summary"]);
+    assert!(e.contains("line 3") && e.contains("column"), "{e}");
+}
+
+#[test]
+fn unknown_key_lists_valid_ones() {
+    let d = tempfile::tempdir().unwrap();
+    let c = tmp_config(d.path(), "[train]\nbatch_sise = 4\n");
+    let e = train_fails(&[&c, "--summary"]);
+    assert!(e.contains("batch_sise") && e.contains("batch_size"), "{e}");
+    let c = tmp_config(d.path(), "[modle]\n");
+    let e = train_fails(&[&c, "--summary"]);
+    assert!(e.contains("modle") && e.contains("model"), "{e}");
+    let e = train_fails(&["../../configs/small_channel.toml", "--set", "train.speed=3", "--summary"]);
+    assert!(e.contains("speed") && e.contains("max_steps"), "{e}");
+}
+
+#[test]
+fn wrong_type() {
+    let d = tempfile::tempdir().unwrap();
+    let c = tmp_config(d.path(), "[train]\nbatch_size = \"big\"\n");
+    let e = train_fails(&[&c, "--summary"]);
+    assert!(e.contains("batch_size") || e.contains("integer"), "{e}");
+    let e = train_fails(&["../../configs/small_channel.toml", "--set", "train.max_steps=lots", "--summary"]);
+    assert!(e.contains("train.max_steps=lots"), "{e}");
+}
+
+#[test]
+fn out_of_range_values() {
+    let e = train_fails(&[
+        "../../configs/small_channel.toml",
+        "--set",
+        "data.mismatch_per_real=10",
+        "--summary",
+    ]);
+    assert!(e.contains("mismatch_per_real") && e.contains("0..=9"), "{e}");
+    let e = train_fails(&["../../configs/small_channel.toml", "--set", "train.batch_size=0"]);
+    assert!(e.contains("batch_size"), "{e}");
+}
+
+#[test]
+fn run_directory_without_checkpoints() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("config.toml"), "").unwrap();
+    let e = train_fails(&["--resume", &d.path().display().to_string()]);
+    assert!(e.contains("no checkpoint") && e.contains("last.safetensors"), "{e}");
+    let e = train_fails(&["--resume", "/nonexistent-run"]);
+    assert!(e.contains("/nonexistent-run"), "{e}");
+}
+
+#[test]
+fn sampling_errors_label_and_architecture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::tiny_mnist(&data, 16, 8);
+    let runs = tmp.path().join("runs");
+    let cfg = common::write(
+        tmp.path(),
+        "tiny.toml",
+        &common::tiny_config(&data, &runs, "channel"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cign-train"))
+        .args([cfg.to_str().unwrap(), "--set", "train.max_steps=2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let run_s = run.display().to_string();
+    let sample = env!("CARGO_BIN_EXE_cign-sample");
+    let png = tmp.path().join("g.png").display().to_string();
+
+    let e = fails(sample, &["--run", &run_s, "--label", "10", "--out", &png]);
+    assert!(e.contains("--label 10") && e.contains("0..10"), "{e}");
+    let e = fails(sample, &["--run", &run_s, "--label", "seven", "--out", &png]);
+    assert!(e.contains("seven"), "{e}");
+
+    // The same grid works with the right architecture...
+    let ok = Command::new(sample)
+        .args(["--run", &run_s, "--out", &png, "--n", "3", "--checkpoint", "last"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(Path::new(&png).is_file());
+
+    // ...but a config that names another architecture no longer fits the checkpoint.
+    let text = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    std::fs::write(run.join("config.toml"), text.replace("latent_dim = 4", "latent_dim = 6")).unwrap();
+    let e = fails(sample, &["--run", &run_s, "--out", &png, "--checkpoint", "last"]);
+    assert!(e.contains("does not match") && e.contains("shape"), "{e}");
+}

@@ -1,0 +1,63 @@
+//! Shared helpers of the cign-train integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use cign_data::idx::{write_idx_images, write_idx_labels};
+use cign_data::{default_data_dir, fetch::ensure_dataset, Dataset, DatasetKind, IdxImages, Split};
+
+/// Writes a tiny MNIST-format dataset (`n_train` and `n_test` real MNIST images) into `dir`.
+pub fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) {
+    let source = default_data_dir(DatasetKind::Mnist);
+    ensure_dataset(DatasetKind::Mnist, &source).expect("MNIST available");
+    for (split, n) in [(Split::Train, n_train), (Split::Test, n_test)] {
+        let full = Dataset::load(DatasetKind::Mnist, split, &source).unwrap();
+        let images = IdxImages {
+            count: n,
+            rows: 28,
+            cols: 28,
+            pixels: full.images.pixels[..n * 784].to_vec(),
+        };
+        let prefix = split.file_prefix();
+        write_idx_images(&dir.join(format!("{prefix}-images-idx3-ubyte")), &images).unwrap();
+        write_idx_labels(&dir.join(format!("{prefix}-labels-idx1-ubyte")), &full.labels[..n])
+            .unwrap();
+    }
+}
+
+/// A config for a very small model on the tiny dataset in `data_dir`, writing runs to `out`.
+pub fn tiny_config(data_dir: &Path, out: &Path, conditioning: &str) -> String {
+    format!(
+        r#"
+[model]
+conditioning = "{conditioning}"
+latent_dim = 4
+intermediate_dim = 8
+embedding_dim = 3
+
+[data]
+dir = "{}"
+mismatch_per_real = 3
+
+[train]
+batch_size = 8
+epochs = 50
+device = "cpu"
+eval_every = 4
+log_every = 1
+threads = 1
+
+[output]
+dir = "{}"
+"#,
+        data_dir.display(),
+        out.display()
+    )
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
