@@ -125,10 +125,10 @@ impl Dataset {
                 dir.display()
             ),
         };
-        let images_path =
-            find_file(dir, &images_file_name(split)).ok_or_else(|| missing(images_file_name(split)))?;
-        let labels_path =
-            find_file(dir, &labels_file_name(split)).ok_or_else(|| missing(labels_file_name(split)))?;
+        let images_path = find_file(dir, &images_file_name(split))
+            .ok_or_else(|| missing(images_file_name(split)))?;
+        let labels_path = find_file(dir, &labels_file_name(split))
+            .ok_or_else(|| missing(labels_file_name(split)))?;
         Self::from_files(kind, split, &images_path, &labels_path)
     }
 

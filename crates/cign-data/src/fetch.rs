@@ -248,7 +248,9 @@ fn fetch_file(
         hint.push_str(" (it is not set)");
     }
     if kind == DatasetKind::FashionMnist {
-        hint.push_str(&format!(", or install them with `{FASHION_MNIST_INSTALL_HINT}`"));
+        hint.push_str(&format!(
+            ", or install them with `{FASHION_MNIST_INSTALL_HINT}`"
+        ));
     }
     hint.push_str(&format!(". Tried: {}", failures.join("; ")));
     Err(DataError::Unavailable { what: hint })

@@ -117,7 +117,12 @@ fn parse_header(path: &Path, bytes: &[u8], magic: u32, what: &'static str) -> Re
 /// Reads an IDX image file (gzip or raw) and checks magic number, dimensions and length.
 pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
     let bytes = read_maybe_gzip(path)?;
-    let dims = parse_header(path, &bytes, IMAGES_MAGIC, "an IDX image file (u8, 3 dimensions)")?;
+    let dims = parse_header(
+        path,
+        &bytes,
+        IMAGES_MAGIC,
+        "an IDX image file (u8, 3 dimensions)",
+    )?;
     if dims[1] == 0 || dims[2] == 0 {
         return Err(DataError::BadDimensions {
             path: path.to_path_buf(),
@@ -135,7 +140,12 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
 /// Reads an IDX label file (gzip or raw) and checks magic number and length.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
     let bytes = read_maybe_gzip(path)?;
-    parse_header(path, &bytes, LABELS_MAGIC, "an IDX label file (u8, 1 dimension)")?;
+    parse_header(
+        path,
+        &bytes,
+        LABELS_MAGIC,
+        "an IDX label file (u8, 1 dimension)",
+    )?;
     Ok(bytes[8..].to_vec())
 }
 

@@ -102,9 +102,8 @@ pub struct SampledBatch {
 
 /// Mixes seed, epoch and batch index into one 64-bit seed (SplitMix64 finaliser).
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed
-        ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let mut z =
+        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -148,7 +147,13 @@ impl BatchSampler {
 
     /// Batch `index` of epoch `epoch`. `images` is `[N, C, H, W]` in [-1, 1], `labels` is
     /// `Int64 [N]`, both on the device where the batch is wanted.
-    pub fn batch(&self, images: &Tensor, labels: &Tensor, epoch: u64, index: usize) -> Result<SampledBatch> {
+    pub fn batch(
+        &self,
+        images: &Tensor,
+        labels: &Tensor,
+        epoch: u64,
+        index: usize,
+    ) -> Result<SampledBatch> {
         let n = images.size()[0] as usize;
         if labels.size() != [n as i64] {
             return Err(DataError::InvalidParameter {

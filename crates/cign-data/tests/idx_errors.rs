@@ -47,10 +47,16 @@ fn truncated_file_is_named() {
     let err = read_idx_images(&p).unwrap_err();
     assert!(matches!(err, DataError::Truncated { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains(&p.display().to_string()) && msg.contains("truncated"), "{msg}");
+    assert!(
+        msg.contains(&p.display().to_string()) && msg.contains("truncated"),
+        "{msg}"
+    );
     // Shorter than a header.
     std::fs::write(&p, [0u8, 0, 8]).unwrap();
-    assert!(matches!(read_idx_images(&p), Err(DataError::Truncated { .. })));
+    assert!(matches!(
+        read_idx_images(&p),
+        Err(DataError::Truncated { .. })
+    ));
 }
 
 #[test]
@@ -153,5 +159,8 @@ fn missing_split_names_directory() {
     let dir = tempfile::tempdir().unwrap();
     let err = Dataset::load(DatasetKind::Mnist, Split::Train, dir.path()).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("train-images-idx3-ubyte") && msg.contains(&dir.path().display().to_string()), "{msg}");
+    assert!(
+        msg.contains("train-images-idx3-ubyte") && msg.contains(&dir.path().display().to_string()),
+        "{msg}"
+    );
 }

@@ -60,7 +60,10 @@ fn class_counts_of_both_splits() {
     assert_eq!(x.min().double_value(&[]), -1.0);
     assert_eq!(x.max().double_value(&[]), 1.0);
     // Mean pixel 33.318 (README) maps to 2 * 33.318 / 255 - 1 on the training split.
-    let mean = train.images_tensor(tch::Device::Cpu).mean(tch::Kind::Double).double_value(&[]);
+    let mean = train
+        .images_tensor(tch::Device::Cpu)
+        .mean(tch::Kind::Double)
+        .double_value(&[]);
     assert!((mean - (2.0 * 33.318 / 255.0 - 1.0)).abs() < 1e-4, "{mean}");
     assert_eq!(test.labels_tensor(tch::Device::Cpu).int64_value(&[0]), 7);
 }
@@ -95,11 +98,19 @@ fn fetch_rejects_a_source_with_wrong_bytes() {
 #[test]
 fn missing_source_error_names_directory_variable_and_download() {
     let dest = tempfile::tempdir().unwrap();
-    let err = ensure_dataset_from(DatasetKind::Mnist, dest.path(), &[], &["http://127.0.0.1:9/"])
-        .unwrap_err();
+    let err = ensure_dataset_from(
+        DatasetKind::Mnist,
+        dest.path(),
+        &[],
+        &["http://127.0.0.1:9/"],
+    )
+    .unwrap_err();
     assert!(matches!(err, DataError::Unavailable { .. }));
     let msg = err.to_string();
     assert!(msg.contains(&dest.path().display().to_string()), "{msg}");
     assert!(msg.contains("CIGN_MNIST_SOURCE"), "{msg}");
-    assert!(msg.contains("http://127.0.0.1:9/train-images-idx3-ubyte.gz"), "{msg}");
+    assert!(
+        msg.contains("http://127.0.0.1:9/train-images-idx3-ubyte.gz"),
+        "{msg}"
+    );
 }

@@ -105,8 +105,13 @@ fn an_epoch_visits_every_image_once() {
     let mut seen: Vec<i64> = s
         .epoch(&x, &y, 0, 0)
         .flat_map(|b| {
-            let means = Vec::<f64>::try_from(b.x.mean_dim([1, 2, 3].as_slice(), false, Kind::Double)).unwrap();
-            means.into_iter().map(|m| toy_index(m, n)).collect::<Vec<_>>()
+            let means =
+                Vec::<f64>::try_from(b.x.mean_dim([1, 2, 3].as_slice(), false, Kind::Double))
+                    .unwrap();
+            means
+                .into_iter()
+                .map(|m| toy_index(m, n))
+                .collect::<Vec<_>>()
         })
         .collect();
     let first_epoch = seen.clone();
@@ -115,7 +120,9 @@ fn an_epoch_visits_every_image_once() {
     // A different epoch has a different order.
     let second: Vec<f64> = s
         .epoch(&x, &y, 1, 0)
-        .flat_map(|b| Vec::<f64>::try_from(b.x.mean_dim([1, 2, 3].as_slice(), false, Kind::Double)).unwrap())
+        .flat_map(|b| {
+            Vec::<f64>::try_from(b.x.mean_dim([1, 2, 3].as_slice(), false, Kind::Double)).unwrap()
+        })
         .collect();
     let second: Vec<i64> = second.into_iter().map(|m| toy_index(m, n)).collect();
     assert_ne!(first_epoch, second);
@@ -178,9 +185,27 @@ fn noise_statistics() {
 #[test]
 fn invalid_settings_are_rejected() {
     for (cfg, word) in [
-        (SamplerConfig { batch_size: 0, ..SamplerConfig::default() }, "batch_size"),
-        (SamplerConfig { mismatch_per_real: 10, ..SamplerConfig::default() }, "mismatch_per_real"),
-        (SamplerConfig { noise_std: -0.1, ..SamplerConfig::default() }, "train_noise_std"),
+        (
+            SamplerConfig {
+                batch_size: 0,
+                ..SamplerConfig::default()
+            },
+            "batch_size",
+        ),
+        (
+            SamplerConfig {
+                mismatch_per_real: 10,
+                ..SamplerConfig::default()
+            },
+            "mismatch_per_real",
+        ),
+        (
+            SamplerConfig {
+                noise_std: -0.1,
+                ..SamplerConfig::default()
+            },
+            "train_noise_std",
+        ),
     ] {
         let err = BatchSampler::new(cfg).unwrap_err().to_string();
         assert!(err.contains(word), "{err}");

@@ -71,7 +71,12 @@ pub fn save(
     let mut named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
-        .map(|(name, t)| (format!("model.{name}"), t.detach().to_device(tch::Device::Cpu)))
+        .map(|(name, t)| {
+            (
+                format!("model.{name}"),
+                t.detach().to_device(tch::Device::Cpu),
+            )
+        })
         .collect();
     named.extend(
         optim
@@ -88,7 +93,8 @@ pub fn save(
     named.sort_by(|a, b| a.0.cmp(&b.0));
 
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| io(format!("cannot create {}: {e}", dir.display())))?;
     let tmp = path.with_extension("safetensors.tmp");
     Tensor::write_safetensors(&named, &tmp).map_err(|e| io(format!("write failed: {e}")))?;
     File::open(&tmp)
@@ -139,7 +145,9 @@ fn load_model_from(
     for name in names {
         let var = &vars[name];
         let Some(saved) = tensors.get(&format!("model.{name}")) else {
-            return Err(mismatch(format!("tensor {name} is missing from the checkpoint")));
+            return Err(mismatch(format!(
+                "tensor {name} is missing from the checkpoint"
+            )));
         };
         if saved.size() != var.size() {
             return Err(mismatch(format!(
@@ -154,7 +162,9 @@ fn load_model_from(
         .filter_map(|k| k.strip_prefix("model."))
         .find(|k| !vars.contains_key(*k))
     {
-        return Err(mismatch(format!("the checkpoint has tensor {extra}, which the model lacks")));
+        return Err(mismatch(format!(
+            "the checkpoint has tensor {extra}, which the model lacks"
+        )));
     }
     tch::no_grad(|| {
         for (name, mut var) in vars {

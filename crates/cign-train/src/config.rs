@@ -336,14 +336,21 @@ impl TrainConfig {
             what: what.into(),
         };
         if self.train.batch_size == 0 {
-            return Err(invalid("train.batch_size", "0".into(), "must be at least 1"));
+            return Err(invalid(
+                "train.batch_size",
+                "0".into(),
+                "must be at least 1",
+            ));
         }
         let classes = self.model.num_classes.max(2) as usize;
         if self.data.mismatch_per_real > classes - 1 {
             return Err(invalid(
                 "data.mismatch_per_real",
                 self.data.mismatch_per_real.to_string(),
-                &format!("must be in 0..={} (each wrong label at most once)", classes - 1),
+                &format!(
+                    "must be in 0..={} (each wrong label at most once)",
+                    classes - 1
+                ),
             ));
         }
         if !(self.data.train_noise_std >= 0.0 && self.data.train_noise_std.is_finite()) {
@@ -354,12 +361,16 @@ impl TrainConfig {
             ));
         }
         if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
-            return Err(invalid("optim.lr", self.optim.lr.to_string(), "must be > 0"));
+            return Err(invalid(
+                "optim.lr",
+                self.optim.lr.to_string(),
+                "must be > 0",
+            ));
         }
         if self.train.epochs == 0 {
             return Err(invalid("train.epochs", "0".into(), "must be at least 1"));
         }
-        if !(self.train.time_budget_minutes >= 0.0) {
+        if self.train.time_budget_minutes.is_nan() || self.train.time_budget_minutes < 0.0 {
             return Err(invalid(
                 "train.time_budget_minutes",
                 self.train.time_budget_minutes.to_string(),

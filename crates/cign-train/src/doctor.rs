@@ -41,8 +41,14 @@ pub fn report() -> String {
     line("intra-op threads:", tch::get_num_threads().to_string());
     line("CUDA available:", tch::Cuda::is_available().to_string());
     line("CUDA devices:", tch::Cuda::device_count().to_string());
-    line("cuDNN available:", tch::Cuda::cudnn_is_available().to_string());
-    for kind in [cign_data::DatasetKind::Mnist, cign_data::DatasetKind::FashionMnist] {
+    line(
+        "cuDNN available:",
+        tch::Cuda::cudnn_is_available().to_string(),
+    );
+    for kind in [
+        cign_data::DatasetKind::Mnist,
+        cign_data::DatasetKind::FashionMnist,
+    ] {
         let dir = cign_data::default_data_dir(kind);
         let present = cign_data::Dataset::load(kind, cign_data::Split::Test, &dir).is_ok();
         line(
@@ -50,7 +56,11 @@ pub fn report() -> String {
             format!(
                 "{} ({})",
                 dir.display(),
-                if present { "present" } else { "not fetched yet" }
+                if present {
+                    "present"
+                } else {
+                    "not fetched yet"
+                }
             ),
         );
         let var = cign_data::fetch::source_env_var(kind);

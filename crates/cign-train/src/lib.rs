@@ -25,6 +25,9 @@ pub use trainer::{ModelState, RunSummary, StopReason, Trainer};
 /// Prints `error: <message>` on one line and exits with code 2 (bad input or a failed run).
 pub fn exit_with_error(e: &anyhow::Error) -> ! {
     let msg = format!("{e:#}");
-    eprintln!("error: {}", msg.split_whitespace().collect::<Vec<_>>().join(" "));
+    eprintln!(
+        "error: {}",
+        msg.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
     std::process::exit(2)
 }

@@ -49,7 +49,9 @@ fn run(cli: Cli) -> Result<()> {
             (cfg, Some(run))
         }
         (None, Some(path)) => (TrainConfig::load(path, &cli.set)?, None),
-        (None, None) => bail!("no config given: cign-train CONFIG.toml (see configs/), or --resume RUN_DIR"),
+        (None, None) => {
+            bail!("no config given: cign-train CONFIG.toml (see configs/), or --resume RUN_DIR")
+        }
     };
     if cli.summary {
         let ms = ModelState::new(&cfg, tch::Device::Cpu)?;

@@ -26,7 +26,10 @@ pub fn write_loss_plot(path: &Path, train: &[(f64, f64)], val: &[(f64, f64)]) ->
         let root = BitMapBackend::new(&tmp, (900, 520)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("CIGN loss (weighted sum of the five terms)", ("sans-serif", 20))
+            .caption(
+                "CIGN loss (weighted sum of the five terms)",
+                ("sans-serif", 20),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)

@@ -64,11 +64,15 @@ impl RunDir {
     }
     /// `checkpoints/<which>.safetensors` (`which` is `last` or `best`).
     pub fn checkpoint(&self, which: &str) -> PathBuf {
-        self.root.join("checkpoints").join(format!("{which}.safetensors"))
+        self.root
+            .join("checkpoints")
+            .join(format!("{which}.safetensors"))
     }
     /// `samples/step-NNNNNN.png`.
     pub fn sample(&self, step: u64) -> PathBuf {
-        self.root.join("samples").join(format!("step-{step:06}.png"))
+        self.root
+            .join("samples")
+            .join(format!("step-{step:06}.png"))
     }
     /// `loss.png`.
     pub fn loss_plot(&self) -> PathBuf {

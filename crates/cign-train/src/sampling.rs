@@ -20,7 +20,12 @@ pub fn class_grid_rows(model: &CignModel, z: &Tensor, applications: usize) -> Ve
 }
 
 /// `f` applied `applications` times (at least once) in eval mode.
-pub fn apply(model: &CignModel, x: &Tensor, labels: Option<&Tensor>, applications: usize) -> Tensor {
+pub fn apply(
+    model: &CignModel,
+    x: &Tensor,
+    labels: Option<&Tensor>,
+    applications: usize,
+) -> Tensor {
     model.reapply(x, labels, applications.max(1), false)
 }
 

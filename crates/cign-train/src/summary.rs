@@ -12,7 +12,10 @@ pub fn model_table(vs: &VarStore) -> String {
         .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let width = vars.iter().map(|(n, _)| n.len()).max().unwrap_or(4);
-    let mut out = format!("{:<width$}  {:<18}  {:>12}\n", "tensor", "shape", "parameters");
+    let mut out = format!(
+        "{:<width$}  {:<18}  {:>12}\n",
+        "tensor", "shape", "parameters"
+    );
     let mut total = 0i64;
     for (name, t) in &vars {
         let n = t.numel() as i64;
@@ -32,7 +35,7 @@ pub fn with_commas(n: i64) -> String {
     let s = n.abs().to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

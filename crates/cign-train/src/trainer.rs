@@ -28,7 +28,9 @@ pub fn select_device(choice: DeviceChoice) -> Result<Device> {
         DeviceChoice::Auto => Device::cuda_if_available(),
         DeviceChoice::Cuda => {
             if !tch::Cuda::is_available() {
-                bail!("train.device = cuda but libtorch sees no CUDA device (run scripts/doctor.sh)");
+                bail!(
+                    "train.device = cuda but libtorch sees no CUDA device (run scripts/doctor.sh)"
+                );
             }
             Device::Cuda(0)
         }
@@ -129,8 +131,8 @@ pub struct Trainer {
     val_y: Tensor,
     state: LoopState,
     metrics: MetricsLog,
-    train_curve: Vec<(f64, f64)>,
-    val_curve: Vec<(f64, f64)>,
+    train_curve: Curve,
+    val_curve: Curve,
     grid_noise: Tensor,
 }
 
@@ -175,7 +177,7 @@ impl Trainer {
         let val_sampler = BatchSampler::new(SamplerConfig {
             noise_std: 0.0,
             drop_last: false,
-            seed: cfg.train.seed ^ 0x5EED_0F_7E57,
+            seed: cfg.train.seed ^ 0x005E_ED0F_7E57,
             ..sampler_cfg
         })?;
 
@@ -236,7 +238,9 @@ impl Trainer {
 
     /// Steps the configured run would take in all (bounded by `max_steps`).
     pub fn planned_steps(&self) -> u64 {
-        let per_epoch = self.sampler.batches_per_epoch(self.train_x.size()[0] as usize) as u64;
+        let per_epoch = self
+            .sampler
+            .batches_per_epoch(self.train_x.size()[0] as usize) as u64;
         let all = per_epoch * self.cfg.train.epochs as u64;
         match self.cfg.train.max_steps {
             0 => all,
@@ -249,12 +253,15 @@ impl Trainer {
     pub fn validate(&mut self) -> LossValues {
         let mut sum = LossValues::default();
         let mut count = 0usize;
-        let batches: Vec<SampledBatch> = self.val_sampler.epoch(&self.val_x, &self.val_y, 0, 0).collect();
+        let batches: Vec<SampledBatch> = self
+            .val_sampler
+            .epoch(&self.val_x, &self.val_y, 0, 0)
+            .collect();
         for b in batches {
             let n = b.x.size()[0] as usize;
-            let terms = self
-                .objective
-                .validation_loss(&self.ms.model, &self.ms.vs, &to_train_batch(b));
+            let terms =
+                self.objective
+                    .validation_loss(&self.ms.model, &self.ms.vs, &to_train_batch(b));
             sum = sum.add(&terms.to_f64().scale(n as f64));
             count += n;
         }
@@ -267,7 +274,12 @@ impl Trainer {
     }
 
     fn checkpoint(&self, which: &str) -> Result<()> {
-        checkpoint::save(&self.run.checkpoint(which), &self.ms.vs, &self.ms.optim, &self.state)?;
+        checkpoint::save(
+            &self.run.checkpoint(which),
+            &self.ms.vs,
+            &self.ms.optim,
+            &self.state,
+        )?;
         // burn-style: the config travels with the checkpoints.
         let cfg_copy = self.run.root().join("checkpoints").join("config.toml");
         std::fs::write(&cfg_copy, self.cfg.to_toml())
@@ -357,12 +369,16 @@ impl Trainer {
                     break 'epochs;
                 }
                 let t0 = Instant::now();
-                let batch = self.sampler.batch(&self.train_x, &self.train_y, epoch, index)?;
+                let batch = self
+                    .sampler
+                    .batch(&self.train_x, &self.train_y, epoch, index)?;
                 let images = batch.x.size()[0] as usize;
                 self.ms.optim.zero_grad();
-                let terms = self
-                    .objective
-                    .training_loss(&self.ms.model, &self.ms.vs, &to_train_batch(batch));
+                let terms = self.objective.training_loss(
+                    &self.ms.model,
+                    &self.ms.vs,
+                    &to_train_batch(batch),
+                );
                 terms.total.backward();
                 self.ms.optim.step();
                 let values = terms.to_f64();
@@ -375,7 +391,11 @@ impl Trainer {
                 self.state.train_seconds = seconds_before + session_start.elapsed().as_secs_f64();
                 just_validated = false;
                 if !values.total.is_finite() {
-                    bail!("the loss became {} at step {}", values.total, self.state.step);
+                    bail!(
+                        "the loss became {} at step {}",
+                        values.total,
+                        self.state.step
+                    );
                 }
                 // Time per step, leaving out the first (allocations, lazy initialisation).
                 if self.state.step > 1 || start_batch > 0 {
@@ -400,7 +420,7 @@ impl Trainer {
                     images as f64 / dt
                 ));
                 let log_every = self.cfg.train.log_every.max(1);
-                if self.state.step % log_every == 0 {
+                if self.state.step.is_multiple_of(log_every) {
                     let mean = log_acc.0.scale(1.0 / log_acc.1 as f64);
                     self.metrics.write(&MetricsRecord {
                         kind: "train",
@@ -415,12 +435,12 @@ impl Trainer {
                     log_acc = (LossValues::default(), 0, 0, 0.0);
                 }
                 let every = self.cfg.train.eval_every;
-                if every > 0 && self.state.step % every == 0 {
+                if every > 0 && self.state.step.is_multiple_of(every) {
                     bar.suspend(|| self.validate_and_checkpoint())?;
                     just_validated = true;
                 }
                 let sample_every = self.cfg.train.sample_every;
-                if sample_every > 0 && self.state.step % sample_every == 0 {
+                if sample_every > 0 && self.state.step.is_multiple_of(sample_every) {
                     self.write_samples()?;
                 }
             }
@@ -450,8 +470,10 @@ impl Trainer {
 
     fn log_projection(&self, planned: u64, s_per_step: f64, images: usize) {
         let total = s_per_step * planned as f64;
-        let per_epoch =
-            s_per_step * self.sampler.batches_per_epoch(self.train_x.size()[0] as usize) as f64;
+        let per_epoch = s_per_step
+            * self
+                .sampler
+                .batches_per_epoch(self.train_x.size()[0] as usize) as f64;
         tracing::info!(
             "{:.3} s/step ({:.0} real images/s) on {:?}: one epoch takes {}, the configured run \
              ({planned} steps) about {}{}",
@@ -482,8 +504,11 @@ pub fn human(seconds: f64) -> String {
     }
 }
 
+/// A loss curve: (step, total loss) points.
+type Curve = Vec<(f64, f64)>;
+
 /// Reads back the curves of an existing `metrics.jsonl` (when resuming).
-fn read_curves(path: &Path) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+fn read_curves(path: &Path) -> (Curve, Curve) {
     let mut train = Vec::new();
     let mut val = Vec::new();
     if let Ok(text) = std::fs::read_to_string(path) {

@@ -28,13 +28,19 @@ fn tmp_config(dir: &Path, text: &str) -> String {
 #[test]
 fn missing_config_file() {
     let e = train_fails(&["/nonexistent/x.toml"]);
-    assert!(e.contains("/nonexistent/x.toml") && e.contains("cannot read"), "{e}");
+    assert!(
+        e.contains("/nonexistent/x.toml") && e.contains("cannot read"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_toml_reports_line_and_column() {
     let d = tempfile::tempdir().unwrap();
-    let c = tmp_config(d.path(), "[model]\nlatent_dim = 4\nintermediate_dim = = 3\n");
+    let c = tmp_config(
+        d.path(),
+        "[model]\nlatent_dim = 4\nintermediate_dim = = 3\n",
+    );
     let e = train_fails(&[&c, "--summary"]);
     assert!(e.contains("line 3") && e.contains("column"), "{e}");
 }
@@ -48,7 +54,12 @@ fn unknown_key_lists_valid_ones() {
     let c = tmp_config(d.path(), "[modle]\n");
     let e = train_fails(&[&c, "--summary"]);
     assert!(e.contains("modle") && e.contains("model"), "{e}");
-    let e = train_fails(&["../../configs/small_channel.toml", "--set", "train.speed=3", "--summary"]);
+    let e = train_fails(&[
+        "../../configs/small_channel.toml",
+        "--set",
+        "train.speed=3",
+        "--summary",
+    ]);
     assert!(e.contains("speed") && e.contains("max_steps"), "{e}");
 }
 
@@ -58,7 +69,12 @@ fn wrong_type() {
     let c = tmp_config(d.path(), "[train]\nbatch_size = \"big\"\n");
     let e = train_fails(&[&c, "--summary"]);
     assert!(e.contains("batch_size") || e.contains("integer"), "{e}");
-    let e = train_fails(&["../../configs/small_channel.toml", "--set", "train.max_steps=lots", "--summary"]);
+    let e = train_fails(&[
+        "../../configs/small_channel.toml",
+        "--set",
+        "train.max_steps=lots",
+        "--summary",
+    ]);
     assert!(e.contains("train.max_steps=lots"), "{e}");
 }
 
@@ -70,8 +86,15 @@ fn out_of_range_values() {
         "data.mismatch_per_real=10",
         "--summary",
     ]);
-    assert!(e.contains("mismatch_per_real") && e.contains("0..=9"), "{e}");
-    let e = train_fails(&["../../configs/small_channel.toml", "--set", "train.batch_size=0"]);
+    assert!(
+        e.contains("mismatch_per_real") && e.contains("0..=9"),
+        "{e}"
+    );
+    let e = train_fails(&[
+        "../../configs/small_channel.toml",
+        "--set",
+        "train.batch_size=0",
+    ]);
     assert!(e.contains("batch_size"), "{e}");
 }
 
@@ -80,7 +103,10 @@ fn run_directory_without_checkpoints() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("config.toml"), "").unwrap();
     let e = train_fails(&["--resume", &d.path().display().to_string()]);
-    assert!(e.contains("no checkpoint") && e.contains("last.safetensors"), "{e}");
+    assert!(
+        e.contains("no checkpoint") && e.contains("last.safetensors"),
+        "{e}"
+    );
     let e = train_fails(&["--resume", "/nonexistent-run"]);
     assert!(e.contains("/nonexistent-run"), "{e}");
 }
@@ -101,28 +127,60 @@ fn sampling_errors_label_and_architecture() {
         .args([cfg.to_str().unwrap(), "--set", "train.max_steps=2"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let run_s = run.display().to_string();
     let sample = env!("CARGO_BIN_EXE_cign-sample");
     let png = tmp.path().join("g.png").display().to_string();
 
     let e = fails(sample, &["--run", &run_s, "--label", "10", "--out", &png]);
     assert!(e.contains("--label 10") && e.contains("0..10"), "{e}");
-    let e = fails(sample, &["--run", &run_s, "--label", "seven", "--out", &png]);
+    let e = fails(
+        sample,
+        &["--run", &run_s, "--label", "seven", "--out", &png],
+    );
     assert!(e.contains("seven"), "{e}");
 
     // The same grid works with the right architecture...
     let ok = Command::new(sample)
-        .args(["--run", &run_s, "--out", &png, "--n", "3", "--checkpoint", "last"])
+        .args([
+            "--run",
+            &run_s,
+            "--out",
+            &png,
+            "--n",
+            "3",
+            "--checkpoint",
+            "last",
+        ])
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(Path::new(&png).is_file());
 
     // ...but a config that names another architecture no longer fits the checkpoint.
     let text = std::fs::read_to_string(run.join("config.toml")).unwrap();
-    std::fs::write(run.join("config.toml"), text.replace("latent_dim = 4", "latent_dim = 6")).unwrap();
-    let e = fails(sample, &["--run", &run_s, "--out", &png, "--checkpoint", "last"]);
+    std::fs::write(
+        run.join("config.toml"),
+        text.replace("latent_dim = 4", "latent_dim = 6"),
+    )
+    .unwrap();
+    let e = fails(
+        sample,
+        &["--run", &run_s, "--out", &png, "--checkpoint", "last"],
+    );
     assert!(e.contains("does not match") && e.contains("shape"), "{e}");
 }

@@ -20,8 +20,11 @@ pub fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) {
         };
         let prefix = split.file_prefix();
         write_idx_images(&dir.join(format!("{prefix}-images-idx3-ubyte")), &images).unwrap();
-        write_idx_labels(&dir.join(format!("{prefix}-labels-idx1-ubyte")), &full.labels[..n])
-            .unwrap();
+        write_idx_labels(
+            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            &full.labels[..n],
+        )
+        .unwrap();
     }
 }
 

@@ -50,7 +50,12 @@ fn resumed_run_equals_uninterrupted_run() {
             false,
         );
         let early = tensors(&part);
-        let resumed = train(&cfg, &["train.max_steps=13"], RunDir::open(part.root()).unwrap(), true);
+        let resumed = train(
+            &cfg,
+            &["train.max_steps=13"],
+            RunDir::open(part.root()).unwrap(),
+            true,
+        );
 
         let (a, b) = (tensors(&full), tensors(&resumed));
         assert_eq!(
@@ -63,7 +68,10 @@ fn resumed_run_equals_uninterrupted_run() {
             if name == "meta.train_seconds" {
                 continue;
             }
-            assert!(t.equal(&b[name]), "{conditioning}: {name} differs after resume");
+            assert!(
+                t.equal(&b[name]),
+                "{conditioning}: {name} differs after resume"
+            );
         }
         assert_eq!(a["meta.step"].int64_value(&[]), 13);
         assert_eq!(a["meta.epoch"].int64_value(&[]), 2);

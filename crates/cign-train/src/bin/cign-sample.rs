@@ -75,10 +75,12 @@ fn run(cli: Cli) -> Result<()> {
     let conditional = rm.config.model.conditioning.is_conditional();
 
     if let Some(image) = &cli.project {
-        let label: i64 = cli
-            .label
-            .parse()
-            .with_context(|| format!("--project needs --label L with a class index, got '{}'", cli.label))?;
+        let label: i64 = cli.label.parse().with_context(|| {
+            format!(
+                "--project needs --label L with a class index, got '{}'",
+                cli.label
+            )
+        })?;
         rm.check_label(label)?;
         let x = read_gray(image)?;
         let x = if x.size()[2..] != [28, 28] {
@@ -112,7 +114,9 @@ fn run(cli: Cli) -> Result<()> {
     let (rows, labels): (Vec<Tensor>, Vec<u8>) = if cli.label == "all" {
         let rows = class_grid_rows(model, &z, cli.reapply);
         let labels = if conditional {
-            (0..rows.len()).flat_map(|c| std::iter::repeat_n(c as u8, cli.n)).collect()
+            (0..rows.len())
+                .flat_map(|c| std::iter::repeat_n(c as u8, cli.n))
+                .collect()
         } else {
             Vec::new()
         };
@@ -130,7 +134,12 @@ fn run(cli: Cli) -> Result<()> {
         )
     };
     write_grid(&cli.out, &rows)?;
-    println!("wrote {} ({} rows of {})", cli.out.display(), rows.len(), cli.n);
+    println!(
+        "wrote {} ({} rows of {})",
+        cli.out.display(),
+        rows.len(),
+        cli.n
+    );
     if let Some(path) = &cli.idx {
         let all = to_u8(&Tensor::cat(&rows, 0));
         cign_data::idx::write_idx_images(path, &all)?;
