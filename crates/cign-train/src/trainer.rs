@@ -482,11 +482,18 @@ impl Trainer {
             self.device,
             human(per_epoch),
             human(total),
-            if total > 3600.0 {
+            if self.cfg.train.time_budget_minutes > 0.0 {
+                format!(
+                    "; the time budget of {} min allows about {} steps",
+                    self.cfg.train.time_budget_minutes,
+                    (self.cfg.train.time_budget_minutes * 60.0 / s_per_step) as u64
+                )
+            } else if total > 3600.0 {
                 "; shorten it with --set train.max_steps=N, --set train.time_budget_minutes=M or \
                  --set train.epochs=E (and --set train.eval_max_images=N for quicker validation)"
+                    .to_string()
             } else {
-                ""
+                String::new()
             }
         );
     }
