@@ -1,14 +1,14 @@
 //! The Fréchet distance between two Gaussians,
 //! `|mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))`, in float64.
 //!
-//! `tr sqrt(S1 S2)` is computed from symmetric eigen-decompositions: with
-//! `S1 = V diag(w) V^T` (negative round-off eigenvalues clamped to 0) and `R = V diag(sqrt w)`,
-//! `S1 S2` has the eigenvalues of the symmetric positive semi-definite `R^T S2 R` (similar to
-//! `sqrt(S1) S2 sqrt(S1)`), so the trace is the sum of their square roots. This never
-//! produces a complex number or a NaN on singular covariances (fewer samples than
-//! dimensions), where `scipy.linalg.sqrtm` can. Eigenvalues below `d * eps * max` are
-//! round-off and count as 0. As in pytorch-fid, if the result is not finite the computation
-//! is repeated with `1e-6` added to both diagonals, with a warning.
+//! `tr sqrt(S1 S2)` comes from symmetric eigen-decompositions `Si = Vi diag(wi) Vi^T`
+//! (negative round-off eigenvalues clamped to 0; eigenvalues below `d * eps * max` count as
+//! 0): `S1 S2` has the eigenvalues of `sqrt(S1) S2 sqrt(S1)`, which are the squared singular
+//! values of `diag(sqrt w2) V2^T V1 diag(sqrt w1)`, so the trace is the sum of those singular
+//! values. This never produces a complex number or a NaN on singular covariances (fewer
+//! samples than dimensions), where `scipy.linalg.sqrtm` can. As in pytorch-fid, if the
+//! result is not finite the computation is repeated with `1e-6` added to both diagonals,
+//! with a warning.
 
 use tch::{Device, Kind, Tensor};
 
@@ -65,8 +65,8 @@ pub fn frechet_details(a: &Stats, b: &Stats) -> Result<FrechetDetails> {
     let mut singular = (a.n > 0 && a.n <= d) || (b.n > 0 && b.n <= d);
     let mut offset_added = false;
     let tr_covmean = match trace_sqrt_product(&s1, &s2) {
-        Ok((tr, s1_singular)) if tr.is_finite() => {
-            singular |= s1_singular;
+        Ok((tr, cov_singular)) if tr.is_finite() => {
+            singular |= cov_singular;
             tr
         }
         _ => {
@@ -99,29 +99,37 @@ pub fn frechet_details(a: &Stats, b: &Stats) -> Result<FrechetDetails> {
     })
 }
 
-/// `tr sqrt(S1 S2)` for symmetric positive semi-definite `S1`, `S2` (float64 CPU tensors),
-/// and whether `S1` is numerically singular.
-pub fn trace_sqrt_product(s1: &Tensor, s2: &Tensor) -> Result<(f64, bool)> {
-    let d = s1.size()[0];
-    let s1 = (s1 + s1.tr()) * 0.5;
-    let s2 = (s2 + s2.tr()) * 0.5;
-    let (w, v) = s1
-        .f_linalg_eigh("L")
-        .map_err(|e| MetricsError::Numerical(format!("eigen-decomposition of S1 failed: {e}")))?;
-    let wmax = w.abs().max().double_value(&[]);
-    let tol1 = wmax * d as f64 * f64::EPSILON;
-    let s1_singular = w.min().double_value(&[]) <= tol1;
-    let w = w.where_self(&w.gt(tol1), &w.zeros_like());
-    let r = v * w.sqrt().unsqueeze(0);
-    let m = r.tr().matmul(&s2).matmul(&r);
-    let m = (&m + m.tr()) * 0.5;
-    let lam = m.f_linalg_eigvalsh("L").map_err(|e| {
-        MetricsError::Numerical(format!("eigenvalues of sqrt(S1) S2 sqrt(S1) failed: {e}"))
+/// Symmetric eigen-decomposition of a PSD matrix with round-off eigenvalues (below
+/// `d * eps * max`) set to 0: returns (sqrt of the eigenvalues, eigenvectors, singular?).
+fn sqrt_eig(s: &Tensor, which: &str) -> Result<(Tensor, Tensor, bool)> {
+    let d = s.size()[0];
+    let s = (s + s.tr()) * 0.5;
+    let (w, v) = s.f_linalg_eigh("L").map_err(|e| {
+        MetricsError::Numerical(format!("eigen-decomposition of {which} failed: {e}"))
     })?;
-    let lmax = lam.abs().max().double_value(&[]);
-    let tol2 = lmax * d as f64 * f64::EPSILON;
-    let lam = lam.where_self(&lam.gt(tol2), &lam.zeros_like());
-    Ok((lam.sqrt().sum(Kind::Double).double_value(&[]), s1_singular))
+    let wmax = w.abs().max().double_value(&[]);
+    let tol = wmax * d as f64 * f64::EPSILON;
+    let singular = w.min().double_value(&[]) <= tol;
+    let w = w.where_self(&w.gt(tol), &w.zeros_like());
+    Ok((w.sqrt(), v, singular))
+}
+
+/// `tr sqrt(S1 S2)` for symmetric positive semi-definite `S1`, `S2` (float64 CPU tensors),
+/// and whether either is numerically singular.
+///
+/// With `Si = Vi diag(wi) Vi^T`, the eigenvalues of `S1 S2` are the squared singular values
+/// of `C = diag(sqrt w2) V2^T V1 diag(sqrt w1)` (`C^T C` is similar to
+/// `sqrt(S1) S2 sqrt(S1)`), so the trace is the sum of the singular values of `C`. Working
+/// with `C` rather than `C^T C` keeps the accuracy of the small eigenvalues (the square
+/// roots of round-off in `C^T C` would dominate the result for ill-conditioned inputs).
+pub fn trace_sqrt_product(s1: &Tensor, s2: &Tensor) -> Result<(f64, bool)> {
+    let (r1, v1, sing1) = sqrt_eig(s1, "S1")?;
+    let (r2, v2, sing2) = sqrt_eig(s2, "S2")?;
+    let c = r2.unsqueeze(1) * v2.tr().matmul(&v1) * r1.unsqueeze(0);
+    let (_, sv, _) = c.f_svd(true, false).map_err(|e| {
+        MetricsError::Numerical(format!("singular values of sqrt(S2) sqrt(S1) failed: {e}"))
+    })?;
+    Ok((sv.sum(Kind::Double).double_value(&[]), sing1 || sing2))
 }
 
 /// Whether `a` goes first in the canonical argument order (trace, then mean, then count).

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Times pytorch-fid 0.3.0's Inception forward on CPU, for comparison with cign-metrics'
+criterion bench (`cargo bench -p cign-metrics --bench inception`), which runs this script
+when CIGN_BENCH_PYTHON names a Python with pytorch-fid (see make_fixtures.py for the venv).
+
+Images: the 8 first images of `set_a` of tests/fixtures/pytorch_fid_features.npz (MNIST
+digits, 28x28 grey, as 3-channel [0, 1] tensors like pytorch-fid's loader makes them), one
+batch of 8, the same as the Rust bench. Reported: images/s of pytorch-fid's
+InceptionV3([block]) for dims 768 and 2048, and of InceptionV3([0, 1, 2, 3]) (all taps).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_fixtures  # noqa: E402  (weights mapping)
+import pytorch_fid.inception as pfi  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fixtures", required=True)
+    ap.add_argument("--cache", default="/tmp/cign-fid-wheel")
+    ap.add_argument("--seconds", type=float, default=15.0, help="time per configuration")
+    ap.add_argument("--batch", type=int, default=8)
+    args = ap.parse_args()
+
+    _, sd = make_fixtures.mapped_state_dict(make_fixtures.get_torchscript(args.cache))
+    pfi.load_state_dict_from_url = lambda *a, **k: sd
+    data = np.load(os.path.join(args.fixtures, "pytorch_fid_features.npz"))
+    x = torch.from_numpy(data["set_a"][: args.batch].astype(np.float32) / 255.0)
+    x = x[:, None].repeat(1, 3, 1, 1)
+
+    results = {"threads": torch.get_num_threads(), "batch": args.batch}
+    for name, blocks in [("768", [2]), ("2048", [3]), ("all", [0, 1, 2, 3])]:
+        model = pfi.InceptionV3(blocks).eval()
+        with torch.no_grad():
+            model(x)  # warm-up
+            times = []
+            start = time.perf_counter()
+            while time.perf_counter() - start < args.seconds or len(times) < 3:
+                t0 = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - t0)
+        med = float(np.median(times))
+        results[name] = {"images_per_s": args.batch / med, "median_batch_s": med, "batches": len(times)}
+        print(f"pytorch-fid 0.3.0 dims {name}: {args.batch / med:.2f} images/s "
+              f"(median {med * 1000:.0f} ms per batch of {args.batch}, {len(times)} batches, "
+              f"{torch.get_num_threads()} threads)", flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
