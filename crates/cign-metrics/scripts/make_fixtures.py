@@ -25,6 +25,7 @@ Outputs (all small):
                             full-set KID (MMD^2, cubic kernel) of pytorch-fid's features
                             (kid_ab, float64 [4]); two larger sets (set64_a, set64_b: uint8
                             [80, 28, 28]) with their FID at dims 64 (fid64_large, [1]).
+  set_a_d64_pytorch_fid.npz pytorch-fid's `--save-stats` file (mu, sigma) of set_a at dims 64.
   frechet_cases.npz         random statistics pairs (case<k>_mu1, _s1, _mu2, _s2) with SciPy's
                             sqrtm-based distance (case<k>_scipy, nan where sqrtm is not finite)
                             and pytorch-fid's calculate_frechet_distance (case<k>_pytorch_fid).
@@ -227,6 +228,13 @@ def main():
             kids.append(kid_full(fa, fb))
             print(f"set a vs b: FID{dims} {fids[-1]!r} KID {kids[-1]!r}")
         out.update(set_a=set_a, set_b=set_b, fid_ab=np.array(fids), kid_ab=np.array(kids))
+        # pytorch-fid's own statistics file of set a at dims 64 (np.savez_compressed).
+        stats_tmp = os.path.join(tmp, "set_a_d64.npz")
+        fid_score.save_fid_stats([dir_a, stats_tmp], 50, "cpu", 64, 0)
+        os.makedirs(args.out, exist_ok=True)
+        with open(stats_tmp, "rb") as src, \
+                open(os.path.join(args.out, "set_a_d64_pytorch_fid.npz"), "wb") as dst:
+            dst.write(src.read())
 
         set64_a, set64_b = mnist(t10k, 80, 1000), mnist(t10k, 80, 2000)
         dir_a = os.path.join(tmp, "a64")

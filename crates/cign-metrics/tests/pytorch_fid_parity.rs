@@ -7,7 +7,7 @@ mod common;
 use common::{extractor, rel_err, Npz};
 use tch::{Kind, Tensor};
 
-use cign_metrics::{frechet_distance, kid, KidOptions, Stats, Tap};
+use cign_metrics::{frechet_distance, kid, npz, KidOptions, Stats, Tap};
 
 /// Features of each fixed image (batch of one: the images have different sizes) in one
 /// pass at all four taps against pytorch-fid's, one pytorch-fid run per tap.
@@ -80,6 +80,40 @@ fn fid_between_small_sets_matches_pytorch_fid() {
             "permutations must not change the MMD"
         );
     }
+}
+
+/// pytorch-fid's own `--save-stats` file (np.savez_compressed) reads back, equals our
+/// statistics of the same images, and gives pytorch-fid's FID.
+#[test]
+fn pytorch_fid_statistics_files_are_read() {
+    let ex = extractor();
+    let theirs = npz::load_stats(&common::fixture("set_a_d64_pytorch_fid.npz")).unwrap();
+    assert_eq!(theirs.dims(), 64);
+    let mut fx = Npz::open("pytorch_fid_features.npz");
+    let fa = ex.features(&fx.grey_set("set_a"), &[Tap::D64]).unwrap();
+    let fb = ex.features(&fx.grey_set("set_b"), &[Tap::D64]).unwrap();
+    let ours = Stats::from_features(&fa[0]).unwrap();
+    let rel = |a: &ndarray::ArrayD<f64>, b: &ndarray::ArrayD<f64>| {
+        (a - b).mapv(|x| x * x).sum().sqrt() / b.mapv(|x| x * x).sum().sqrt()
+    };
+    let mu_err = rel(&ours.mu.clone().into_dyn(), &theirs.mu.clone().into_dyn());
+    let sigma_err = rel(
+        &ours.sigma.clone().into_dyn(),
+        &theirs.sigma.clone().into_dyn(),
+    );
+    assert!(
+        mu_err < 1e-5 && sigma_err < 1e-4,
+        "mu {mu_err:e}, sigma {sigma_err:e}"
+    );
+    let fid = frechet_distance(&theirs, &Stats::from_features(&fb[0]).unwrap()).unwrap();
+    let want = fx.f64("fid_ab")[0];
+    assert!((fid - want).abs() < 1e-3 * want, "{fid} vs {want}");
+
+    // Our files round-trip (and are plain NumPy arrays `mu`, `sigma`, `n`).
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ours.npz");
+    npz::save_stats(&path, &ours).unwrap();
+    assert_eq!(npz::load_stats(&path).unwrap(), ours);
 }
 
 /// FID at tap 64 between two sets of 80 digits (non-singular covariances).
