@@ -69,6 +69,38 @@ pub fn report() -> String {
             std::env::var(var).unwrap_or_else(|_| "(not set)".into()),
         );
     }
-    // FID weights line added once cign-metrics exposes its cache location.
+    let fid = std::env::var_os("CIGN_FID_WEIGHTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(cign_metrics::weights::default_fid_weights_path);
+    line(
+        "FID weights:",
+        format!(
+            "{} ({})",
+            fid.display(),
+            if fid.is_file() {
+                "present"
+            } else {
+                "fetched on first use"
+            }
+        ),
+    );
+    for kind in [
+        cign_data::DatasetKind::Mnist,
+        cign_data::DatasetKind::FashionMnist,
+    ] {
+        let path = cign_metrics::default_classifier_path(kind);
+        line(
+            &format!("{kind} classifier:"),
+            format!(
+                "{} ({})",
+                path.display(),
+                if path.is_file() {
+                    "present"
+                } else {
+                    "not trained yet"
+                }
+            ),
+        );
+    }
     out
 }

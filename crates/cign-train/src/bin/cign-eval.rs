@@ -1,0 +1,235 @@
+//! `cign-eval --run RUN_DIR [--checkpoint best] [--n-per-class N] [--dims 64,192,768]
+//! [--json OUT]`: generates N images per class (seeded), then reports per-class FID at the
+//! requested taps against the test split of that class (mean, std, min, max over classes), the
+//! all-class FID, KID (with --kid) and the conditional accuracy, as a Markdown table and JSON.
+//! For the unconditional baseline: the all-class numbers and the classifier's class balance.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use cign_data::{Dataset, DatasetKind, Split};
+use cign_metrics::{
+    evaluate_generated, ConditionalClassifier, EvalOptions, EvalReport, InceptionExtractor,
+    KidOptions, PixelRange, Preprocess, Tap,
+};
+use cign_train::run_model::RunModel;
+use cign_train::sampling::generate_class;
+use clap::Parser;
+use serde::Serialize;
+use tch::Device;
+
+/// Evaluate a trained CIGN run: per-class FID, all-class FID, KID, conditional accuracy.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The run directory.
+    #[arg(long)]
+    run: PathBuf,
+    /// Which checkpoint: best or last.
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+    /// Generated images per class (the unconditional model generates 10 times this many).
+    #[arg(long, default_value_t = 1000)]
+    n_per_class: usize,
+    /// Inception taps, comma-separated, from 64, 192, 768, 2048.
+    #[arg(long, default_value = "64,192,768")]
+    dims: String,
+    /// Also compute KID (100 subsets of at most 1000).
+    #[arg(long)]
+    kid: bool,
+    /// Use only the first N test images as the reference (default: the whole split).
+    #[arg(long)]
+    real_limit: Option<usize>,
+    /// Seed of the generated noise.
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// cpu, cuda or auto.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Do not quantise generated images to 8 bits before the metrics.
+    #[arg(long)]
+    no_quantize: bool,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    run: String,
+    checkpoint: String,
+    n_per_class: usize,
+    seed: i64,
+    report: &'a EvalReport,
+    /// Unconditional models: share of generated images the classifier puts in each class.
+    class_balance: Option<Vec<f64>>,
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if cli.n_per_class < 2 {
+        anyhow::bail!("--n-per-class must be at least 2 (a covariance needs two samples)");
+    }
+    let device = match cli.device.as_str() {
+        "cpu" => Device::Cpu,
+        "auto" => Device::cuda_if_available(),
+        "cuda" if tch::Cuda::is_available() => Device::Cuda(0),
+        other => anyhow::bail!("--device {other}: expected cpu, auto, or cuda on a CUDA machine"),
+    };
+    let taps = Tap::parse_list(&cli.dims)?;
+    let rm = RunModel::load(&cli.run, &cli.checkpoint, device)?;
+    let kind: DatasetKind = rm.config.data.dataset.into();
+    let data_dir = cign_train::trainer::data_dir(&rm.config)?;
+    let test = Dataset::load(kind, Split::Test, &data_dir)?;
+    let model = &rm.state.model;
+    let conditional = rm.config.model.conditioning.is_conditional();
+    let classes = rm.config.model.num_classes;
+
+    tch::manual_seed(cli.seed);
+    let (images, labels) = if conditional {
+        let mut parts = Vec::new();
+        let mut labels = Vec::new();
+        for c in 0..classes {
+            parts.push(generate_class(
+                model,
+                Some(c),
+                cli.n_per_class,
+                250,
+                1,
+                device,
+            ));
+            labels.extend(std::iter::repeat_n(c as u8, cli.n_per_class));
+        }
+        (tch::Tensor::cat(&parts, 0), Some(labels))
+    } else {
+        let n = cli.n_per_class * classes as usize;
+        (generate_class(model, None, n, 250, 1, device), None)
+    };
+    eprintln!(
+        "generated {} images from {}; computing metrics",
+        images.size()[0],
+        rm.checkpoint.display()
+    );
+
+    let extractor = InceptionExtractor::from_default_weights(device)?;
+    let classifier = ConditionalClassifier::load_cached(kind, device)?;
+    if classifier.is_none() {
+        eprintln!(
+            "no cached {kind} classifier: conditional accuracy skipped (train it with \
+             `cargo run --release -p cign-metrics --bin cign-classifier -- train --dataset {kind}`)"
+        );
+    }
+    let preprocess = Preprocess {
+        quantize: !cli.no_quantize,
+    };
+    let options = EvalOptions {
+        taps,
+        range: PixelRange::Signed,
+        preprocess,
+        kid: cli.kid.then(KidOptions::default),
+        real_limit: cli.real_limit,
+        ..EvalOptions::default()
+    };
+    let report = evaluate_generated(
+        &extractor,
+        &images,
+        labels.as_deref(),
+        &test,
+        &options,
+        classifier.as_ref(),
+    )?;
+    let class_balance = match (&classifier, conditional) {
+        (Some(c), false) => {
+            let pred: Vec<i64> = c
+                .predict(&images, PixelRange::Signed, preprocess)?
+                .try_into()?;
+            let mut counts = vec![0usize; classes as usize];
+            for p in &pred {
+                counts[*p as usize] += 1;
+            }
+            Some(
+                counts
+                    .iter()
+                    .map(|&n| n as f64 / pred.len() as f64)
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
+    print!("{}", markdown(&report, class_balance.as_deref()));
+    if let Some(path) = &cli.json {
+        let out = Output {
+            run: cli.run.display().to_string(),
+            checkpoint: rm.checkpoint.display().to_string(),
+            n_per_class: cli.n_per_class,
+            seed: cli.seed,
+            report: &report,
+            class_balance,
+        };
+        std::fs::write(path, serde_json::to_string_pretty(&out)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The report as a Markdown table: one row per tap.
+fn markdown(r: &EvalReport, balance: Option<&[f64]>) -> String {
+    let mut s = format!(
+        "{} generated vs {} real ({} {} split), quantised: {}, {:.0} s\n\n",
+        r.n_generated, r.n_real, r.dataset, r.split, r.quantize, r.seconds
+    );
+    s.push_str("| tap | per-class FID mean | std | min | max | all-class FID | KID (x1e3) |\n");
+    s.push_str("|---|---|---|---|---|---|---|\n");
+    for t in &r.taps {
+        let (mean, std, min, max) = t
+            .per_class
+            .as_ref()
+            .map(|p| {
+                (
+                    format!("{:.4}", p.mean),
+                    format!("{:.4}", p.std),
+                    format!("{:.4}", p.min),
+                    format!("{:.4}", p.max),
+                )
+            })
+            .unwrap_or_else(|| ("-".into(), "-".into(), "-".into(), "-".into()));
+        let kid = t
+            .kid
+            .as_ref()
+            .map(|k| format!("{:.3} ± {:.3}", k.mean * 1e3, k.std * 1e3))
+            .unwrap_or_else(|| "-".into());
+        s.push_str(&format!(
+            "| {} | {mean} | {std} | {min} | {max} | {:.4} | {kid} |\n",
+            t.dims, t.fid
+        ));
+    }
+    if let Some(acc) = &r.conditional_accuracy {
+        s.push_str(&format!(
+            "\nconditional accuracy: {:.2}% (per class: {})\n",
+            acc.overall * 100.0,
+            acc.per_class
+                .iter()
+                .map(|c| format!("{}: {:.1}%", c.class, c.accuracy * 100.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Some(b) = balance {
+        s.push_str(&format!(
+            "\nclass balance (classifier): {}\n",
+            b.iter()
+                .enumerate()
+                .map(|(c, v)| format!("{c}: {:.1}%", v * 100.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    s
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        cign_train::exit_with_error(&e);
+    }
+}
