@@ -5,8 +5,9 @@ when CIGN_BENCH_PYTHON names a Python with pytorch-fid (see make_fixtures.py for
 
 Images: the 8 first images of `set_a` of tests/fixtures/pytorch_fid_features.npz (MNIST
 digits, 28x28 grey, as 3-channel [0, 1] tensors like pytorch-fid's loader makes them), one
-batch of 8, the same as the Rust bench. Reported: images/s of pytorch-fid's
-InceptionV3([block]) for dims 768 and 2048, and of InceptionV3([0, 1, 2, 3]) (all taps).
+batch of 8, the same as the Rust bench. Reported (one JSON line per configuration): images/s
+of pytorch-fid's InceptionV3([block]) for each dims in --configs, and of
+InceptionV3([0, 1, 2, 3]) (all taps in one model) for "all".
 """
 
 import argparse
@@ -29,6 +30,8 @@ def main():
     ap.add_argument("--cache", default="/tmp/cign-fid-wheel")
     ap.add_argument("--seconds", type=float, default=15.0, help="time per configuration")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--configs", default="768,2048,all",
+                    help="comma-separated: 64, 192, 768, 2048 (one block each) and/or all")
     args = ap.parse_args()
 
     _, sd = make_fixtures.mapped_state_dict(make_fixtures.get_torchscript(args.cache))
@@ -37,8 +40,9 @@ def main():
     x = torch.from_numpy(data["set_a"][: args.batch].astype(np.float32) / 255.0)
     x = x[:, None].repeat(1, 3, 1, 1)
 
-    results = {"threads": torch.get_num_threads(), "batch": args.batch}
-    for name, blocks in [("768", [2]), ("2048", [3]), ("all", [0, 1, 2, 3])]:
+    blocks_of = {"64": [0], "192": [1], "768": [2], "2048": [3], "all": [0, 1, 2, 3]}
+    for name in args.configs.split(","):
+        blocks = blocks_of[name]
         model = pfi.InceptionV3(blocks).eval()
         with torch.no_grad():
             model(x)  # warm-up
@@ -49,11 +53,10 @@ def main():
                 model(x)
                 times.append(time.perf_counter() - t0)
         med = float(np.median(times))
-        results[name] = {"images_per_s": args.batch / med, "median_batch_s": med, "batches": len(times)}
-        print(f"pytorch-fid 0.3.0 dims {name}: {args.batch / med:.2f} images/s "
-              f"(median {med * 1000:.0f} ms per batch of {args.batch}, {len(times)} batches, "
-              f"{torch.get_num_threads()} threads)", flush=True)
-    print(json.dumps(results))
+        print(json.dumps({"impl": "pytorch-fid 0.3.0", "taps": name, "layout": "nchw",
+                          "batch": args.batch, "threads": torch.get_num_threads(),
+                          "images_per_s": round(args.batch / med, 3),
+                          "median_batch_s": round(med, 4), "batches": len(times)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ use crate::images::TensorImages;
 use crate::kid::{kid, Kid, KidOptions};
 use crate::per_class::{per_class_fid, PerClassFid};
 use crate::preprocess::{PixelRange, Preprocess};
+
 use crate::reference::{default_cache_dir, reference_stats};
 use crate::tap::{normalize, Tap};
 
@@ -126,7 +127,7 @@ pub fn evaluate_generated(
         real,
         options.real_limit,
         &taps,
-        Preprocess::default(),
+        options.preprocess,
         options.cache_dir.as_deref(),
         &real_opts,
     )?;

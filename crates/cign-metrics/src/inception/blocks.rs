@@ -5,7 +5,11 @@
 //!
 //! Convolutions of a block that read the same input with 1x1 kernels are fused into one
 //! convolution whose output is split again: the same arithmetic per output channel, fewer
-//! passes over the input.
+//! passes over the input. The pool branch of the A, C and first E blocks (3x3 average pool,
+//! then a 1x1 convolution) joins them: both operations are linear and the pool's weights
+//! sum to one at every position (padding not counted), so pooling the convolution's output
+//! (bias included) equals convolving the pooled input; the pool then runs on the branch's
+//! 32-192 output channels instead of the block's 192-2048 input channels.
 
 use std::collections::HashMap;
 
@@ -111,24 +115,32 @@ impl BasicConv {
 
     /// conv + bias + ReLU.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let mut y = x.conv2d(
+        let mut y = self.forward_linear(x);
+        let _ = y.relu_();
+        y
+    }
+
+    /// conv + bias, without the ReLU.
+    pub fn forward_linear(&self, x: &Tensor) -> Tensor {
+        x.conv2d(
             &self.weight,
             Some(&self.bias),
             [self.stride, self.stride],
             self.padding,
             [1, 1],
             1,
-        );
-        let _ = y.relu_();
-        y
+        )
     }
 }
 
 /// Fused 1x1 heads of a block: one convolution, split into the branches' channel groups.
+/// With `pooled_last`, the last group is an average-pool branch: it is pooled (3x3, stride
+/// 1, padding not counted) before its ReLU.
 #[derive(Debug)]
 pub struct Heads {
     conv: BasicConv,
     splits: Vec<i64>,
+    pooled_last: bool,
 }
 
 impl Heads {
@@ -136,13 +148,37 @@ impl Heads {
         Ok(Heads {
             conv: BasicConv::fused(params, specs, device, layout)?,
             splits: specs.iter().map(|s| s.cout).collect(),
+            pooled_last: false,
+        })
+    }
+
+    fn with_pool_branch(
+        params: &ParamMap,
+        specs: &[&ConvSpec],
+        device: Device,
+        layout: Layout,
+    ) -> Result<Self> {
+        Ok(Heads {
+            pooled_last: true,
+            ..Self::new(params, specs, device, layout)?
         })
     }
 
     fn forward(&self, x: &Tensor) -> Vec<Tensor> {
-        self.conv
-            .forward(x)
-            .split_with_sizes(self.splits.as_slice(), 1)
+        if !self.pooled_last {
+            return self
+                .conv
+                .forward(x)
+                .split_with_sizes(self.splits.as_slice(), 1);
+        }
+        let y = self.conv.forward_linear(x);
+        let mut parts = y.split_with_sizes(self.splits.as_slice(), 1);
+        let pool = parts.pop().map(|p| avg_pool_3x3_same(&p).relu());
+        for p in parts.iter_mut() {
+            let _ = p.relu_();
+        }
+        parts.extend(pool);
+        parts
     }
 }
 
@@ -204,7 +240,6 @@ pub struct BlockA {
     heads: Heads,
     b5: Vec<BasicConv>,
     dbl: Vec<BasicConv>,
-    pool: BasicConv,
 }
 
 impl BlockA {
@@ -219,10 +254,9 @@ impl BlockA {
     ) -> Result<Self> {
         let s = spec::block_a(name, cin, pool_features);
         Ok(BlockA {
-            heads: Heads::new(params, &[&s[0], &s[1], &s[3]], device, layout)?,
+            heads: Heads::with_pool_branch(params, &[&s[0], &s[1], &s[3], &s[6]], device, layout)?,
             b5: convs(params, &s, &[2], device, layout)?,
             dbl: convs(params, &s, &[4, 5], device, layout)?,
-            pool: BasicConv::new(params, &s[6], device, layout)?,
         })
     }
 
@@ -231,8 +265,7 @@ impl BlockA {
         let h = self.heads.forward(x);
         let b5 = self.b5[0].forward(&h[1]);
         let dbl = self.dbl[1].forward(&self.dbl[0].forward(&h[2]));
-        let pool = self.pool.forward(&avg_pool_3x3_same(x));
-        Tensor::cat(&[&h[0], &b5, &dbl, &pool], 1)
+        Tensor::cat(&[&h[0], &b5, &dbl, &h[3]], 1)
     }
 }
 
@@ -274,7 +307,6 @@ pub struct BlockC {
     heads: Heads,
     b7: Vec<BasicConv>,
     dbl: Vec<BasicConv>,
-    pool: BasicConv,
 }
 
 impl BlockC {
@@ -289,10 +321,9 @@ impl BlockC {
     ) -> Result<Self> {
         let s = spec::block_c(name, cin, c7);
         Ok(BlockC {
-            heads: Heads::new(params, &[&s[0], &s[1], &s[4]], device, layout)?,
+            heads: Heads::with_pool_branch(params, &[&s[0], &s[1], &s[4], &s[9]], device, layout)?,
             b7: convs(params, &s, &[2, 3], device, layout)?,
             dbl: convs(params, &s, &[5, 6, 7, 8], device, layout)?,
-            pool: BasicConv::new(params, &s[9], device, layout)?,
         })
     }
 
@@ -304,8 +335,7 @@ impl BlockC {
         for c in &self.dbl[1..] {
             dbl = c.forward(&dbl);
         }
-        let pool = self.pool.forward(&avg_pool_3x3_same(x));
-        Tensor::cat(&[&h[0], &b7, &dbl, &pool], 1)
+        Tensor::cat(&[&h[0], &b7, &dbl, &h[3]], 1)
     }
 }
 
@@ -360,8 +390,8 @@ pub struct BlockE {
     b3: [BasicConv; 2],
     dbl2: BasicConv,
     dbl3: [BasicConv; 2],
-    pool_conv: BasicConv,
-    pool: EPool,
+    /// The pool branch's convolution when it cannot join the heads (max pool).
+    pool_conv: Option<BasicConv>,
 }
 
 impl BlockE {
@@ -376,13 +406,22 @@ impl BlockE {
     ) -> Result<Self> {
         let s = spec::block_e(name, cin);
         let c = |i: usize| BasicConv::new(params, &s[i], device, layout);
+        let (heads, pool_conv) = match pool {
+            EPool::Average => (
+                Heads::with_pool_branch(params, &[&s[0], &s[1], &s[4], &s[8]], device, layout)?,
+                None,
+            ),
+            EPool::Max => (
+                Heads::new(params, &[&s[0], &s[1], &s[4]], device, layout)?,
+                Some(c(8)?),
+            ),
+        };
         Ok(BlockE {
-            heads: Heads::new(params, &[&s[0], &s[1], &s[4]], device, layout)?,
+            heads,
             b3: [c(2)?, c(3)?],
             dbl2: c(5)?,
             dbl3: [c(6)?, c(7)?],
-            pool_conv: c(8)?,
-            pool,
+            pool_conv,
         })
     }
 
@@ -394,11 +433,10 @@ impl BlockE {
         let d = self.dbl2.forward(&h[2]);
         let d3a = self.dbl3[0].forward(&d);
         let d3b = self.dbl3[1].forward(&d);
-        let pooled = match self.pool {
-            EPool::Average => avg_pool_3x3_same(x),
-            EPool::Max => x.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false),
+        let pool = match &self.pool_conv {
+            Some(conv) => conv.forward(&x.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false)),
+            None => h[3].shallow_clone(),
         };
-        let pool = self.pool_conv.forward(&pooled);
         Tensor::cat(&[&h[0], &b3a, &b3b, &d3a, &d3b, &pool], 1)
     }
 }
