@@ -1,0 +1,272 @@
+//! `cargo bench -p cign-core`: forward pass, full training step (objective + backward + AdamW)
+//! and generation throughput of the paper's models, on the CPU and on CUDA when present.
+//!
+//! Every line of the summary prints the FLOPs of the operation (see `cign_core::flops`) next to
+//! its time, and the time the FLOPs would take at the machine's measured float32 matmul rate
+//! (the "floor"), so the gap is visible.
+//!
+//! Knobs (environment):
+//! * `CIGN_BENCH_QUICK` (default `1` on CPU-only machines): batch-256 operations on the CPU
+//!   are timed by hand (1 warm-up + `CIGN_BENCH_REPS` runs, default 2) instead of by criterion,
+//!   whose minimum of 10 samples would take many minutes there. `0`: criterion everywhere.
+//! * `CIGN_BENCH_REPS`: repetitions of the hand-timed measurements (default 2).
+//! * `CIGN_BENCH_MODELS`: comma-separated subset of `large_channel,small_channel,small_filter,large_filter,ign`.
+//! * `CIGN_BENCH_CPU=0`: skip the CPU when CUDA is present.
+
+use std::time::{Duration, Instant};
+
+use cign_core::flops::{forward_flops, training_step_flops};
+use cign_core::{
+    mismatch_pairs, AdamW, AdamWConfig, CignModel, Conditioning, DepthwiseImpl, ModelConfig, Objective, ObjectiveConfig,
+    TrainBatch,
+};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+const SMALL_BATCH: i64 = 16;
+const LARGE_BATCH: i64 = 256;
+
+fn env_flag(name: &str) -> Option<bool> {
+    std::env::var(name).ok().map(|v| !matches!(v.trim(), "0" | "false" | "no" | ""))
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+struct Setup {
+    vs: VarStore,
+    model: CignModel,
+    objective: Objective,
+    opt: AdamW,
+    batch: TrainBatch,
+}
+
+fn setup(cfg: &ModelConfig, b: i64, device: Device) -> Setup {
+    tch::manual_seed(0);
+    let vs = VarStore::new(device);
+    let model = CignModel::new(&vs.root(), cfg).unwrap();
+    let objective = Objective::new(cfg, ObjectiveConfig::default(), device).unwrap();
+    let opt = AdamW::new(&vs, AdamWConfig::default());
+    let o = (Kind::Float, device);
+    let x = Tensor::rand([b, cfg.image_channels, 28, 28], o) * 2.0 - 1.0;
+    let y = Tensor::randint(cfg.num_classes, [b], (Kind::Int64, device));
+    let (xm, ym) = if cfg.conditioning.is_conditional() {
+        let (xm, ym) = mismatch_pairs(&x, &y, cfg.num_classes);
+        (Some(xm), Some(ym))
+    } else {
+        (None, None)
+    };
+    let batch = TrainBatch {
+        z: Tensor::randn([b, cfg.image_channels, 28, 28], o),
+        yz: Tensor::randint(cfg.num_classes, [b], (Kind::Int64, device)),
+        x,
+        y,
+        x_mismatch: xm,
+        y_mismatch: ym,
+    };
+    Setup { vs, model, objective, opt, batch }
+}
+
+impl Setup {
+    fn step(&mut self) {
+        self.opt.zero_grad();
+        let terms = self.objective.training_loss(&self.model, &self.vs, &self.batch);
+        terms.total.backward();
+        self.opt.step();
+    }
+    fn forward(&self) {
+        // one training-mode pass of f with its autograd graph (as in the objective)
+        let out = self.model.forward_t(&self.batch.x, Some(&self.batch.y), true);
+        let _ = std::hint::black_box(out);
+    }
+    fn generate(&self) {
+        let out = self.model.generate(&self.batch.z, Some(&self.batch.yz));
+        let _ = std::hint::black_box(out);
+    }
+}
+
+/// Sustained float32 matmul rate of this device (GFLOP/s), the floor's yardstick.
+fn matmul_rate(device: Device) -> f64 {
+    let n = 1024;
+    let a = Tensor::randn([n, n], (Kind::Float, device));
+    let b = Tensor::randn([n, n], (Kind::Float, device));
+    for _ in 0..2 {
+        let _ = a.mm(&b);
+    }
+    sync(device);
+    let reps = if device == Device::Cpu { 10 } else { 200 };
+    let t = Instant::now();
+    for _ in 0..reps {
+        let _ = a.mm(&b);
+    }
+    sync(device);
+    2.0 * (n * n * n) as f64 * reps as f64 / t.elapsed().as_secs_f64() / 1e9
+}
+
+struct Report {
+    rows: Vec<String>,
+    rate: f64,
+}
+
+impl Report {
+    fn add(&mut self, what: &str, secs: f64, flops: f64, extra: &str) {
+        let floor = flops / (self.rate * 1e9);
+        let line = format!(
+            "{what:<44} {:>10.1} ms  {:>9.2} GFLOP  {:>7.1} GFLOP/s  floor {:>8.1} ms ({:>5.1}x){extra}",
+            secs * 1e3,
+            flops / 1e9,
+            flops / secs / 1e9,
+            floor * 1e3,
+            secs / floor
+        );
+        println!("{line}");
+        self.rows.push(line);
+    }
+}
+
+fn hand_time(reps: usize, device: Device, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    sync(device);
+    let mut best = f64::INFINITY;
+    let mut total = 0.0;
+    for _ in 0..reps {
+        let t = Instant::now();
+        f();
+        sync(device);
+        let s = t.elapsed().as_secs_f64();
+        best = best.min(s);
+        total += s;
+    }
+    let mean = total / reps as f64;
+    eprintln!("    (hand-timed: mean {:.1} ms, best {:.1} ms over {reps} runs)", mean * 1e3, best * 1e3);
+    mean
+}
+
+/// Criterion measurement returning the mean time per iteration.
+fn crit_time(c: &mut Criterion, group: &str, id: BenchmarkId, device: Device, elements: Option<u64>, mut f: impl FnMut()) -> f64 {
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    if let Some(n) = elements {
+        g.throughput(Throughput::Elements(n));
+    }
+    let mut spent = Duration::ZERO;
+    let mut iters = 0u64;
+    g.bench_function(id, |bch| {
+        bch.iter_custom(|n| {
+            sync(device);
+            let t = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            sync(device);
+            let e = t.elapsed();
+            spent += e;
+            iters += n;
+            e
+        })
+    });
+    g.finish();
+    spent.as_secs_f64() / iters.max(1) as f64
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let cuda = tch::Cuda::is_available();
+    let mut devices = Vec::new();
+    if !cuda || env_flag("CIGN_BENCH_CPU").unwrap_or(true) {
+        devices.push(Device::Cpu);
+    }
+    if cuda {
+        devices.push(Device::Cuda(0));
+    }
+    let quick = env_flag("CIGN_BENCH_QUICK").unwrap_or(!cuda);
+    let reps: usize = std::env::var("CIGN_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let all_models = [
+        ("large_channel", ModelConfig::with_dims(Conditioning::Channel, 64, 128, 5)),
+        ("small_channel", ModelConfig::with_dims(Conditioning::Channel, 16, 128, 5)),
+        ("small_filter", ModelConfig::with_dims(Conditioning::Filter, 64, 128, 5)),
+        ("large_filter", ModelConfig::with_dims(Conditioning::Filter, 128, 128, 5)),
+        ("ign", ModelConfig::with_dims(Conditioning::None, 64, 128, 5)),
+    ];
+    let wanted: Option<Vec<String>> =
+        std::env::var("CIGN_BENCH_MODELS").ok().map(|s| s.split(',').map(|m| m.trim().to_string()).collect());
+    let models: Vec<_> = all_models
+        .iter()
+        .filter(|(n, _)| wanted.as_ref().is_none_or(|w| w.iter().any(|x| x == n)))
+        .collect();
+
+    let mut summary = Vec::new();
+    for &device in &devices {
+        let dname = if device == Device::Cpu { "cpu".to_string() } else { "cuda".to_string() };
+        let rate = matmul_rate(device);
+        println!(
+            "\n== {dname}: {} threads, float32 1024^3 matmul {rate:.1} GFLOP/s (the floor's yardstick); quick = {quick}",
+            tch::get_num_threads()
+        );
+        let mut rep = Report { rows: Vec::new(), rate };
+        for (name, cfg) in &models {
+            for b in [SMALL_BATCH, LARGE_BATCH] {
+                let hand = quick && device == Device::Cpu && b == LARGE_BATCH;
+                let mut s = setup(cfg, b, device);
+                let id = |op: &str| BenchmarkId::new(format!("{dname}/{op}"), format!("{name}/b{b}"));
+
+                let t = if hand {
+                    hand_time(reps, device, || s.forward())
+                } else {
+                    crit_time(&mut c, "forward", id("forward"), device, None, || s.forward())
+                };
+                rep.add(&format!("{dname} forward  {name:<14} B={b}"), t, forward_flops(cfg, b), "");
+
+                let t = if hand {
+                    hand_time(reps, device, || s.step())
+                } else {
+                    crit_time(&mut c, "train_step", id("train_step"), device, None, || s.step())
+                };
+                rep.add(&format!("{dname} step     {name:<14} B={b}"), t, training_step_flops(cfg, b), "");
+
+                if b == LARGE_BATCH {
+                    let t = if hand {
+                        hand_time(reps.max(3), device, || s.generate())
+                    } else {
+                        crit_time(&mut c, "generate", id("generate"), device, Some(b as u64), || s.generate())
+                    };
+                    let extra = format!("  {:.0} images/s", b as f64 / t);
+                    rep.add(&format!("{dname} generate {name:<14} B={b}"), t, forward_flops(cfg, b), &extra);
+                }
+            }
+        }
+        // The two exact depthwise formulations of the filter model, full training step.
+        if models.iter().any(|(n, _)| *n == "small_filter") {
+            let cfg = ModelConfig::with_dims(Conditioning::Filter, 64, 128, 5);
+            // quick CPU runs compare at the small batch only (unfold takes minutes per step at 256)
+            let batches: &[i64] = if quick && device == Device::Cpu { &[SMALL_BATCH] } else { &[SMALL_BATCH, LARGE_BATCH] };
+            for &b in batches {
+                for imp in [DepthwiseImpl::Grouped, DepthwiseImpl::Unfold] {
+                    let mut s = setup(&cfg, b, device);
+                    s.model.set_depthwise_impl(imp);
+                    let hand = quick && device == Device::Cpu && b == LARGE_BATCH;
+                    let t = if hand {
+                        hand_time(reps, device, || s.step())
+                    } else {
+                        let id = BenchmarkId::new(format!("{dname}/depthwise_{imp:?}"), format!("small_filter/b{b}"));
+                        crit_time(&mut c, "depthwise", id, device, None, || s.step())
+                    };
+                    let default = if imp == DepthwiseImpl::default_for(device) { " (default)" } else { "" };
+                    rep.add(&format!("{dname} step     small_filter B={b} {imp:?}{default}"), t, training_step_flops(&cfg, b), "");
+                }
+            }
+        }
+        summary.push(format!("== {dname}: matmul {rate:.1} GFLOP/s"));
+        summary.extend(rep.rows);
+    }
+    c.final_summary();
+    println!("\n==== summary (time per operation; step = objective + backward + AdamW; FLOPs: cign_core::flops) ====");
+    for l in summary {
+        println!("{l}");
+    }
+}

@@ -1,0 +1,414 @@
+//! The network `f`: an encoder (the authors' "discriminator") and a decoder ("generator"),
+//! conditioned on the label by extra channels (spec §4a), by per-sample depthwise filters
+//! (§4b), or not at all (the unconditional IGN baseline).
+//!
+//! Variable names equal the authors' PyTorch state-dict keys, e.g.
+//! `discriminator.conv_1.weight`, `discriminator.batch_norm_1.running_mean`,
+//! `generator.channel_mixer_5.bias`, `generator.linear_5.bias`, so their weights load without
+//! renaming. Initialisation follows PyTorch's defaults for each layer type.
+
+use std::cell::Cell;
+
+use tch::nn::{self, ModuleT};
+use tch::{Kind, Tensor};
+
+use crate::depthwise::{conv_out, conv_transpose_out, depthwise_conv2d, depthwise_conv_transpose2d, DepthwiseImpl};
+use crate::{Conditioning, CoreError, ModelConfig};
+
+/// Side length of the (square) images.
+pub const IMAGE_SIZE: i64 = 28;
+
+/// Geometry of one of the ten convolution layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerGeometry {
+    pub c_in: i64,
+    pub c_out: i64,
+    pub kernel: i64,
+    pub stride: i64,
+    pub padding: i64,
+    /// Spatial side of the layer's input (also the side of its channel-conditioning label map).
+    pub in_size: i64,
+    pub out_size: i64,
+    /// Transposed convolution (decoder).
+    pub transposed: bool,
+}
+
+/// The five encoder layers followed by the five decoder layers of a config (spec §4a/§4b).
+pub fn layer_geometry(cfg: &ModelConfig) -> [LayerGeometry; 10] {
+    let (l, i, c) = (cfg.latent_dim, cfg.intermediate_dim, cfg.image_channels);
+    // (c_in, c_out, k, s, p)
+    let enc = [(c, l, 4, 2, 1), (l, 2 * l, 4, 2, 1), (2 * l, 4 * l, 3, 2, 1), (4 * l, 8 * l, 4, 2, 1), (8 * l, i, 2, 1, 0)];
+    let dec = [(i, 8 * l, 2, 1, 0), (8 * l, 4 * l, 4, 2, 1), (4 * l, 2 * l, 3, 2, 1), (2 * l, l, 4, 2, 1), (l, c, 4, 2, 1)];
+    let mut out = [LayerGeometry {
+        c_in: 0,
+        c_out: 0,
+        kernel: 0,
+        stride: 0,
+        padding: 0,
+        in_size: 0,
+        out_size: 0,
+        transposed: false,
+    }; 10];
+    let mut size = IMAGE_SIZE;
+    for (n, &(ci, co, k, s, p)) in enc.iter().enumerate() {
+        let o = conv_out(size, k, s, p);
+        out[n] = LayerGeometry { c_in: ci, c_out: co, kernel: k, stride: s, padding: p, in_size: size, out_size: o, transposed: false };
+        size = o;
+    }
+    for (n, &(ci, co, k, s, p)) in dec.iter().enumerate() {
+        let o = conv_transpose_out(size, k, s, p);
+        out[5 + n] = LayerGeometry { c_in: ci, c_out: co, kernel: k, stride: s, padding: p, in_size: size, out_size: o, transposed: true };
+        size = o;
+    }
+    debug_assert_eq!(size, IMAGE_SIZE);
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activation {
+    LeakyRelu,
+    Sigmoid,
+    Relu,
+    Tanh,
+}
+
+/// `Linear` with PyTorch's default initialisation (weight and bias `U(-1/sqrt(in), 1/sqrt(in))`).
+#[derive(Debug)]
+struct Linear {
+    ws: Tensor,
+    bs: Tensor,
+}
+
+impl Linear {
+    fn new(p: &nn::Path, in_dim: i64, out_dim: i64) -> Self {
+        let bound = 1.0 / (in_dim as f64).sqrt();
+        let init = nn::Init::Uniform { lo: -bound, up: bound };
+        Linear { ws: p.var("weight", &[out_dim, in_dim], init), bs: p.var("bias", &[out_dim], init) }
+    }
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.linear(&self.ws, Some(&self.bs))
+    }
+}
+
+/// How BatchNorm normalises in a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BnMode {
+    /// Running statistics (PyTorch eval mode).
+    Eval,
+    /// Batch statistics, running statistics updated (PyTorch training mode).
+    Train,
+    /// Batch statistics, running statistics left untouched.
+    BatchStats,
+}
+
+/// The mode of one pass of `f`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    pub bn: BnMode,
+    /// Apply dropout (with the config's probability).
+    pub dropout: bool,
+}
+
+impl Mode {
+    /// PyTorch's training mode: batch statistics (running statistics updated) and dropout.
+    pub const TRAIN: Mode = Mode { bn: BnMode::Train, dropout: true };
+    /// PyTorch's eval mode: running statistics, no dropout.
+    pub const EVAL: Mode = Mode { bn: BnMode::Eval, dropout: false };
+    /// Batch statistics without dropout and without touching the running statistics (the
+    /// generation API's training-mode option).
+    pub const BATCH_STATS: Mode = Mode { bn: BnMode::BatchStats, dropout: false };
+
+    /// `TRAIN` or `EVAL`.
+    pub fn from_train(train: bool) -> Mode {
+        if train {
+            Mode::TRAIN
+        } else {
+            Mode::EVAL
+        }
+    }
+
+    fn generation(train: bool) -> Mode {
+        if train {
+            Mode::BATCH_STATS
+        } else {
+            Mode::EVAL
+        }
+    }
+}
+
+#[derive(Debug)]
+enum LayerOp {
+    /// Plain (transposed) convolution over the input, optionally concatenated with a label map.
+    Conv { weight: Tensor, label_linear: Option<Linear> },
+    /// Per-sample depthwise (transposed) convolution with label-generated kernels, then a
+    /// per-pixel `Linear(c_in -> c_out)`.
+    Filter { label_linear: Linear, mixer: Linear },
+}
+
+#[derive(Debug)]
+struct Layer {
+    geo: LayerGeometry,
+    bn: Option<nn::BatchNorm>,
+    op: LayerOp,
+    dropout: bool,
+    act: Activation,
+}
+
+/// One half of the network (encoder or decoder).
+#[derive(Debug)]
+struct Half {
+    embedder: Option<Tensor>,
+    layers: Vec<Layer>,
+}
+
+fn bn_config() -> nn::BatchNormConfig {
+    nn::BatchNormConfig {
+        cudnn_enabled: true,
+        eps: 1e-5,
+        momentum: 0.1,
+        affine: true,
+        ws_init: nn::Init::Const(1.0),
+        bs_init: nn::Init::Const(0.0),
+    }
+}
+
+impl Half {
+    fn new(p: &nn::Path, cfg: &ModelConfig, geos: &[LayerGeometry], decoder: bool) -> Self {
+        let cond = cfg.conditioning;
+        let embedder = cond.is_conditional().then(|| {
+            p.sub("label_embedder").var("weight", &[cfg.num_classes, cfg.embedding_dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 })
+        });
+        let mut layers = Vec::with_capacity(5);
+        for (n, g) in geos.iter().enumerate() {
+            let idx = n + 1;
+            // Encoder: batch_norm_k sits before layer k+1; decoder: batch_norm_k before layer k.
+            let bn = if decoder {
+                Some(nn::batch_norm2d(p.sub(format!("batch_norm_{idx}")), g.c_in, bn_config()))
+            } else if n > 0 {
+                Some(nn::batch_norm2d(p.sub(format!("batch_norm_{n}")), g.c_in, bn_config()))
+            } else {
+                None
+            };
+            let kk = g.kernel * g.kernel;
+            let op = match cond {
+                Conditioning::Channel | Conditioning::None => {
+                    let extra = i64::from(cond == Conditioning::Channel);
+                    let cin = g.c_in + extra;
+                    // PyTorch: kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(fan_in), ..), fan_in = size(1) * k * k.
+                    let (dims, fan_in) = if g.transposed {
+                        ([cin, g.c_out, g.kernel, g.kernel], g.c_out * kk)
+                    } else {
+                        ([g.c_out, cin, g.kernel, g.kernel], cin * kk)
+                    };
+                    let bound = 1.0 / (fan_in as f64).sqrt();
+                    let weight = p.sub(format!("conv_{idx}")).var("weight", &dims, nn::Init::Uniform { lo: -bound, up: bound });
+                    let label_linear = (cond == Conditioning::Channel)
+                        .then(|| Linear::new(&p.sub(format!("linear_{idx}")), cfg.embedding_dim, g.in_size * g.in_size));
+                    LayerOp::Conv { weight, label_linear }
+                }
+                Conditioning::Filter => LayerOp::Filter {
+                    label_linear: Linear::new(&p.sub(format!("linear_{idx}")), cfg.embedding_dim, g.c_in * kk),
+                    mixer: Linear::new(&p.sub(format!("channel_mixer_{idx}")), g.c_in, g.c_out),
+                },
+            };
+            let last = n == geos.len() - 1;
+            let act = match (decoder, last) {
+                (false, false) => Activation::LeakyRelu,
+                (false, true) => Activation::Sigmoid,
+                (true, false) => Activation::Relu,
+                (true, true) => Activation::Tanh,
+            };
+            // The authors' decoder has no dropout after its last layer; the encoder has one after each.
+            let dropout = !(decoder && last);
+            layers.push(Layer { geo: *g, bn, op, dropout, act });
+        }
+        Half { embedder, layers }
+    }
+
+    fn forward(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode, dropout: f64, dw: DepthwiseImpl, slope: &Tensor) -> Tensor {
+        let emb = match (&self.embedder, labels) {
+            (Some(w), Some(l)) => Some(Tensor::embedding(w, l, -1, false, false)),
+            (Some(_), None) => panic!("this conditional model needs labels"),
+            (None, _) => None,
+        };
+        let mut h = x.shallow_clone();
+        for layer in &self.layers {
+            let g = &layer.geo;
+            if let Some(bn) = &layer.bn {
+                h = match mode.bn {
+                    BnMode::Train => bn.forward_t(&h, true),
+                    BnMode::Eval => bn.forward_t(&h, false),
+                    BnMode::BatchStats => Tensor::batch_norm(
+                        &h,
+                        bn.ws.as_ref(),
+                        bn.bs.as_ref(),
+                        None::<&Tensor>,
+                        None::<&Tensor>,
+                        true,
+                        0.1,
+                        1e-5,
+                        true,
+                    ),
+                };
+            }
+            h = match &layer.op {
+                LayerOp::Conv { weight, label_linear } => {
+                    let inp = match label_linear {
+                        Some(lin) => {
+                            let emb = emb.as_ref().expect("labels");
+                            let map = lin.forward(emb).view([-1, 1, g.in_size, g.in_size]).tanh();
+                            Tensor::cat(&[&h, &map], 1)
+                        }
+                        None => h,
+                    };
+                    let (s, p) = ([g.stride, g.stride], [g.padding, g.padding]);
+                    if g.transposed {
+                        inp.conv_transpose2d(weight, None::<Tensor>, s, p, [0, 0], 1, [1, 1])
+                    } else {
+                        inp.conv2d(weight, None::<Tensor>, s, p, [1, 1], 1)
+                    }
+                }
+                LayerOp::Filter { label_linear, mixer } => {
+                    let emb = emb.as_ref().expect("labels");
+                    let kernel = label_linear.forward(emb).view([-1, g.c_in, g.kernel, g.kernel]).tanh();
+                    let d = if g.transposed {
+                        depthwise_conv_transpose2d(&h, &kernel, g.stride, g.padding, dw)
+                    } else {
+                        depthwise_conv2d(&h, &kernel, g.stride, g.padding, dw)
+                    };
+                    // Linear over channels at every pixel (NHWC view), back to NCHW.
+                    mixer.forward(&d.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+                }
+            };
+            if layer.dropout && mode.dropout && dropout > 0.0 {
+                h = h.dropout(dropout, true);
+            }
+            h = match layer.act {
+                Activation::LeakyRelu => h.prelu(slope),
+                Activation::Sigmoid => h.sigmoid(),
+                Activation::Relu => h.relu(),
+                Activation::Tanh => h.tanh(),
+            };
+        }
+        h
+    }
+}
+
+/// The network `f(x, c) -> x'` (encoder under the path `discriminator`, decoder under
+/// `generator`).
+#[derive(Debug)]
+pub struct CignModel {
+    cfg: ModelConfig,
+    encoder: Half,
+    decoder: Half,
+    /// Negative slope of LeakyReLU (0.2) as a one-element tensor (used through `prelu`, whose
+    /// value and gradient equal `leaky_relu`'s).
+    slope: Tensor,
+    depthwise: Cell<DepthwiseImpl>,
+}
+
+impl CignModel {
+    /// Creates the variables of `f` under `root` (usually `vs.root()`), initialised like
+    /// PyTorch's default initialisation.
+    pub fn new(root: &nn::Path, cfg: &ModelConfig) -> Result<Self, CoreError> {
+        cfg.validate()?;
+        let geos = layer_geometry(cfg);
+        let encoder = Half::new(&root.sub("discriminator"), cfg, &geos[..5], false);
+        let decoder = Half::new(&root.sub("generator"), cfg, &geos[5..], true);
+        let slope = Tensor::from_slice(&[0.2f32]).to_device(root.device());
+        Ok(CignModel {
+            cfg: cfg.clone(),
+            encoder,
+            decoder,
+            slope,
+            depthwise: Cell::new(DepthwiseImpl::default_for(root.device())),
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// The per-sample depthwise formulation used by the filter model.
+    pub fn depthwise_impl(&self) -> DepthwiseImpl {
+        self.depthwise.get()
+    }
+
+    /// Chooses the per-sample depthwise formulation (both are exact; they differ in speed).
+    pub fn set_depthwise_impl(&self, imp: DepthwiseImpl) {
+        self.depthwise.set(imp)
+    }
+
+    fn labels<'a>(&self, labels: Option<&'a Tensor>) -> Option<&'a Tensor> {
+        if self.cfg.conditioning.is_conditional() {
+            Some(labels.expect("a conditional CIGN model needs labels"))
+        } else {
+            None
+        }
+    }
+
+    /// One pass of `f`. `x`: `[B, C, 28, 28]` in [-1, 1]; `labels`: Int64 `[B]` (ignored, and
+    /// may be `None`, for [`Conditioning::None`]). `train` is PyTorch's training mode: batch
+    /// statistics (the BatchNorm running statistics are updated) and dropout; otherwise eval mode.
+    pub fn forward_t(&self, x: &Tensor, labels: Option<&Tensor>, train: bool) -> Tensor {
+        self.forward_mode(x, labels, Mode::from_train(train))
+    }
+
+    /// One pass of `f` in an explicit [`Mode`].
+    pub fn forward_mode(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
+        let h = self.encode_mode(x, labels, mode);
+        self.decode_mode(&h, labels, mode)
+    }
+
+    /// The encoder alone: `[B, C, 28, 28] -> [B, I, 1, 1]`.
+    pub fn encode_mode(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
+        let labels = self.labels(labels);
+        self.encoder.forward(x, labels, mode, self.cfg.dropout, self.depthwise.get(), &self.slope)
+    }
+
+    /// The decoder alone: `[B, I, 1, 1] -> [B, C, 28, 28]`.
+    pub fn decode_mode(&self, h: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
+        let labels = self.labels(labels);
+        self.decoder.forward(h, labels, mode, self.cfg.dropout, self.depthwise.get(), &self.slope)
+    }
+
+    /// Generation: `f(z, labels)` in eval mode without gradients (one call, as in the paper).
+    pub fn generate(&self, z: &Tensor, labels: Option<&Tensor>) -> Tensor {
+        self.generate_t(z, labels, false)
+    }
+
+    /// Generation with the mode as an option: `train = false` is eval mode (running
+    /// statistics); `train = true` normalises with the batch's own statistics (no dropout, and
+    /// the running statistics are not modified). No gradients.
+    pub fn generate_t(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> Tensor {
+        tch::no_grad(|| self.forward_mode(z, labels, Mode::generation(train)))
+    }
+
+    /// `f` applied `k` times (`k = 0` returns a copy of `x`), without gradients; `train` as in
+    /// [`CignModel::generate_t`].
+    pub fn reapply(&self, x: &Tensor, labels: Option<&Tensor>, k: usize, train: bool) -> Tensor {
+        tch::no_grad(|| {
+            let mut h = x.copy();
+            for _ in 0..k {
+                h = self.forward_mode(&h, labels, Mode::generation(train));
+            }
+            h
+        })
+    }
+
+    /// Projection of a given image under a label onto the model's fixed points: one eval-mode
+    /// pass without gradients (use [`CignModel::reapply`] for more passes).
+    pub fn project(&self, x: &Tensor, labels: Option<&Tensor>) -> Tensor {
+        self.generate(x, labels)
+    }
+}
+
+/// Number of trainable scalars in a var store (BatchNorm running statistics excluded).
+pub fn trainable_parameter_count(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+}
+
+/// Samples `n` noise images `N(0, I)` of shape `[n, C, 28, 28]`.
+pub fn sample_noise(n: i64, cfg: &ModelConfig, device: tch::Device) -> Tensor {
+    Tensor::randn([n, cfg.image_channels, IMAGE_SIZE, IMAGE_SIZE], (Kind::Float, device))
+}

@@ -1,0 +1,302 @@
+//! The CIGN objective (spec §2) and the IGN objective of the unconditional baseline.
+//!
+//! With `D` the mean absolute error, `f_copy` a frozen copy of `f` and `sg` stop-gradient:
+//!
+//! | term | expression | gradients reach |
+//! |---|---|---|
+//! | rec | `w_rec D(f(x, y), x)` | f |
+//! | idem_noise | `w D(f_copy(f(z, y_z), y_z), f(z, y_z))` | f, inner call only (both arguments) |
+//! | tight_noise | `-w D(f(sg f(z, y_z), y_z), sg f(z, y_z))` | f, outer call only |
+//! | idem_mismatch | `w D(f_copy(f(x', y'), y'), f(x', y'))` | f, inner call only |
+//! | tight_mismatch | `-w D(f(sg f(x', y'), y'), sg f(x', y'))` | f, outer call only |
+//!
+//! Training runs the seven passes in the authors' order: f(x), f(z), f(x'), f_copy(f(z)),
+//! f(sg f(z)), f_copy(f(x')), f(sg f(x')), every one in training mode (own dropout masks and
+//! batch statistics). The order decides `f`'s BatchNorm running statistics. The copy's
+//! parameters are refreshed from `f` at the start of every step (an in-place copy into a
+//! frozen [`VarStore`], no reallocation); its own running statistics are overwritten there too,
+//! so whatever its training-mode passes do to them is thrown away.
+//!
+//! For [`Conditioning::None`] the objective is IGN's: rec, idem and tight on noise, labels
+//! ignored; the mismatch terms are zero.
+
+use serde::Serialize;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::model::{CignModel, Mode};
+use crate::{Conditioning, CoreError, ModelConfig, ObjectiveConfig};
+
+/// One step's data. Labels are Int64 `[N]`; images `[N, C, 28, 28]`.
+#[derive(Debug)]
+pub struct TrainBatch {
+    /// Real images (with the training noise already applied, spec §3).
+    pub x: Tensor,
+    pub y: Tensor,
+    /// Noise images `N(0, I)` and their labels (uniform over the classes).
+    pub z: Tensor,
+    pub yz: Tensor,
+    /// Mismatched pairs (`None`: the mismatch terms are 0).
+    pub x_mismatch: Option<Tensor>,
+    pub y_mismatch: Option<Tensor>,
+}
+
+impl TrainBatch {
+    /// Moves every tensor to `device`.
+    pub fn to_device(&self, device: Device) -> TrainBatch {
+        TrainBatch {
+            x: self.x.to_device(device),
+            y: self.y.to_device(device),
+            z: self.z.to_device(device),
+            yz: self.yz.to_device(device),
+            x_mismatch: self.x_mismatch.as_ref().map(|t| t.to_device(device)),
+            y_mismatch: self.y_mismatch.as_ref().map(|t| t.to_device(device)),
+        }
+    }
+}
+
+/// The mismatched pairs of the authors' helper: every image repeated once with each of the
+/// `num_classes - 1` labels that differ from its own, in ascending label order. `x`: `[B, ...]`,
+/// `y`: Int64 `[B]`. Returns `([(K-1) B, ...], Int64 [(K-1) B])`.
+pub fn mismatch_pairs(x: &Tensor, y: &Tensor, num_classes: i64) -> (Tensor, Tensor) {
+    let b = x.size()[0];
+    let k = num_classes - 1;
+    let dev = x.device();
+    let y = y.to_kind(Kind::Int64);
+    // other labels of sample i: j + (j >= y_i) for j in 0..K-1
+    let j = Tensor::arange(k, (Kind::Int64, dev)).unsqueeze(0).expand([b, k], false);
+    let yi = y.unsqueeze(1);
+    let labels = &j + j.ge_tensor(&yi).to_kind(Kind::Int64);
+    let idx = Tensor::arange(b, (Kind::Int64, dev)).repeat_interleave_self_int(k, Some(0), None::<i64>);
+    (x.index_select(0, &idx), labels.reshape([b * k]))
+}
+
+/// The weighted terms of one evaluation of the objective (scalar tensors).
+#[derive(Debug)]
+pub struct LossTerms {
+    pub rec: Tensor,
+    pub idem_noise: Tensor,
+    pub tight_noise: Tensor,
+    pub idem_mismatch: Tensor,
+    pub tight_mismatch: Tensor,
+    /// Plain sum of the five.
+    pub total: Tensor,
+}
+
+/// [`LossTerms`] as plain numbers, for logging.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Default)]
+pub struct LossValues {
+    pub rec: f64,
+    pub idem_noise: f64,
+    pub tight_noise: f64,
+    pub idem_mismatch: f64,
+    pub tight_mismatch: f64,
+    pub total: f64,
+}
+
+impl LossTerms {
+    pub fn to_f64(&self) -> LossValues {
+        let v = |t: &Tensor| t.double_value(&[]);
+        LossValues {
+            rec: v(&self.rec),
+            idem_noise: v(&self.idem_noise),
+            tight_noise: v(&self.tight_noise),
+            idem_mismatch: v(&self.idem_mismatch),
+            tight_mismatch: v(&self.tight_mismatch),
+            total: v(&self.total),
+        }
+    }
+
+    /// The five weighted terms by name, in the authors' order.
+    pub fn named(&self) -> [(&'static str, &Tensor); 5] {
+        [
+            ("rec", &self.rec),
+            ("idem_noise", &self.idem_noise),
+            ("tight_noise", &self.tight_noise),
+            ("idem_mismatch", &self.idem_mismatch),
+            ("tight_mismatch", &self.tight_mismatch),
+        ]
+    }
+}
+
+impl LossValues {
+    /// Element-wise sum (for averaging over batches).
+    pub fn add(&self, o: &LossValues) -> LossValues {
+        LossValues {
+            rec: self.rec + o.rec,
+            idem_noise: self.idem_noise + o.idem_noise,
+            tight_noise: self.tight_noise + o.tight_noise,
+            idem_mismatch: self.idem_mismatch + o.idem_mismatch,
+            tight_mismatch: self.tight_mismatch + o.tight_mismatch,
+            total: self.total + o.total,
+        }
+    }
+
+    /// Every field multiplied by `s`.
+    pub fn scale(&self, s: f64) -> LossValues {
+        LossValues {
+            rec: self.rec * s,
+            idem_noise: self.idem_noise * s,
+            tight_noise: self.tight_noise * s,
+            idem_mismatch: self.idem_mismatch * s,
+            tight_mismatch: self.tight_mismatch * s,
+            total: self.total * s,
+        }
+    }
+}
+
+/// Mean absolute error (`torch.nn.L1Loss()`).
+fn dist(a: &Tensor, b: &Tensor) -> Tensor {
+    a.l1_loss(b, Reduction::Mean)
+}
+
+/// The objective; owns the frozen copy `f_copy` (its own var store on the model's device).
+#[derive(Debug)]
+pub struct Objective {
+    cfg: ObjectiveConfig,
+    model_cfg: ModelConfig,
+    frozen_vs: VarStore,
+    frozen: CignModel,
+}
+
+impl Objective {
+    pub fn new(model_cfg: &ModelConfig, obj_cfg: ObjectiveConfig, device: Device) -> Result<Self, CoreError> {
+        model_cfg.validate()?;
+        obj_cfg.validate()?;
+        let mut frozen_vs = VarStore::new(device);
+        let frozen = CignModel::new(&frozen_vs.root(), model_cfg)?;
+        frozen_vs.freeze();
+        Ok(Objective { cfg: obj_cfg, model_cfg: model_cfg.clone(), frozen_vs, frozen })
+    }
+
+    pub fn config(&self) -> &ObjectiveConfig {
+        &self.cfg
+    }
+
+    /// The frozen copy's var store (its parameters never require gradients).
+    pub fn frozen_var_store(&self) -> &VarStore {
+        &self.frozen_vs
+    }
+
+    /// The frozen copy.
+    pub fn frozen_model(&self) -> &CignModel {
+        &self.frozen
+    }
+
+    /// Overwrites the frozen copy with `vs`'s values (parameters and running statistics), in
+    /// place.
+    pub fn refresh_copy(&mut self, vs: &VarStore) -> Result<(), CoreError> {
+        self.frozen_vs.copy(vs)?;
+        Ok(())
+    }
+
+    fn check_model(&self, model: &CignModel) {
+        assert_eq!(
+            model.config().conditioning,
+            self.model_cfg.conditioning,
+            "the objective was built for another conditioning"
+        );
+    }
+
+    fn tight(&self, raw: Tensor, rec_raw: &Tensor, w: f64) -> Tensor {
+        if self.cfg.tight_clamp {
+            let a = self.cfg.tight_clamp_ratio;
+            // IGN's smooth clamp applied to the (negative) tightness term.
+            let scale = rec_raw * a;
+            (-raw / &scale).tanh() * scale * w
+        } else {
+            raw * (-w)
+        }
+    }
+
+    fn zero(device: Device) -> Tensor {
+        Tensor::zeros([], (Kind::Float, device))
+    }
+
+    /// The training loss: refreshes the frozen copy from `vs` (no reallocation), runs the seven
+    /// passes in training mode in the fixture order and returns the weighted terms with the
+    /// gradient routing of spec §2 (call `total.backward()` next).
+    pub fn training_loss(&mut self, model: &CignModel, vs: &VarStore, batch: &TrainBatch) -> LossTerms {
+        self.check_model(model);
+        self.refresh_copy(vs).expect("the frozen copy and the model's var store have different variables");
+        self.frozen.set_depthwise_impl(model.depthwise_impl());
+        let w = self.cfg.weights.clone();
+        let cond = self.model_cfg.conditioning.is_conditional();
+        let lab = |t: &Tensor| -> Option<Tensor> { cond.then(|| t.shallow_clone()) };
+        let (y, yz) = (lab(&batch.y), lab(&batch.yz));
+        let mismatch = match (&batch.x_mismatch, &batch.y_mismatch) {
+            (Some(xm), ym) if cond => Some((xm, lab(ym.as_ref().expect("x_mismatch without y_mismatch")))),
+            _ => None,
+        };
+        let t = Mode::TRAIN;
+        let dev = batch.x.device();
+
+        // f(x), f(z), f(x')
+        let fx = model.forward_mode(&batch.x, y.as_ref(), t);
+        let fz = model.forward_mode(&batch.z, yz.as_ref(), t);
+        let fm = mismatch.as_ref().map(|(xm, ym)| model.forward_mode(xm, ym.as_ref(), t));
+
+        let rec_raw = dist(&fx, &batch.x);
+        let rec = &rec_raw * w.rec;
+        // f_copy(f(z)): gradients reach f through both arguments of D.
+        let idem_noise = dist(&self.frozen.forward_mode(&fz, yz.as_ref(), t), &fz) * w.idem_noise;
+        // f(sg f(z)): gradients reach f through the outer call only.
+        let fz_d = fz.detach();
+        let tight_noise = self.tight(dist(&model.forward_mode(&fz_d, yz.as_ref(), t), &fz_d), &rec_raw, w.tight_noise);
+        let (idem_mismatch, tight_mismatch) = match (&mismatch, &fm) {
+            (Some((_, ym)), Some(fm)) => {
+                let idem = dist(&self.frozen.forward_mode(fm, ym.as_ref(), Mode::EVAL), fm) * w.idem_mismatch;
+                let fm_d = fm.detach();
+                let tight = self.tight(dist(&model.forward_mode(&fm_d, ym.as_ref(), t), &fm_d), &rec_raw, w.tight_mismatch);
+                (idem, tight)
+            }
+            _ => (Self::zero(dev), Self::zero(dev)),
+        };
+        let total = &rec + &idem_noise + &tight_noise + &idem_mismatch + &tight_mismatch;
+        LossTerms { rec, idem_noise, tight_noise, idem_mismatch, tight_mismatch, total }
+    }
+
+    /// The validation loss as the authors evaluate it: PyTorch Lightning's validation loop puts
+    /// the whole module (`f` and `f_copy`) in eval mode and disables gradients; `f_copy` is
+    /// loaded from `f`'s state dict first, so in eval mode it computes exactly `f`. Hence
+    /// `f_copy(f(z)) = f(f(z))` and the idempotence and tightness distances coincide (the
+    /// tightness terms are their negatives, weighted). No running statistics change.
+    pub fn validation_loss(&mut self, model: &CignModel, vs: &VarStore, batch: &TrainBatch) -> LossTerms {
+        let _ = vs; // f_copy equals f in eval mode: no copy needed
+        self.check_model(model);
+        tch::no_grad(|| {
+            let w = self.cfg.weights.clone();
+            let cond = self.model_cfg.conditioning.is_conditional();
+            let lab = |t: &Tensor| -> Option<Tensor> { cond.then(|| t.shallow_clone()) };
+            let (y, yz) = (lab(&batch.y), lab(&batch.yz));
+            let e = Mode::EVAL;
+            let dev = batch.x.device();
+            let fx = model.forward_mode(&batch.x, y.as_ref(), e);
+            let rec_raw = dist(&fx, &batch.x);
+            let fz = model.forward_mode(&batch.z, yz.as_ref(), e);
+            let ffz = model.forward_mode(&fz, yz.as_ref(), e);
+            let d_noise = dist(&ffz, &fz);
+            let idem_noise = &d_noise * w.idem_noise;
+            let tight_noise = self.tight(d_noise, &rec_raw, w.tight_noise);
+            let (idem_mismatch, tight_mismatch) = match (&batch.x_mismatch, &batch.y_mismatch) {
+                (Some(xm), ym) if cond => {
+                    let ym = lab(ym.as_ref().expect("x_mismatch without y_mismatch"));
+                    let fm = model.forward_mode(xm, ym.as_ref(), e);
+                    let d = dist(&model.forward_mode(&fm, ym.as_ref(), e), &fm);
+                    (&d * w.idem_mismatch, self.tight(d, &rec_raw, w.tight_mismatch))
+                }
+                _ => (Self::zero(dev), Self::zero(dev)),
+            };
+            let rec = rec_raw * w.rec;
+            let total = &rec + &idem_noise + &tight_noise + &idem_mismatch + &tight_mismatch;
+            LossTerms { rec, idem_noise, tight_noise, idem_mismatch, tight_mismatch, total }
+        })
+    }
+}
+
+impl Conditioning {
+    /// Whether the objective has mismatch terms for this conditioning.
+    pub fn has_mismatch_terms(&self) -> bool {
+        self.is_conditional()
+    }
+}

@@ -1,0 +1,133 @@
+//! Both per-sample depthwise formulations against a naive per-(sample, channel) reference,
+//! values and gradients, for every geometry the filter model uses and a few others.
+
+use cign_core::depthwise::{depthwise_conv2d, depthwise_conv_transpose2d};
+use cign_core::DepthwiseImpl;
+use tch::{Device, Kind, Tensor};
+
+/// Reference: a separate ordinary (transposed) convolution per sample and channel.
+fn naive(x: &Tensor, k: &Tensor, s: i64, p: i64, transposed: bool) -> Tensor {
+    let (b, c) = (x.size()[0], x.size()[1]);
+    let mut rows = Vec::new();
+    for i in 0..b {
+        let mut chans = Vec::new();
+        for j in 0..c {
+            let xi = x.narrow(0, i, 1).narrow(1, j, 1);
+            let ki = k.narrow(0, i, 1).narrow(1, j, 1);
+            let o = if transposed {
+                xi.conv_transpose2d(&ki, None::<Tensor>, [s, s], [p, p], [0, 0], 1, [1, 1])
+            } else {
+                xi.conv2d(&ki, None::<Tensor>, [s, s], [p, p], [1, 1], 1)
+            };
+            chans.push(o);
+        }
+        rows.push(Tensor::cat(&chans, 1));
+    }
+    Tensor::cat(&rows, 0)
+}
+
+fn run(imp: Option<DepthwiseImpl>, x: &Tensor, k: &Tensor, s: i64, p: i64, t: bool, gout: &Tensor) -> (Tensor, Tensor, Tensor) {
+    let x = x.detach().set_requires_grad(true);
+    let k = k.detach().set_requires_grad(true);
+    let y = match (imp, t) {
+        (None, _) => naive(&x, &k, s, p, t),
+        (Some(i), false) => depthwise_conv2d(&x, &k, s, p, i),
+        (Some(i), true) => depthwise_conv_transpose2d(&x, &k, s, p, i),
+    };
+    (&y * gout).sum(Kind::Double).backward();
+    (y.detach(), x.grad(), k.grad())
+}
+
+fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn both_formulations_equal_the_naive_reference() {
+    tch::manual_seed(0);
+    let o = (Kind::Double, Device::Cpu);
+    // (B, C, H, k, stride, pad, transposed): the filter model's ten layers, then extra shapes
+    let cases = [
+        (3, 1, 28, 4, 2, 1, false),
+        (3, 4, 14, 4, 2, 1, false),
+        (3, 8, 7, 3, 2, 1, false),
+        (3, 16, 4, 4, 2, 1, false),
+        (3, 32, 2, 2, 1, 0, false),
+        (3, 16, 1, 2, 1, 0, true),
+        (3, 32, 2, 4, 2, 1, true),
+        (3, 16, 4, 3, 2, 1, true),
+        (3, 8, 7, 4, 2, 1, true),
+        (3, 4, 14, 4, 2, 1, true),
+        (2, 3, 9, 3, 1, 1, false),
+        (2, 3, 9, 5, 3, 2, true),
+    ];
+    for (b, c, h, kk, s, p, t) in cases {
+        let x = Tensor::randn([b, c, h, h], o);
+        let k = Tensor::randn([b, c, kk, kk], o);
+        let ho = if t { (h - 1) * s - 2 * p + kk } else { (h + 2 * p - kk) / s + 1 };
+        let gout = Tensor::randn([b, c, ho, ho], o);
+        let (y0, gx0, gk0) = run(None, &x, &k, s, p, t, &gout);
+        for imp in [DepthwiseImpl::Grouped, DepthwiseImpl::Unfold] {
+            let (y, gx, gk) = run(Some(imp), &x, &k, s, p, t, &gout);
+            assert_eq!(y.size(), y0.size(), "{imp:?} {:?}", (b, c, h, kk, s, p, t));
+            let e = [max_abs(&y, &y0), max_abs(&gx, &gx0), max_abs(&gk, &gk0)];
+            assert!(e.iter().all(|&e| e < 1e-10), "{imp:?} {:?}: errors {e:?}", (b, c, h, kk, s, p, t));
+        }
+    }
+}
+
+/// In float32 the two formulations agree to rounding.
+#[test]
+fn formulations_agree_in_float32() {
+    tch::manual_seed(1);
+    let o = (Kind::Float, Device::Cpu);
+    for t in [false, true] {
+        let x = Tensor::randn([64, 32, 7, 7], o);
+        let k = Tensor::randn([64, 32, 3, 3], o);
+        let a = if t { depthwise_conv_transpose2d(&x, &k, 2, 1, DepthwiseImpl::Grouped) } else { depthwise_conv2d(&x, &k, 2, 1, DepthwiseImpl::Grouped) };
+        let b = if t { depthwise_conv_transpose2d(&x, &k, 2, 1, DepthwiseImpl::Unfold) } else { depthwise_conv2d(&x, &k, 2, 1, DepthwiseImpl::Unfold) };
+        assert!(max_abs(&a, &b) < 1e-5, "transposed {t}: {}", max_abs(&a, &b));
+    }
+}
+
+/// A whole training step of the filter model (seven passes, all five terms, backward) gives the
+/// same loss and gradients with either formulation (freshly initialised model, batch 8).
+#[test]
+fn formulations_give_the_same_training_gradients() {
+    use cign_core::{mismatch_pairs, CignModel, Conditioning, ModelConfig, Objective, ObjectiveConfig, TrainBatch};
+    use tch::nn::VarStore;
+    let cfg = ModelConfig { dropout: 0.0, ..ModelConfig::with_dims(Conditioning::Filter, 8, 16, 5) };
+    let o = (Kind::Float, Device::Cpu);
+    tch::manual_seed(3);
+    let x = Tensor::rand([8, 1, 28, 28], o) * 2.0 - 1.0;
+    let y = Tensor::randint(10, [8], (Kind::Int64, Device::Cpu));
+    let (xm, ym) = mismatch_pairs(&x, &y, 10);
+    let batch = TrainBatch {
+        z: Tensor::randn([8, 1, 28, 28], o),
+        yz: Tensor::randint(10, [8], (Kind::Int64, Device::Cpu)),
+        x,
+        y,
+        x_mismatch: Some(xm),
+        y_mismatch: Some(ym),
+    };
+    let mut results = Vec::new();
+    for imp in [DepthwiseImpl::Grouped, DepthwiseImpl::Unfold] {
+        tch::manual_seed(5);
+        let vs = VarStore::new(Device::Cpu);
+        let model = CignModel::new(&vs.root(), &cfg).unwrap();
+        model.set_depthwise_impl(imp);
+        let mut obj = Objective::new(&cfg, ObjectiveConfig::default(), Device::Cpu).unwrap();
+        let terms = obj.training_loss(&model, &vs, &batch);
+        terms.total.backward();
+        let mut grads: Vec<(String, Tensor)> =
+            vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).map(|(n, t)| (n, t.grad().copy())).collect();
+        grads.sort_by(|a, b| a.0.cmp(&b.0));
+        results.push((terms.to_f64(), grads));
+    }
+    let ((la, ga), (lb, gb)) = (&results[0], &results[1]);
+    assert!((la.total - lb.total).abs() < 1e-5 * la.total.abs(), "{la:?} vs {lb:?}");
+    for ((n, a), (_, b)) in ga.iter().zip(gb) {
+        let rel = (a - b).norm().double_value(&[]) / a.norm().double_value(&[]).max(1e-12);
+        assert!(rel < 1e-4, "{n}: gradient rel diff {rel:.2e}");
+    }
+}
