@@ -6,9 +6,12 @@
 //! (the "floor"), so the gap is visible.
 //!
 //! Knobs (environment):
-//! * `CIGN_BENCH_QUICK` (default `1` on CPU-only machines): batch-256 operations on the CPU
-//!   are timed by hand (1 warm-up + `CIGN_BENCH_REPS` runs, default 2) instead of by criterion,
-//!   whose minimum of 10 samples would take many minutes there. `0`: criterion everywhere.
+//! * `CIGN_BENCH_QUICK` (default `1` on CPU-only machines): every operation runs once as a
+//!   warm-up; one that took over 0.5 s is then timed by hand (`CIGN_BENCH_REPS` runs, default
+//!   2; 1 when a run takes over 10 s) instead of by criterion, whose minimum of 10 samples would
+//!   take many minutes for the batch-256 training steps on 2 cores; the IGN baseline runs at the
+//!   small batch only; the depthwise comparison at the small batch only. `0`: criterion (10
+//!   samples, 10 s) everywhere.
 //! * `CIGN_BENCH_REPS`: repetitions of the hand-timed measurements (default 2).
 //! * `CIGN_BENCH_MODELS`: comma-separated subset of `large_channel,small_channel,small_filter,large_filter,ign`.
 //! * `CIGN_BENCH_CPU=0`: skip the CPU when CUDA is present.
@@ -17,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use cign_core::flops::{forward_flops, training_step_flops};
 use cign_core::{
-    mismatch_pairs, AdamW, AdamWConfig, CignModel, Conditioning, DepthwiseImpl, ModelConfig, Objective, ObjectiveConfig,
-    TrainBatch,
+    mismatch_pairs, AdamW, AdamWConfig, CignModel, Conditioning, DepthwiseImpl, ModelConfig,
+    Objective, ObjectiveConfig, TrainBatch,
 };
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use tch::nn::VarStore;
@@ -26,9 +29,13 @@ use tch::{Device, Kind, Tensor};
 
 const SMALL_BATCH: i64 = 16;
 const LARGE_BATCH: i64 = 256;
+/// Quick mode: operations slower than this (seconds per run) are timed by hand.
+const QUICK_LIMIT: f64 = 0.5;
 
 fn env_flag(name: &str) -> Option<bool> {
-    std::env::var(name).ok().map(|v| !matches!(v.trim(), "0" | "false" | "no" | ""))
+    std::env::var(name)
+        .ok()
+        .map(|v| !matches!(v.trim(), "0" | "false" | "no" | ""))
 }
 
 fn sync(device: Device) {
@@ -68,19 +75,29 @@ fn setup(cfg: &ModelConfig, b: i64, device: Device) -> Setup {
         x_mismatch: xm,
         y_mismatch: ym,
     };
-    Setup { vs, model, objective, opt, batch }
+    Setup {
+        vs,
+        model,
+        objective,
+        opt,
+        batch,
+    }
 }
 
 impl Setup {
     fn step(&mut self) {
         self.opt.zero_grad();
-        let terms = self.objective.training_loss(&self.model, &self.vs, &self.batch);
+        let terms = self
+            .objective
+            .training_loss(&self.model, &self.vs, &self.batch);
         terms.total.backward();
         self.opt.step();
     }
     fn forward(&self) {
         // one training-mode pass of f with its autograd graph (as in the objective)
-        let out = self.model.forward_t(&self.batch.x, Some(&self.batch.y), true);
+        let out = self
+            .model
+            .forward_t(&self.batch.x, Some(&self.batch.y), true);
         let _ = std::hint::black_box(out);
     }
     fn generate(&self) {
@@ -128,35 +145,53 @@ impl Report {
     }
 }
 
-fn hand_time(reps: usize, device: Device, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
+/// Times `f`: one warm-up run first; in quick mode an operation whose warm-up took longer
+/// than `QUICK_LIMIT` is timed by hand (`reps` runs, 1 when a run takes over 10 s), otherwise
+/// criterion measures it (10 flat samples).
+fn measure(
+    c: &mut Criterion,
+    group: &str,
+    (func, param): (String, String),
+    device: Device,
+    elements: Option<u64>,
+    quick: bool,
+    reps: usize,
+    mut f: impl FnMut(),
+) -> f64 {
     sync(device);
-    let mut best = f64::INFINITY;
-    let mut total = 0.0;
-    for _ in 0..reps {
-        let t = Instant::now();
-        f();
-        sync(device);
-        let s = t.elapsed().as_secs_f64();
-        best = best.min(s);
-        total += s;
+    let t = Instant::now();
+    f();
+    sync(device);
+    let warm = t.elapsed().as_secs_f64();
+    if quick && warm > QUICK_LIMIT {
+        let reps = if warm > 10.0 { 1 } else { reps.max(1) };
+        let mut total = 0.0;
+        for _ in 0..reps {
+            let t = Instant::now();
+            f();
+            sync(device);
+            total += t.elapsed().as_secs_f64();
+        }
+        let mean = total / reps as f64;
+        println!(
+            "{group}/{}: hand-timed, {reps} run(s) after warm-up ({:.1} ms): {:.1} ms",
+            format!("{func}/{param}"),
+            warm * 1e3,
+            mean * 1e3
+        );
+        return mean;
     }
-    let mean = total / reps as f64;
-    eprintln!("    (hand-timed: mean {:.1} ms, best {:.1} ms over {reps} runs)", mean * 1e3, best * 1e3);
-    mean
-}
-
-/// Criterion measurement returning the mean time per iteration.
-fn crit_time(c: &mut Criterion, group: &str, id: BenchmarkId, device: Device, elements: Option<u64>, mut f: impl FnMut()) -> f64 {
     let mut g = c.benchmark_group(group);
-    g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(500));
-    g.measurement_time(Duration::from_secs(2));
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(300));
+    g.measurement_time(Duration::from_secs(if quick { 2 } else { 10 }));
     if let Some(n) = elements {
         g.throughput(Throughput::Elements(n));
     }
     let mut spent = Duration::ZERO;
     let mut iters = 0u64;
-    g.bench_function(id, |bch| {
+    g.bench_function(BenchmarkId::new(func, param), |bch| {
         bch.iter_custom(|n| {
             sync(device);
             let t = Instant::now();
@@ -185,16 +220,35 @@ fn main() {
         devices.push(Device::Cuda(0));
     }
     let quick = env_flag("CIGN_BENCH_QUICK").unwrap_or(!cuda);
-    let reps: usize = std::env::var("CIGN_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let reps: usize = std::env::var("CIGN_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     let all_models = [
-        ("large_channel", ModelConfig::with_dims(Conditioning::Channel, 64, 128, 5)),
-        ("small_channel", ModelConfig::with_dims(Conditioning::Channel, 16, 128, 5)),
-        ("small_filter", ModelConfig::with_dims(Conditioning::Filter, 64, 128, 5)),
-        ("large_filter", ModelConfig::with_dims(Conditioning::Filter, 128, 128, 5)),
-        ("ign", ModelConfig::with_dims(Conditioning::None, 64, 128, 5)),
+        (
+            "large_channel",
+            ModelConfig::with_dims(Conditioning::Channel, 64, 128, 5),
+        ),
+        (
+            "small_channel",
+            ModelConfig::with_dims(Conditioning::Channel, 16, 128, 5),
+        ),
+        (
+            "small_filter",
+            ModelConfig::with_dims(Conditioning::Filter, 64, 128, 5),
+        ),
+        (
+            "large_filter",
+            ModelConfig::with_dims(Conditioning::Filter, 128, 128, 5),
+        ),
+        (
+            "ign",
+            ModelConfig::with_dims(Conditioning::None, 64, 128, 5),
+        ),
     ];
-    let wanted: Option<Vec<String>> =
-        std::env::var("CIGN_BENCH_MODELS").ok().map(|s| s.split(',').map(|m| m.trim().to_string()).collect());
+    let wanted: Option<Vec<String>> = std::env::var("CIGN_BENCH_MODELS")
+        .ok()
+        .map(|s| s.split(',').map(|m| m.trim().to_string()).collect());
     let models: Vec<_> = all_models
         .iter()
         .filter(|(n, _)| wanted.as_ref().is_none_or(|w| w.iter().any(|x| x == n)))
@@ -202,41 +256,81 @@ fn main() {
 
     let mut summary = Vec::new();
     for &device in &devices {
-        let dname = if device == Device::Cpu { "cpu".to_string() } else { "cuda".to_string() };
+        let dname = if device == Device::Cpu {
+            "cpu".to_string()
+        } else {
+            "cuda".to_string()
+        };
         let rate = matmul_rate(device);
         println!(
             "\n== {dname}: {} threads, float32 1024^3 matmul {rate:.1} GFLOP/s (the floor's yardstick); quick = {quick}",
             tch::get_num_threads()
         );
-        let mut rep = Report { rows: Vec::new(), rate };
+        if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+            println!("   load average at start: {}", l.trim());
+        }
+        let mut rep = Report {
+            rows: Vec::new(),
+            rate,
+        };
         for (name, cfg) in &models {
             for b in [SMALL_BATCH, LARGE_BATCH] {
-                let hand = quick && device == Device::Cpu && b == LARGE_BATCH;
+                // the baseline is not a paper model: small batch only in quick mode
+                if quick && *name == "ign" && b == LARGE_BATCH {
+                    continue;
+                }
                 let mut s = setup(cfg, b, device);
-                let id = |op: &str| BenchmarkId::new(format!("{dname}/{op}"), format!("{name}/b{b}"));
-
-                let t = if hand {
-                    hand_time(reps, device, || s.forward())
-                } else {
-                    crit_time(&mut c, "forward", id("forward"), device, None, || s.forward())
-                };
-                rep.add(&format!("{dname} forward  {name:<14} B={b}"), t, forward_flops(cfg, b), "");
-
-                let t = if hand {
-                    hand_time(reps, device, || s.step())
-                } else {
-                    crit_time(&mut c, "train_step", id("train_step"), device, None, || s.step())
-                };
-                rep.add(&format!("{dname} step     {name:<14} B={b}"), t, training_step_flops(cfg, b), "");
-
+                let id = |op: &str| (format!("{dname}/{op}"), format!("{name}/b{b}"));
+                let t = measure(
+                    &mut c,
+                    "forward",
+                    id("forward"),
+                    device,
+                    None,
+                    quick,
+                    reps,
+                    || s.forward(),
+                );
+                rep.add(
+                    &format!("{dname} forward  {name:<14} B={b}"),
+                    t,
+                    forward_flops(cfg, b),
+                    "",
+                );
+                let t = measure(
+                    &mut c,
+                    "train_step",
+                    id("train_step"),
+                    device,
+                    None,
+                    quick,
+                    reps,
+                    || s.step(),
+                );
+                rep.add(
+                    &format!("{dname} step     {name:<14} B={b}"),
+                    t,
+                    training_step_flops(cfg, b),
+                    "",
+                );
                 if b == LARGE_BATCH {
-                    let t = if hand {
-                        hand_time(reps.max(3), device, || s.generate())
-                    } else {
-                        crit_time(&mut c, "generate", id("generate"), device, Some(b as u64), || s.generate())
-                    };
+                    let t = measure(
+                        &mut c,
+                        "generate",
+                        id("generate"),
+                        device,
+                        Some(b as u64),
+                        quick,
+                        reps,
+                        || s.generate(),
+                    );
                     let extra = format!("  {:.0} images/s", b as f64 / t);
-                    rep.add(&format!("{dname} generate {name:<14} B={b}"), t, forward_flops(cfg, b), &extra);
+                    rep.add(
+                        &format!("{dname} generate {name:<14} B={b}"),
+                        t,
+                        forward_flops(cfg, b),
+                        &extra,
+                    );
                 }
             }
         }
@@ -244,20 +338,33 @@ fn main() {
         if models.iter().any(|(n, _)| *n == "small_filter") {
             let cfg = ModelConfig::with_dims(Conditioning::Filter, 64, 128, 5);
             // quick CPU runs compare at the small batch only (unfold takes minutes per step at 256)
-            let batches: &[i64] = if quick && device == Device::Cpu { &[SMALL_BATCH] } else { &[SMALL_BATCH, LARGE_BATCH] };
+            let batches: &[i64] = if quick && device == Device::Cpu {
+                &[SMALL_BATCH]
+            } else {
+                &[SMALL_BATCH, LARGE_BATCH]
+            };
             for &b in batches {
                 for imp in [DepthwiseImpl::Grouped, DepthwiseImpl::Unfold] {
                     let mut s = setup(&cfg, b, device);
                     s.model.set_depthwise_impl(imp);
-                    let hand = quick && device == Device::Cpu && b == LARGE_BATCH;
-                    let t = if hand {
-                        hand_time(reps, device, || s.step())
+                    let id = (
+                        format!("{dname}/depthwise_{imp:?}"),
+                        format!("small_filter/b{b}"),
+                    );
+                    let t = measure(&mut c, "depthwise", id, device, None, quick, reps, || {
+                        s.step()
+                    });
+                    let default = if imp == DepthwiseImpl::default_for(device) {
+                        " (default)"
                     } else {
-                        let id = BenchmarkId::new(format!("{dname}/depthwise_{imp:?}"), format!("small_filter/b{b}"));
-                        crit_time(&mut c, "depthwise", id, device, None, || s.step())
+                        ""
                     };
-                    let default = if imp == DepthwiseImpl::default_for(device) { " (default)" } else { "" };
-                    rep.add(&format!("{dname} step     small_filter B={b} {imp:?}{default}"), t, training_step_flops(&cfg, b), "");
+                    rep.add(
+                        &format!("{dname} step     small_filter B={b} {imp:?}{default}"),
+                        t,
+                        training_step_flops(&cfg, b),
+                        "",
+                    );
                 }
             }
         }

@@ -60,8 +60,19 @@ impl Default for ModelConfig {
 
 impl ModelConfig {
     /// A config with the given conditioning and `(L, I, E)`, other fields at their defaults.
-    pub fn with_dims(conditioning: Conditioning, latent_dim: i64, intermediate_dim: i64, embedding_dim: i64) -> Self {
-        ModelConfig { conditioning, latent_dim, intermediate_dim, embedding_dim, ..Default::default() }
+    pub fn with_dims(
+        conditioning: Conditioning,
+        latent_dim: i64,
+        intermediate_dim: i64,
+        embedding_dim: i64,
+    ) -> Self {
+        ModelConfig {
+            conditioning,
+            latent_dim,
+            intermediate_dim,
+            embedding_dim,
+            ..Default::default()
+        }
     }
 
     /// Checks that every field is in range.
@@ -71,19 +82,31 @@ impl ModelConfig {
             return bad(format!("latent_dim must be >= 1, got {}", self.latent_dim));
         }
         if self.intermediate_dim < 1 {
-            return bad(format!("intermediate_dim must be >= 1, got {}", self.intermediate_dim));
+            return bad(format!(
+                "intermediate_dim must be >= 1, got {}",
+                self.intermediate_dim
+            ));
         }
         if self.conditioning.is_conditional() && self.embedding_dim < 1 {
-            return bad(format!("embedding_dim must be >= 1, got {}", self.embedding_dim));
+            return bad(format!(
+                "embedding_dim must be >= 1, got {}",
+                self.embedding_dim
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) || !self.dropout.is_finite() {
             return bad(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
         if self.conditioning.is_conditional() && self.num_classes < 2 {
-            return bad(format!("num_classes must be >= 2, got {}", self.num_classes));
+            return bad(format!(
+                "num_classes must be >= 2, got {}",
+                self.num_classes
+            ));
         }
         if self.image_channels < 1 {
-            return bad(format!("image_channels must be >= 1, got {}", self.image_channels));
+            return bad(format!(
+                "image_channels must be >= 1, got {}",
+                self.image_channels
+            ));
         }
         Ok(())
     }
@@ -102,7 +125,13 @@ pub struct LossWeights {
 
 impl Default for LossWeights {
     fn default() -> Self {
-        LossWeights { rec: 20.0, idem_noise: 20.0, tight_noise: 2.5, idem_mismatch: 3.0, tight_mismatch: 1.0 }
+        LossWeights {
+            rec: 20.0,
+            idem_noise: 20.0,
+            tight_noise: 2.5,
+            idem_mismatch: 3.0,
+            tight_mismatch: 1.0,
+        }
     }
 }
 
@@ -120,7 +149,11 @@ pub struct ObjectiveConfig {
 
 impl Default for ObjectiveConfig {
     fn default() -> Self {
-        ObjectiveConfig { weights: LossWeights::default(), tight_clamp: false, tight_clamp_ratio: 1.5 }
+        ObjectiveConfig {
+            weights: LossWeights::default(),
+            tight_clamp: false,
+            tight_clamp_ratio: 1.5,
+        }
     }
 }
 
@@ -135,10 +168,13 @@ impl ObjectiveConfig {
             ("tight_mismatch", w.tight_mismatch),
         ] {
             if !v.is_finite() {
-                return Err(CoreError::InvalidConfig(format!("loss weight {n} must be finite, got {v}")));
+                return Err(CoreError::InvalidConfig(format!(
+                    "loss weight {n} must be finite, got {v}"
+                )));
             }
         }
-        if self.tight_clamp && !(self.tight_clamp_ratio > 0.0 && self.tight_clamp_ratio.is_finite()) {
+        if self.tight_clamp && !(self.tight_clamp_ratio > 0.0 && self.tight_clamp_ratio.is_finite())
+        {
             return Err(CoreError::InvalidConfig(format!(
                 "tight_clamp_ratio must be > 0, got {}",
                 self.tight_clamp_ratio
@@ -161,7 +197,12 @@ pub struct AdamWConfig {
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        AdamWConfig { lr: 1e-4, betas: (0.5, 0.999), weight_decay: 0.01, eps: 1e-8 }
+        AdamWConfig {
+            lr: 1e-4,
+            betas: (0.5, 0.999),
+            weight_decay: 0.01,
+            eps: 1e-8,
+        }
     }
 }
 
@@ -178,7 +219,9 @@ impl AdamWConfig {
         if ok {
             Ok(())
         } else {
-            Err(CoreError::InvalidConfig(format!("invalid AdamW config {self:?}")))
+            Err(CoreError::InvalidConfig(format!(
+                "invalid AdamW config {self:?}"
+            )))
         }
     }
 }

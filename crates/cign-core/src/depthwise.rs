@@ -69,7 +69,13 @@ pub fn conv_transpose_out(size: i64, k: i64, stride: i64, pad: i64) -> i64 {
 
 /// Cross-correlates each channel of each sample of `x` `[B, C, H, W]` with its own kernel
 /// `k` `[B, C, kh, kw]` (no bias). Returns `[B, C, H_out, W_out]`.
-pub fn depthwise_conv2d(x: &Tensor, k: &Tensor, stride: i64, pad: i64, imp: DepthwiseImpl) -> Tensor {
+pub fn depthwise_conv2d(
+    x: &Tensor,
+    k: &Tensor,
+    stride: i64,
+    pad: i64,
+    imp: DepthwiseImpl,
+) -> Tensor {
     let (b, c, h, w, kh, kw) = check(x, k);
     let (ho, wo) = (conv_out(h, kh, stride, pad), conv_out(w, kw, stride, pad));
     match imp {
@@ -89,16 +95,27 @@ pub fn depthwise_conv2d(x: &Tensor, k: &Tensor, stride: i64, pad: i64, imp: Dept
             // [B, C*kh*kw, L]: row index is c*kh*kw + i*kw + j, as the kernel's flattening.
             let cols = x.im2col([kh, kw], [1, 1], [pad, pad], [stride, stride]);
             let cols = cols.view([b * c, kh * kw, ho * wo]);
-            k.reshape([b * c, 1, kh * kw]).bmm(&cols).view([b, c, ho, wo])
+            k.reshape([b * c, 1, kh * kw])
+                .bmm(&cols)
+                .view([b, c, ho, wo])
         }
     }
 }
 
 /// Transposed version of [`depthwise_conv2d`] (what `conv_transpose2d` with `groups = B * C`
 /// computes; no output padding). `x` `[B, C, H, W]`, `k` `[B, C, kh, kw]`.
-pub fn depthwise_conv_transpose2d(x: &Tensor, k: &Tensor, stride: i64, pad: i64, imp: DepthwiseImpl) -> Tensor {
+pub fn depthwise_conv_transpose2d(
+    x: &Tensor,
+    k: &Tensor,
+    stride: i64,
+    pad: i64,
+    imp: DepthwiseImpl,
+) -> Tensor {
     let (b, c, h, w, kh, kw) = check(x, k);
-    let (ho, wo) = (conv_transpose_out(h, kh, stride, pad), conv_transpose_out(w, kw, stride, pad));
+    let (ho, wo) = (
+        conv_transpose_out(h, kh, stride, pad),
+        conv_transpose_out(w, kw, stride, pad),
+    );
     match imp {
         DepthwiseImpl::Grouped => x
             .contiguous()
@@ -116,8 +133,16 @@ pub fn depthwise_conv_transpose2d(x: &Tensor, k: &Tensor, stride: i64, pad: i64,
         DepthwiseImpl::Unfold => {
             // Column (i*kw + j, l) of channel (b, c) is k[b, c, i, j] * x[b, c, l]; col2im adds
             // it at output position l*stride - pad + (i, j): the transposed convolution.
-            let cols = k.reshape([b * c, kh * kw, 1]).bmm(&x.reshape([b * c, 1, h * w]));
-            cols.view([b, c * kh * kw, h * w]).col2im([ho, wo], [kh, kw], [1, 1], [pad, pad], [stride, stride])
+            let cols = k
+                .reshape([b * c, kh * kw, 1])
+                .bmm(&x.reshape([b * c, 1, h * w]));
+            cols.view([b, c * kh * kw, h * w]).col2im(
+                [ho, wo],
+                [kh, kw],
+                [1, 1],
+                [pad, pad],
+                [stride, stride],
+            )
         }
     }
 }

@@ -11,7 +11,10 @@ pub fn forward_flops_per_sample(cfg: &ModelConfig) -> f64 {
     let mut macs = 0.0f64;
     for g in layer_geometry(cfg) {
         let (ci, co, kk) = (g.c_in as f64, g.c_out as f64, (g.kernel * g.kernel) as f64);
-        let (pin, pout) = ((g.in_size * g.in_size) as f64, (g.out_size * g.out_size) as f64);
+        let (pin, pout) = (
+            (g.in_size * g.in_size) as f64,
+            (g.out_size * g.out_size) as f64,
+        );
         // A convolution touches each output pixel with k*k inputs; a transposed one each input
         // pixel with k*k outputs.
         let positions = if g.transposed { pin } else { pout };
@@ -48,7 +51,11 @@ pub fn training_step_passes(b: i64, mismatch_per_image: i64) -> (f64, f64) {
 /// FLOPs of one training step (objective forward + backward; the optimiser's element-wise
 /// update is not counted) at real batch `b`.
 pub fn training_step_flops(cfg: &ModelConfig, b: i64) -> f64 {
-    let m = if cfg.conditioning.is_conditional() { cfg.num_classes - 1 } else { 0 };
+    let m = if cfg.conditioning.is_conditional() {
+        cfg.num_classes - 1
+    } else {
+        0
+    };
     let (f, bw) = training_step_passes(b, m);
     (f + bw) * forward_flops_per_sample(cfg)
 }

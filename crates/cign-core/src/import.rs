@@ -35,25 +35,40 @@ pub struct SafetensorsFile {
 impl SafetensorsFile {
     /// A tensor by name, or an error naming it.
     pub fn get(&self, name: &str) -> Result<&Tensor, CoreError> {
-        self.tensors.get(name).ok_or_else(|| CoreError::MissingTensors(name.to_string()))
+        self.tensors
+            .get(name)
+            .ok_or_else(|| CoreError::MissingTensors(name.to_string()))
     }
 
     /// The tensors whose names start with `prefix`, with the prefix removed.
     pub fn with_prefix(&self, prefix: &str) -> BTreeMap<String, &Tensor> {
-        self.tensors.iter().filter_map(|(n, t)| n.strip_prefix(prefix).map(|s| (s.to_string(), t))).collect()
+        self.tensors
+            .iter()
+            .filter_map(|(n, t)| n.strip_prefix(prefix).map(|s| (s.to_string(), t)))
+            .collect()
     }
 }
 
 /// Reads every tensor of a safetensors file onto the CPU.
 pub fn read_safetensors(path: &Path) -> Result<SafetensorsFile, CoreError> {
-    let bytes = std::fs::read(path).map_err(|e| CoreError::Io { path: path.display().to_string(), source: e })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| CoreError::SafeTensors(format!("{}: {e}", path.display())))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| CoreError::SafeTensors(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| CoreError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| CoreError::SafeTensors(format!("{}: {e}", path.display())))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| CoreError::SafeTensors(format!("{}: {e}", path.display())))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let kind = kind_of(view.dtype())
-            .ok_or_else(|| CoreError::SafeTensors(format!("{}: tensor {name} has unsupported dtype {:?}", path.display(), view.dtype())))?;
+        let kind = kind_of(view.dtype()).ok_or_else(|| {
+            CoreError::SafeTensors(format!(
+                "{}: tensor {name} has unsupported dtype {:?}",
+                path.display(),
+                view.dtype()
+            ))
+        })?;
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         tensors.insert(name, Tensor::from_data_size(view.data(), &shape, kind));
     }
@@ -64,14 +79,22 @@ pub fn read_safetensors(path: &Path) -> Result<SafetensorsFile, CoreError> {
 /// and BatchNorm running statistics) must be given with its shape; PyTorch's
 /// `*.num_batches_tracked` counters are accepted and ignored; any other name is an error. Values
 /// are converted to each variable's kind and device. Nothing is written unless all checks pass.
-pub fn load_named_into(vs: &mut VarStore, named: &BTreeMap<String, &Tensor>, source: &str) -> Result<(), CoreError> {
+pub fn load_named_into(
+    vs: &mut VarStore,
+    named: &BTreeMap<String, &Tensor>,
+    source: &str,
+) -> Result<(), CoreError> {
     let vars = vs.variables();
     let mut missing: Vec<&str> = Vec::new();
     let mut shape = Vec::new();
     for (name, var) in &vars {
         match named.get(name) {
             None => missing.push(name),
-            Some(t) if t.size() != var.size() => shape.push(format!("{name}: model {:?}, file {:?}", var.size(), t.size())),
+            Some(t) if t.size() != var.size() => shape.push(format!(
+                "{name}: model {:?}, file {:?}",
+                var.size(),
+                t.size()
+            )),
             Some(_) => {}
         }
     }
@@ -93,7 +116,10 @@ pub fn load_named_into(vs: &mut VarStore, named: &BTreeMap<String, &Tensor>, sou
         problems.push(format!("shape mismatch {}", shape.join("; ")));
     }
     if !problems.is_empty() {
-        return Err(CoreError::Load { path: source.to_string(), problems: problems.join("; ") });
+        return Err(CoreError::Load {
+            path: source.to_string(),
+            problems: problems.join("; "),
+        });
     }
     tch::no_grad(|| {
         for (name, mut var) in vars {
@@ -107,7 +133,11 @@ pub fn load_named_into(vs: &mut VarStore, named: &BTreeMap<String, &Tensor>, sou
 /// Loads the tensors named `prefix + <variable name>` (e.g. prefix `"state."`) from a
 /// safetensors file into `vs` (parameters and BatchNorm running statistics). The error names
 /// every missing, unexpected (other names with the prefix) or shape-mismatched tensor.
-pub fn load_safetensors_into(vs: &mut VarStore, path: &Path, prefix: &str) -> Result<(), CoreError> {
+pub fn load_safetensors_into(
+    vs: &mut VarStore,
+    path: &Path,
+    prefix: &str,
+) -> Result<(), CoreError> {
     let file = read_safetensors(path)?;
     load_named_into(vs, &file.with_prefix(prefix), &path.display().to_string())
 }
@@ -115,18 +145,34 @@ pub fn load_safetensors_into(vs: &mut VarStore, path: &Path, prefix: &str) -> Re
 /// The model config a fixture's (or an export's) metadata names: keys `kind` (`channel`,
 /// `filter` or `none`), `latent_dim`, `intermediate_dim`, `embedding_dim`, and optionally
 /// `dropout`, `num_classes`, `image_channels`. Absent optional keys take their defaults.
-pub fn model_config_from_metadata(meta: &HashMap<String, String>) -> Result<ModelConfig, CoreError> {
+pub fn model_config_from_metadata(
+    meta: &HashMap<String, String>,
+) -> Result<ModelConfig, CoreError> {
     let int = |k: &str| -> Result<Option<i64>, CoreError> {
         meta.get(k)
-            .map(|v| v.trim().parse::<i64>().map_err(|e| CoreError::InvalidConfig(format!("metadata {k}={v}: {e}"))))
+            .map(|v| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|e| CoreError::InvalidConfig(format!("metadata {k}={v}: {e}")))
+            })
             .transpose()
     };
-    let req = |k: &str| -> Result<i64, CoreError> { int(k)?.ok_or_else(|| CoreError::InvalidConfig(format!("metadata has no {k}"))) };
-    let conditioning = match meta.get("kind").or_else(|| meta.get("conditioning")).map(|s| s.trim().to_lowercase()) {
+    let req = |k: &str| -> Result<i64, CoreError> {
+        int(k)?.ok_or_else(|| CoreError::InvalidConfig(format!("metadata has no {k}")))
+    };
+    let conditioning = match meta
+        .get("kind")
+        .or_else(|| meta.get("conditioning"))
+        .map(|s| s.trim().to_lowercase())
+    {
         Some(k) if k == "channel" => Conditioning::Channel,
         Some(k) if k == "filter" => Conditioning::Filter,
         Some(k) if k == "none" || k == "ign" || k == "unconditional" => Conditioning::None,
-        other => return Err(CoreError::InvalidConfig(format!("metadata kind {other:?} is not channel, filter or none"))),
+        other => {
+            return Err(CoreError::InvalidConfig(format!(
+                "metadata kind {other:?} is not channel, filter or none"
+            )))
+        }
     };
     let d = ModelConfig::default();
     let cfg = ModelConfig {
@@ -135,7 +181,10 @@ pub fn model_config_from_metadata(meta: &HashMap<String, String>) -> Result<Mode
         intermediate_dim: req("intermediate_dim")?,
         embedding_dim: req("embedding_dim")?,
         dropout: match meta.get("dropout") {
-            Some(v) => v.trim().parse().map_err(|e| CoreError::InvalidConfig(format!("metadata dropout={v}: {e}")))?,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e| CoreError::InvalidConfig(format!("metadata dropout={v}: {e}")))?,
             None => d.dropout,
         },
         num_classes: int("num_classes")?.unwrap_or(d.num_classes),

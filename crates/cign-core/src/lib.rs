@@ -58,7 +58,13 @@ pub mod optim;
 pub use config::{AdamWConfig, Conditioning, LossWeights, ModelConfig, ObjectiveConfig};
 pub use depthwise::DepthwiseImpl;
 pub use error::CoreError;
-pub use import::{load_named_into, load_safetensors_into, model_config_from_metadata, read_safetensors, SafetensorsFile};
-pub use model::{layer_geometry, sample_noise, trainable_parameter_count, BnMode, CignModel, LayerGeometry, Mode, IMAGE_SIZE};
+pub use import::{
+    load_named_into, load_safetensors_into, model_config_from_metadata, read_safetensors,
+    SafetensorsFile,
+};
+pub use model::{
+    layer_geometry, sample_noise, trainable_parameter_count, BnMode, CignModel, LayerGeometry,
+    Mode, IMAGE_SIZE,
+};
 pub use objective::{mismatch_pairs, LossTerms, LossValues, Objective, TrainBatch};
 pub use optim::AdamW;

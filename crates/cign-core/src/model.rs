@@ -12,7 +12,9 @@ use std::cell::Cell;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
-use crate::depthwise::{conv_out, conv_transpose_out, depthwise_conv2d, depthwise_conv_transpose2d, DepthwiseImpl};
+use crate::depthwise::{
+    conv_out, conv_transpose_out, depthwise_conv2d, depthwise_conv_transpose2d, DepthwiseImpl,
+};
 use crate::{Conditioning, CoreError, ModelConfig};
 
 /// Side length of the (square) images.
@@ -37,8 +39,20 @@ pub struct LayerGeometry {
 pub fn layer_geometry(cfg: &ModelConfig) -> [LayerGeometry; 10] {
     let (l, i, c) = (cfg.latent_dim, cfg.intermediate_dim, cfg.image_channels);
     // (c_in, c_out, k, s, p)
-    let enc = [(c, l, 4, 2, 1), (l, 2 * l, 4, 2, 1), (2 * l, 4 * l, 3, 2, 1), (4 * l, 8 * l, 4, 2, 1), (8 * l, i, 2, 1, 0)];
-    let dec = [(i, 8 * l, 2, 1, 0), (8 * l, 4 * l, 4, 2, 1), (4 * l, 2 * l, 3, 2, 1), (2 * l, l, 4, 2, 1), (l, c, 4, 2, 1)];
+    let enc = [
+        (c, l, 4, 2, 1),
+        (l, 2 * l, 4, 2, 1),
+        (2 * l, 4 * l, 3, 2, 1),
+        (4 * l, 8 * l, 4, 2, 1),
+        (8 * l, i, 2, 1, 0),
+    ];
+    let dec = [
+        (i, 8 * l, 2, 1, 0),
+        (8 * l, 4 * l, 4, 2, 1),
+        (4 * l, 2 * l, 3, 2, 1),
+        (2 * l, l, 4, 2, 1),
+        (l, c, 4, 2, 1),
+    ];
     let mut out = [LayerGeometry {
         c_in: 0,
         c_out: 0,
@@ -52,12 +66,30 @@ pub fn layer_geometry(cfg: &ModelConfig) -> [LayerGeometry; 10] {
     let mut size = IMAGE_SIZE;
     for (n, &(ci, co, k, s, p)) in enc.iter().enumerate() {
         let o = conv_out(size, k, s, p);
-        out[n] = LayerGeometry { c_in: ci, c_out: co, kernel: k, stride: s, padding: p, in_size: size, out_size: o, transposed: false };
+        out[n] = LayerGeometry {
+            c_in: ci,
+            c_out: co,
+            kernel: k,
+            stride: s,
+            padding: p,
+            in_size: size,
+            out_size: o,
+            transposed: false,
+        };
         size = o;
     }
     for (n, &(ci, co, k, s, p)) in dec.iter().enumerate() {
         let o = conv_transpose_out(size, k, s, p);
-        out[5 + n] = LayerGeometry { c_in: ci, c_out: co, kernel: k, stride: s, padding: p, in_size: size, out_size: o, transposed: true };
+        out[5 + n] = LayerGeometry {
+            c_in: ci,
+            c_out: co,
+            kernel: k,
+            stride: s,
+            padding: p,
+            in_size: size,
+            out_size: o,
+            transposed: true,
+        };
         size = o;
     }
     debug_assert_eq!(size, IMAGE_SIZE);
@@ -82,8 +114,14 @@ struct Linear {
 impl Linear {
     fn new(p: &nn::Path, in_dim: i64, out_dim: i64) -> Self {
         let bound = 1.0 / (in_dim as f64).sqrt();
-        let init = nn::Init::Uniform { lo: -bound, up: bound };
-        Linear { ws: p.var("weight", &[out_dim, in_dim], init), bs: p.var("bias", &[out_dim], init) }
+        let init = nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        Linear {
+            ws: p.var("weight", &[out_dim, in_dim], init),
+            bs: p.var("bias", &[out_dim], init),
+        }
     }
     fn forward(&self, x: &Tensor) -> Tensor {
         x.linear(&self.ws, Some(&self.bs))
@@ -111,12 +149,21 @@ pub struct Mode {
 
 impl Mode {
     /// PyTorch's training mode: batch statistics (running statistics updated) and dropout.
-    pub const TRAIN: Mode = Mode { bn: BnMode::Train, dropout: true };
+    pub const TRAIN: Mode = Mode {
+        bn: BnMode::Train,
+        dropout: true,
+    };
     /// PyTorch's eval mode: running statistics, no dropout.
-    pub const EVAL: Mode = Mode { bn: BnMode::Eval, dropout: false };
+    pub const EVAL: Mode = Mode {
+        bn: BnMode::Eval,
+        dropout: false,
+    };
     /// Batch statistics without dropout and without touching the running statistics (the
     /// generation API's training-mode option).
-    pub const BATCH_STATS: Mode = Mode { bn: BnMode::BatchStats, dropout: false };
+    pub const BATCH_STATS: Mode = Mode {
+        bn: BnMode::BatchStats,
+        dropout: false,
+    };
 
     /// `TRAIN` or `EVAL`.
     pub fn from_train(train: bool) -> Mode {
@@ -139,7 +186,10 @@ impl Mode {
 #[derive(Debug)]
 enum LayerOp {
     /// Plain (transposed) convolution over the input, optionally concatenated with a label map.
-    Conv { weight: Tensor, label_linear: Option<Linear> },
+    Conv {
+        weight: Tensor,
+        label_linear: Option<Linear>,
+    },
     /// Per-sample depthwise (transposed) convolution with label-generated kernels, then a
     /// per-pixel `Linear(c_in -> c_out)`.
     Filter { label_linear: Linear, mixer: Linear },
@@ -176,16 +226,31 @@ impl Half {
     fn new(p: &nn::Path, cfg: &ModelConfig, geos: &[LayerGeometry], decoder: bool) -> Self {
         let cond = cfg.conditioning;
         let embedder = cond.is_conditional().then(|| {
-            p.sub("label_embedder").var("weight", &[cfg.num_classes, cfg.embedding_dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 })
+            p.sub("label_embedder").var(
+                "weight",
+                &[cfg.num_classes, cfg.embedding_dim],
+                nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: 1.0,
+                },
+            )
         });
         let mut layers = Vec::with_capacity(5);
         for (n, g) in geos.iter().enumerate() {
             let idx = n + 1;
             // Encoder: batch_norm_k sits before layer k+1; decoder: batch_norm_k before layer k.
             let bn = if decoder {
-                Some(nn::batch_norm2d(p.sub(format!("batch_norm_{idx}")), g.c_in, bn_config()))
+                Some(nn::batch_norm2d(
+                    p.sub(format!("batch_norm_{idx}")),
+                    g.c_in,
+                    bn_config(),
+                ))
             } else if n > 0 {
-                Some(nn::batch_norm2d(p.sub(format!("batch_norm_{n}")), g.c_in, bn_config()))
+                Some(nn::batch_norm2d(
+                    p.sub(format!("batch_norm_{n}")),
+                    g.c_in,
+                    bn_config(),
+                ))
             } else {
                 None
             };
@@ -201,13 +266,32 @@ impl Half {
                         ([g.c_out, cin, g.kernel, g.kernel], cin * kk)
                     };
                     let bound = 1.0 / (fan_in as f64).sqrt();
-                    let weight = p.sub(format!("conv_{idx}")).var("weight", &dims, nn::Init::Uniform { lo: -bound, up: bound });
-                    let label_linear = (cond == Conditioning::Channel)
-                        .then(|| Linear::new(&p.sub(format!("linear_{idx}")), cfg.embedding_dim, g.in_size * g.in_size));
-                    LayerOp::Conv { weight, label_linear }
+                    let weight = p.sub(format!("conv_{idx}")).var(
+                        "weight",
+                        &dims,
+                        nn::Init::Uniform {
+                            lo: -bound,
+                            up: bound,
+                        },
+                    );
+                    let label_linear = (cond == Conditioning::Channel).then(|| {
+                        Linear::new(
+                            &p.sub(format!("linear_{idx}")),
+                            cfg.embedding_dim,
+                            g.in_size * g.in_size,
+                        )
+                    });
+                    LayerOp::Conv {
+                        weight,
+                        label_linear,
+                    }
                 }
                 Conditioning::Filter => LayerOp::Filter {
-                    label_linear: Linear::new(&p.sub(format!("linear_{idx}")), cfg.embedding_dim, g.c_in * kk),
+                    label_linear: Linear::new(
+                        &p.sub(format!("linear_{idx}")),
+                        cfg.embedding_dim,
+                        g.c_in * kk,
+                    ),
                     mixer: Linear::new(&p.sub(format!("channel_mixer_{idx}")), g.c_in, g.c_out),
                 },
             };
@@ -220,12 +304,26 @@ impl Half {
             };
             // The authors' decoder has no dropout after its last layer; the encoder has one after each.
             let dropout = !(decoder && last);
-            layers.push(Layer { geo: *g, bn, op, dropout, act });
+            layers.push(Layer {
+                geo: *g,
+                bn,
+                op,
+                dropout,
+                act,
+            });
         }
         Half { embedder, layers }
     }
 
-    fn forward(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode, dropout: f64, dw: DepthwiseImpl, slope: &Tensor) -> Tensor {
+    fn forward(
+        &self,
+        x: &Tensor,
+        labels: Option<&Tensor>,
+        mode: Mode,
+        dropout: f64,
+        dw: DepthwiseImpl,
+        slope: &Tensor,
+    ) -> Tensor {
         let emb = match (&self.embedder, labels) {
             (Some(w), Some(l)) => Some(Tensor::embedding(w, l, -1, false, false)),
             (Some(_), None) => panic!("this conditional model needs labels"),
@@ -252,7 +350,10 @@ impl Half {
                 };
             }
             h = match &layer.op {
-                LayerOp::Conv { weight, label_linear } => {
+                LayerOp::Conv {
+                    weight,
+                    label_linear,
+                } => {
                     let inp = match label_linear {
                         Some(lin) => {
                             let emb = emb.as_ref().expect("labels");
@@ -268,16 +369,24 @@ impl Half {
                         inp.conv2d(weight, None::<Tensor>, s, p, [1, 1], 1)
                     }
                 }
-                LayerOp::Filter { label_linear, mixer } => {
+                LayerOp::Filter {
+                    label_linear,
+                    mixer,
+                } => {
                     let emb = emb.as_ref().expect("labels");
-                    let kernel = label_linear.forward(emb).view([-1, g.c_in, g.kernel, g.kernel]).tanh();
+                    let kernel = label_linear
+                        .forward(emb)
+                        .view([-1, g.c_in, g.kernel, g.kernel])
+                        .tanh();
                     let d = if g.transposed {
                         depthwise_conv_transpose2d(&h, &kernel, g.stride, g.padding, dw)
                     } else {
                         depthwise_conv2d(&h, &kernel, g.stride, g.padding, dw)
                     };
                     // Linear over channels at every pixel (NHWC view), back to NCHW.
-                    mixer.forward(&d.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+                    mixer
+                        .forward(&d.permute([0, 2, 3, 1]))
+                        .permute([0, 3, 1, 2])
                 }
             };
             if layer.dropout && mode.dropout && dropout > 0.0 {
@@ -363,13 +472,27 @@ impl CignModel {
     /// The encoder alone: `[B, C, 28, 28] -> [B, I, 1, 1]`.
     pub fn encode_mode(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
         let labels = self.labels(labels);
-        self.encoder.forward(x, labels, mode, self.cfg.dropout, self.depthwise.get(), &self.slope)
+        self.encoder.forward(
+            x,
+            labels,
+            mode,
+            self.cfg.dropout,
+            self.depthwise.get(),
+            &self.slope,
+        )
     }
 
     /// The decoder alone: `[B, I, 1, 1] -> [B, C, 28, 28]`.
     pub fn decode_mode(&self, h: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
         let labels = self.labels(labels);
-        self.decoder.forward(h, labels, mode, self.cfg.dropout, self.depthwise.get(), &self.slope)
+        self.decoder.forward(
+            h,
+            labels,
+            mode,
+            self.cfg.dropout,
+            self.depthwise.get(),
+            &self.slope,
+        )
     }
 
     /// Generation: `f(z, labels)` in eval mode without gradients (one call, as in the paper).
@@ -405,10 +528,16 @@ impl CignModel {
 
 /// Number of trainable scalars in a var store (BatchNorm running statistics excluded).
 pub fn trainable_parameter_count(vs: &nn::VarStore) -> i64 {
-    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
 }
 
 /// Samples `n` noise images `N(0, I)` of shape `[n, C, 28, 28]`.
 pub fn sample_noise(n: i64, cfg: &ModelConfig, device: tch::Device) -> Tensor {
-    Tensor::randn([n, cfg.image_channels, IMAGE_SIZE, IMAGE_SIZE], (Kind::Float, device))
+    Tensor::randn(
+        [n, cfg.image_channels, IMAGE_SIZE, IMAGE_SIZE],
+        (Kind::Float, device),
+    )
 }

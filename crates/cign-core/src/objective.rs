@@ -64,10 +64,13 @@ pub fn mismatch_pairs(x: &Tensor, y: &Tensor, num_classes: i64) -> (Tensor, Tens
     let dev = x.device();
     let y = y.to_kind(Kind::Int64);
     // other labels of sample i: j + (j >= y_i) for j in 0..K-1
-    let j = Tensor::arange(k, (Kind::Int64, dev)).unsqueeze(0).expand([b, k], false);
+    let j = Tensor::arange(k, (Kind::Int64, dev))
+        .unsqueeze(0)
+        .expand([b, k], false);
     let yi = y.unsqueeze(1);
     let labels = &j + j.ge_tensor(&yi).to_kind(Kind::Int64);
-    let idx = Tensor::arange(b, (Kind::Int64, dev)).repeat_interleave_self_int(k, Some(0), None::<i64>);
+    let idx =
+        Tensor::arange(b, (Kind::Int64, dev)).repeat_interleave_self_int(k, Some(0), None::<i64>);
     (x.index_select(0, &idx), labels.reshape([b * k]))
 }
 
@@ -160,13 +163,22 @@ pub struct Objective {
 }
 
 impl Objective {
-    pub fn new(model_cfg: &ModelConfig, obj_cfg: ObjectiveConfig, device: Device) -> Result<Self, CoreError> {
+    pub fn new(
+        model_cfg: &ModelConfig,
+        obj_cfg: ObjectiveConfig,
+        device: Device,
+    ) -> Result<Self, CoreError> {
         model_cfg.validate()?;
         obj_cfg.validate()?;
         let mut frozen_vs = VarStore::new(device);
         let frozen = CignModel::new(&frozen_vs.root(), model_cfg)?;
         frozen_vs.freeze();
-        Ok(Objective { cfg: obj_cfg, model_cfg: model_cfg.clone(), frozen_vs, frozen })
+        Ok(Objective {
+            cfg: obj_cfg,
+            model_cfg: model_cfg.clone(),
+            frozen_vs,
+            frozen,
+        })
     }
 
     pub fn config(&self) -> &ObjectiveConfig {
@@ -216,16 +228,24 @@ impl Objective {
     /// The training loss: refreshes the frozen copy from `vs` (no reallocation), runs the seven
     /// passes in training mode in the fixture order and returns the weighted terms with the
     /// gradient routing of spec §2 (call `total.backward()` next).
-    pub fn training_loss(&mut self, model: &CignModel, vs: &VarStore, batch: &TrainBatch) -> LossTerms {
+    pub fn training_loss(
+        &mut self,
+        model: &CignModel,
+        vs: &VarStore,
+        batch: &TrainBatch,
+    ) -> LossTerms {
         self.check_model(model);
-        self.refresh_copy(vs).expect("the frozen copy and the model's var store have different variables");
+        self.refresh_copy(vs)
+            .expect("the frozen copy and the model's var store have different variables");
         self.frozen.set_depthwise_impl(model.depthwise_impl());
         let w = self.cfg.weights.clone();
         let cond = self.model_cfg.conditioning.is_conditional();
         let lab = |t: &Tensor| -> Option<Tensor> { cond.then(|| t.shallow_clone()) };
         let (y, yz) = (lab(&batch.y), lab(&batch.yz));
         let mismatch = match (&batch.x_mismatch, &batch.y_mismatch) {
-            (Some(xm), ym) if cond => Some((xm, lab(ym.as_ref().expect("x_mismatch without y_mismatch")))),
+            (Some(xm), ym) if cond => {
+                Some((xm, lab(ym.as_ref().expect("x_mismatch without y_mismatch"))))
+            }
             _ => None,
         };
         let t = Mode::TRAIN;
@@ -234,7 +254,9 @@ impl Objective {
         // f(x), f(z), f(x')
         let fx = model.forward_mode(&batch.x, y.as_ref(), t);
         let fz = model.forward_mode(&batch.z, yz.as_ref(), t);
-        let fm = mismatch.as_ref().map(|(xm, ym)| model.forward_mode(xm, ym.as_ref(), t));
+        let fm = mismatch
+            .as_ref()
+            .map(|(xm, ym)| model.forward_mode(xm, ym.as_ref(), t));
 
         let rec_raw = dist(&fx, &batch.x);
         let rec = &rec_raw * w.rec;
@@ -242,18 +264,34 @@ impl Objective {
         let idem_noise = dist(&self.frozen.forward_mode(&fz, yz.as_ref(), t), &fz) * w.idem_noise;
         // f(sg f(z)): gradients reach f through the outer call only.
         let fz_d = fz.detach();
-        let tight_noise = self.tight(dist(&model.forward_mode(&fz_d, yz.as_ref(), t), &fz_d), &rec_raw, w.tight_noise);
+        let tight_noise = self.tight(
+            dist(&model.forward_mode(&fz_d, yz.as_ref(), t), &fz_d),
+            &rec_raw,
+            w.tight_noise,
+        );
         let (idem_mismatch, tight_mismatch) = match (&mismatch, &fm) {
             (Some((_, ym)), Some(fm)) => {
-                let idem = dist(&self.frozen.forward_mode(fm, ym.as_ref(), Mode::EVAL), fm) * w.idem_mismatch;
+                let idem =
+                    dist(&self.frozen.forward_mode(fm, ym.as_ref(), t), fm) * w.idem_mismatch;
                 let fm_d = fm.detach();
-                let tight = self.tight(dist(&model.forward_mode(&fm_d, ym.as_ref(), t), &fm_d), &rec_raw, w.tight_mismatch);
+                let tight = self.tight(
+                    dist(&model.forward_mode(&fm_d, ym.as_ref(), t), &fm_d),
+                    &rec_raw,
+                    w.tight_mismatch,
+                );
                 (idem, tight)
             }
             _ => (Self::zero(dev), Self::zero(dev)),
         };
         let total = &rec + &idem_noise + &tight_noise + &idem_mismatch + &tight_mismatch;
-        LossTerms { rec, idem_noise, tight_noise, idem_mismatch, tight_mismatch, total }
+        LossTerms {
+            rec,
+            idem_noise,
+            tight_noise,
+            idem_mismatch,
+            tight_mismatch,
+            total,
+        }
     }
 
     /// The validation loss as the authors evaluate it: PyTorch Lightning's validation loop puts
@@ -261,7 +299,12 @@ impl Objective {
     /// loaded from `f`'s state dict first, so in eval mode it computes exactly `f`. Hence
     /// `f_copy(f(z)) = f(f(z))` and the idempotence and tightness distances coincide (the
     /// tightness terms are their negatives, weighted). No running statistics change.
-    pub fn validation_loss(&mut self, model: &CignModel, vs: &VarStore, batch: &TrainBatch) -> LossTerms {
+    pub fn validation_loss(
+        &mut self,
+        model: &CignModel,
+        vs: &VarStore,
+        batch: &TrainBatch,
+    ) -> LossTerms {
         let _ = vs; // f_copy equals f in eval mode: no copy needed
         self.check_model(model);
         tch::no_grad(|| {
@@ -283,13 +326,23 @@ impl Objective {
                     let ym = lab(ym.as_ref().expect("x_mismatch without y_mismatch"));
                     let fm = model.forward_mode(xm, ym.as_ref(), e);
                     let d = dist(&model.forward_mode(&fm, ym.as_ref(), e), &fm);
-                    (&d * w.idem_mismatch, self.tight(d, &rec_raw, w.tight_mismatch))
+                    (
+                        &d * w.idem_mismatch,
+                        self.tight(d, &rec_raw, w.tight_mismatch),
+                    )
                 }
                 _ => (Self::zero(dev), Self::zero(dev)),
             };
             let rec = rec_raw * w.rec;
             let total = &rec + &idem_noise + &tight_noise + &idem_mismatch + &tight_mismatch;
-            LossTerms { rec, idem_noise, tight_noise, idem_mismatch, tight_mismatch, total }
+            LossTerms {
+                rec,
+                idem_noise,
+                tight_noise,
+                idem_mismatch,
+                tight_mismatch,
+                total,
+            }
         })
     }
 }

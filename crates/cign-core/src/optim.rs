@@ -25,7 +25,11 @@ impl AdamW {
     /// Optimises every trainable variable of `vs` (those that require gradients: BatchNorm
     /// running statistics are not among them). Moments start at zero.
     pub fn new(vs: &VarStore, cfg: AdamWConfig) -> Self {
-        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let mut named: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let params = named
             .into_iter()
@@ -35,7 +39,11 @@ impl AdamW {
                 (n, p, m, v)
             })
             .collect();
-        AdamW { cfg, params, step: 0 }
+        AdamW {
+            cfg,
+            params,
+            step: 0,
+        }
     }
 
     pub fn config(&self) -> &AdamWConfig {
@@ -58,7 +66,12 @@ impl AdamW {
     pub fn step(&mut self) {
         let _guard = tch::no_grad_guard();
         self.step += 1;
-        let AdamWConfig { lr, betas: (b1, b2), weight_decay, eps } = self.cfg;
+        let AdamWConfig {
+            lr,
+            betas: (b1, b2),
+            weight_decay,
+            eps,
+        } = self.cfg;
         let t = self.step as f64;
         let bc1 = 1.0 - b1.powf(t);
         let bc2 = 1.0 - b2.powf(t);
@@ -75,7 +88,7 @@ impl AdamW {
             let _ = v.g_add_(&((&g * (1.0 - b2)) * &g));
             let denom = (v.sqrt() / bc2_sqrt) + eps;
             // torch's addcdiv kernel: p + (value * m) / denom
-            let _ = p.g_add_(&((m.as_ref() * (-step_size)) / &denom));
+            let _ = p.g_add_(&((&*m * (-step_size)) / &denom));
         }
     }
 
@@ -113,12 +126,17 @@ impl AdamW {
         let mut known = std::collections::HashSet::new();
         known.insert("optim.step".to_string());
         for (n, p, _, _) in &self.params {
-            for key in [format!("optim.exp_avg.{n}"), format!("optim.exp_avg_sq.{n}")] {
+            for key in [
+                format!("optim.exp_avg.{n}"),
+                format!("optim.exp_avg_sq.{n}"),
+            ] {
                 match map.get(key.as_str()) {
                     None => missing.push(key.clone()),
-                    Some(t) if t.size() != p.size() => {
-                        shape.push(format!("{key}: expected {:?}, got {:?}", p.size(), t.size()))
-                    }
+                    Some(t) if t.size() != p.size() => shape.push(format!(
+                        "{key}: expected {:?}, got {:?}",
+                        p.size(),
+                        t.size()
+                    )),
                     Some(_) => {}
                 }
                 known.insert(key);
@@ -135,7 +153,11 @@ impl AdamW {
             }
             Some(t) => t.to_kind(Kind::Double).double_value(&[]).round() as i64,
         };
-        let extra: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).filter(|n| !known.contains(*n)).collect();
+        let extra: Vec<&str> = named
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !known.contains(*n))
+            .collect();
         let mut problems = Vec::new();
         if !missing.is_empty() {
             problems.push(format!("missing: {}", missing.join(", ")));
@@ -147,7 +169,10 @@ impl AdamW {
             problems.push(format!("unexpected: {}", extra.join(", ")));
         }
         if !problems.is_empty() {
-            return Err(CoreError::Load { path: "optimizer state".into(), problems: problems.join("; ") });
+            return Err(CoreError::Load {
+                path: "optimizer state".into(),
+                problems: problems.join("; "),
+            });
         }
         tch::no_grad(|| {
             for (n, _, m, v) in self.params.iter_mut() {

@@ -26,7 +26,15 @@ fn naive(x: &Tensor, k: &Tensor, s: i64, p: i64, transposed: bool) -> Tensor {
     Tensor::cat(&rows, 0)
 }
 
-fn run(imp: Option<DepthwiseImpl>, x: &Tensor, k: &Tensor, s: i64, p: i64, t: bool, gout: &Tensor) -> (Tensor, Tensor, Tensor) {
+fn run(
+    imp: Option<DepthwiseImpl>,
+    x: &Tensor,
+    k: &Tensor,
+    s: i64,
+    p: i64,
+    t: bool,
+    gout: &Tensor,
+) -> (Tensor, Tensor, Tensor) {
     let x = x.detach().set_requires_grad(true);
     let k = k.detach().set_requires_grad(true);
     let y = match (imp, t) {
@@ -64,14 +72,22 @@ fn both_formulations_equal_the_naive_reference() {
     for (b, c, h, kk, s, p, t) in cases {
         let x = Tensor::randn([b, c, h, h], o);
         let k = Tensor::randn([b, c, kk, kk], o);
-        let ho = if t { (h - 1) * s - 2 * p + kk } else { (h + 2 * p - kk) / s + 1 };
+        let ho = if t {
+            (h - 1) * s - 2 * p + kk
+        } else {
+            (h + 2 * p - kk) / s + 1
+        };
         let gout = Tensor::randn([b, c, ho, ho], o);
         let (y0, gx0, gk0) = run(None, &x, &k, s, p, t, &gout);
         for imp in [DepthwiseImpl::Grouped, DepthwiseImpl::Unfold] {
             let (y, gx, gk) = run(Some(imp), &x, &k, s, p, t, &gout);
             assert_eq!(y.size(), y0.size(), "{imp:?} {:?}", (b, c, h, kk, s, p, t));
             let e = [max_abs(&y, &y0), max_abs(&gx, &gx0), max_abs(&gk, &gk0)];
-            assert!(e.iter().all(|&e| e < 1e-10), "{imp:?} {:?}: errors {e:?}", (b, c, h, kk, s, p, t));
+            assert!(
+                e.iter().all(|&e| e < 1e-10),
+                "{imp:?} {:?}: errors {e:?}",
+                (b, c, h, kk, s, p, t)
+            );
         }
     }
 }
@@ -84,9 +100,21 @@ fn formulations_agree_in_float32() {
     for t in [false, true] {
         let x = Tensor::randn([64, 32, 7, 7], o);
         let k = Tensor::randn([64, 32, 3, 3], o);
-        let a = if t { depthwise_conv_transpose2d(&x, &k, 2, 1, DepthwiseImpl::Grouped) } else { depthwise_conv2d(&x, &k, 2, 1, DepthwiseImpl::Grouped) };
-        let b = if t { depthwise_conv_transpose2d(&x, &k, 2, 1, DepthwiseImpl::Unfold) } else { depthwise_conv2d(&x, &k, 2, 1, DepthwiseImpl::Unfold) };
-        assert!(max_abs(&a, &b) < 1e-5, "transposed {t}: {}", max_abs(&a, &b));
+        let a = if t {
+            depthwise_conv_transpose2d(&x, &k, 2, 1, DepthwiseImpl::Grouped)
+        } else {
+            depthwise_conv2d(&x, &k, 2, 1, DepthwiseImpl::Grouped)
+        };
+        let b = if t {
+            depthwise_conv_transpose2d(&x, &k, 2, 1, DepthwiseImpl::Unfold)
+        } else {
+            depthwise_conv2d(&x, &k, 2, 1, DepthwiseImpl::Unfold)
+        };
+        assert!(
+            max_abs(&a, &b) < 1e-5,
+            "transposed {t}: {}",
+            max_abs(&a, &b)
+        );
     }
 }
 
@@ -94,9 +122,15 @@ fn formulations_agree_in_float32() {
 /// same loss and gradients with either formulation (freshly initialised model, batch 8).
 #[test]
 fn formulations_give_the_same_training_gradients() {
-    use cign_core::{mismatch_pairs, CignModel, Conditioning, ModelConfig, Objective, ObjectiveConfig, TrainBatch};
+    use cign_core::{
+        mismatch_pairs, CignModel, Conditioning, ModelConfig, Objective, ObjectiveConfig,
+        TrainBatch,
+    };
     use tch::nn::VarStore;
-    let cfg = ModelConfig { dropout: 0.0, ..ModelConfig::with_dims(Conditioning::Filter, 8, 16, 5) };
+    let cfg = ModelConfig {
+        dropout: 0.0,
+        ..ModelConfig::with_dims(Conditioning::Filter, 8, 16, 5)
+    };
     let o = (Kind::Float, Device::Cpu);
     tch::manual_seed(3);
     let x = Tensor::rand([8, 1, 28, 28], o) * 2.0 - 1.0;
@@ -119,13 +153,20 @@ fn formulations_give_the_same_training_gradients() {
         let mut obj = Objective::new(&cfg, ObjectiveConfig::default(), Device::Cpu).unwrap();
         let terms = obj.training_loss(&model, &vs, &batch);
         terms.total.backward();
-        let mut grads: Vec<(String, Tensor)> =
-            vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).map(|(n, t)| (n, t.grad().copy())).collect();
+        let mut grads: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .map(|(n, t)| (n, t.grad().copy()))
+            .collect();
         grads.sort_by(|a, b| a.0.cmp(&b.0));
         results.push((terms.to_f64(), grads));
     }
     let ((la, ga), (lb, gb)) = (&results[0], &results[1]);
-    assert!((la.total - lb.total).abs() < 1e-5 * la.total.abs(), "{la:?} vs {lb:?}");
+    assert!(
+        (la.total - lb.total).abs() < 1e-5 * la.total.abs(),
+        "{la:?} vs {lb:?}"
+    );
     for ((n, a), (_, b)) in ga.iter().zip(gb) {
         let rel = (a - b).norm().double_value(&[]) / a.norm().double_value(&[]).max(1e-12);
         assert!(rel < 1e-4, "{n}: gradient rel diff {rel:.2e}");

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cign_core::{
-    load_named_into, model_config_from_metadata, read_safetensors, AdamW, AdamWConfig, CignModel, Objective,
-    ObjectiveConfig, SafetensorsFile, TrainBatch,
+    load_named_into, model_config_from_metadata, read_safetensors, AdamW, AdamWConfig, CignModel,
+    Objective, ObjectiveConfig, SafetensorsFile, TrainBatch,
 };
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -29,14 +29,19 @@ fn pin_fixture_isa() {
         if std::env::var_os("ONEDNN_MAX_CPU_ISA").is_none() {
             std::env::set_var("ONEDNN_MAX_CPU_ISA", "AVX2");
         }
-        println!("ONEDNN_MAX_CPU_ISA={}", std::env::var("ONEDNN_MAX_CPU_ISA").unwrap());
+        println!(
+            "ONEDNN_MAX_CPU_ISA={}",
+            std::env::var("ONEDNN_MAX_CPU_ISA").unwrap()
+        );
     });
 }
 
 fn fixtures_dir() -> PathBuf {
     match std::env::var_os("CIGN_FIXTURES_DIR") {
         Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/authors-pytorch"),
+        None => {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/authors-pytorch")
+        }
     }
 }
 
@@ -49,7 +54,11 @@ fn fixture_files() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no .safetensors fixtures in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no .safetensors fixtures in {}",
+        dir.display()
+    );
     files
 }
 
@@ -74,7 +83,10 @@ struct Fixture {
 
 impl Fixture {
     fn t(&self, k: &str) -> Tensor {
-        self.file.get(k).unwrap_or_else(|e| panic!("{}: {e}", self.name)).shallow_clone()
+        self.file
+            .get(k)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name))
+            .shallow_clone()
     }
     fn labels(&self, k: &str) -> Tensor {
         self.t(k).to_kind(Kind::Int64)
@@ -85,7 +97,10 @@ impl Fixture {
 }
 
 fn load(path: &Path) -> Fixture {
-    Fixture { name: path.file_name().unwrap().to_string_lossy().into_owned(), file: read_safetensors(path).unwrap() }
+    Fixture {
+        name: path.file_name().unwrap().to_string_lossy().into_owned(),
+        file: read_safetensors(path).unwrap(),
+    }
 }
 
 fn build(fx: &Fixture) -> (VarStore, CignModel) {
@@ -111,7 +126,10 @@ struct Tol {
 
 /// The tolerances: outputs 1e-5 absolute, losses 1e-5 relative (always), gradients 1e-4
 /// relative (norm of difference over norm), state after one AdamW step 1e-5 absolute.
-const GOLDEN: Tol = Tol { grad_rel: 1e-4, after_step_abs: Some(1e-5) };
+const GOLDEN: Tol = Tol {
+    grad_rel: 1e-4,
+    after_step_abs: Some(1e-5),
+};
 
 /// Runs every check of one fixture and returns the failures (empty: pass).
 fn check_fixture(fx: &Fixture, dw: Option<cign_core::DepthwiseImpl>, tol: &Tol) -> Vec<String> {
@@ -138,6 +156,14 @@ fn check_fixture(fx: &Fixture, dw: Option<cign_core::DepthwiseImpl>, tol: &Tol) 
     // the training-mode pass moved the running statistics: start the step from the state
     reload(&mut vs, fx);
 
+    // the mismatched pairs of our helper are the authors' (values and order)
+    let (xm, ym) = cign_core::mismatch_pairs(&x, &y, model.config().num_classes);
+    if max_abs(&xm, &fx.t("input.x_mismatch")) != 0.0
+        || max_abs(&ym, &fx.labels("input.y_mismatch")) != 0.0
+    {
+        fails.push("mismatch_pairs differs from input.x_mismatch / input.y_mismatch".into());
+    }
+
     // the objective
     let batch = TrainBatch {
         x,
@@ -147,16 +173,24 @@ fn check_fixture(fx: &Fixture, dw: Option<cign_core::DepthwiseImpl>, tol: &Tol) 
         x_mismatch: Some(fx.t("input.x_mismatch")),
         y_mismatch: Some(fx.labels("input.y_mismatch")),
     };
-    let mut objective = Objective::new(model.config(), ObjectiveConfig::default(), Device::Cpu).unwrap();
+    let mut objective =
+        Objective::new(model.config(), ObjectiveConfig::default(), Device::Cpu).unwrap();
     let mut opt = AdamW::new(&vs, AdamWConfig::default());
     opt.zero_grad();
     let terms = objective.training_loss(&model, &vs, &batch);
     let named = terms.named();
-    for (n, t) in named.iter().copied().chain(std::iter::once(("total", &terms.total))) {
+    for (n, t) in named
+        .iter()
+        .copied()
+        .chain(std::iter::once(("total", &terms.total)))
+    {
         let want = fx.t(&format!("loss.{n}")).double_value(&[0]);
         let got = t.double_value(&[]);
         let rel = (got - want).abs() / want.abs().max(1e-30);
-        println!("{}: loss.{n} = {got:.8} (want {want:.8}, rel err {rel:.2e})", fx.name);
+        println!(
+            "{}: loss.{n} = {got:.8} (want {want:.8}, rel err {rel:.2e})",
+            fx.name
+        );
         if rel > 1e-5 {
             fails.push(format!("loss.{n}: got {got}, want {want} (rel {rel:.2e})"));
         }
@@ -170,7 +204,9 @@ fn check_fixture(fx: &Fixture, dw: Option<cign_core::DepthwiseImpl>, tol: &Tol) 
     for (n, v) in &vars {
         if !v.requires_grad() {
             if grads.contains_key(n) {
-                fails.push(format!("fixture has grad.{n} but it is not a parameter here"));
+                fails.push(format!(
+                    "fixture has grad.{n} but it is not a parameter here"
+                ));
             }
             continue;
         }
@@ -191,7 +227,10 @@ fn check_fixture(fx: &Fixture, dw: Option<cign_core::DepthwiseImpl>, tol: &Tol) 
             fails.push(format!("grad.{n}: rel err {r:.3e}"));
         }
     }
-    println!("{}: worst gradient rel err {:.3e} ({})", fx.name, worst.0, worst.1);
+    println!(
+        "{}: worst gradient rel err {:.3e} ({})",
+        fx.name, worst.0, worst.1
+    );
     for n in grads.keys() {
         if !vars.contains_key(n) {
             fails.push(format!("grad.{n} names no variable of the model"));
@@ -206,7 +245,9 @@ fn check_fixture(fx: &Fixture, dw: Option<cign_core::DepthwiseImpl>, tol: &Tol) 
 
     // one AdamW step (lr 1e-4, betas (0.5, 0.999), weight decay 0.01)
     opt.step();
-    let Some(after_tol) = tol.after_step_abs else { return fails };
+    let Some(after_tol) = tol.after_step_abs else {
+        return fails;
+    };
     let after = fx.file.with_prefix("after_step.");
     let mut worst = (0.0f64, String::new());
     for (n, v) in &vars {
@@ -222,9 +263,16 @@ fn check_fixture(fx: &Fixture, dw: Option<cign_core::DepthwiseImpl>, tol: &Tol) 
             fails.push(format!("after_step.{n}: max abs err {e:.3e}"));
         }
     }
-    println!("{}: worst after_step abs err {:.3e} ({})", fx.name, worst.0, worst.1);
+    println!(
+        "{}: worst after_step abs err {:.3e} ({})",
+        fx.name, worst.0, worst.1
+    );
     if after.len() != vars.len() {
-        fails.push(format!("fixture has {} after_step tensors, model {} variables", after.len(), vars.len()));
+        fails.push(format!(
+            "fixture has {} after_step tensors, model {} variables",
+            after.len(),
+            vars.len()
+        ));
     }
     fails
 }
@@ -258,8 +306,14 @@ fn golden_filter_fixtures_with_both_depthwise_formulations() {
             continue;
         }
         n += 1;
-        let relaxed = Tol { grad_rel: 2e-3, after_step_abs: None };
-        for (dw, tol) in [(cign_core::DepthwiseImpl::Grouped, &GOLDEN), (cign_core::DepthwiseImpl::Unfold, &relaxed)] {
+        let relaxed = Tol {
+            grad_rel: 2e-3,
+            after_step_abs: None,
+        };
+        for (dw, tol) in [
+            (cign_core::DepthwiseImpl::Grouped, &GOLDEN),
+            (cign_core::DepthwiseImpl::Unfold, &relaxed),
+        ] {
             for f in check_fixture(&fx, Some(dw), tol) {
                 all.push(format!("{} ({dw:?}): {f}", fx.name));
             }
@@ -279,15 +333,29 @@ fn golden_checks_detect_perturbations() {
         let want = fx.t("out.eval");
         // another label per sample
         let y2 = (&y + 1).remainder(10);
-        let e = max_abs(&tch::no_grad(|| model.forward_t(&x, Some(&y2), false)), &want);
-        assert!(e > 1e-3, "{}: output insensitive to the label ({e:.3e})", fx.name);
+        let e = max_abs(
+            &tch::no_grad(|| model.forward_t(&x, Some(&y2), false)),
+            &want,
+        );
+        assert!(
+            e > 1e-3,
+            "{}: output insensitive to the label ({e:.3e})",
+            fx.name
+        );
         // a 1e-3 relative change of one weight
         let mut w = vs.variables()["generator.linear_5.weight"].shallow_clone();
         tch::no_grad(|| {
             let _ = w.g_mul_scalar_(1.001);
         });
-        let e = max_abs(&tch::no_grad(|| model.forward_t(&x, Some(&y), false)), &want);
-        assert!(e > 1e-5, "{}: output insensitive to a weight change ({e:.3e})", fx.name);
+        let e = max_abs(
+            &tch::no_grad(|| model.forward_t(&x, Some(&y), false)),
+            &want,
+        );
+        assert!(
+            e > 1e-5,
+            "{}: output insensitive to a weight change ({e:.3e})",
+            fx.name
+        );
     }
 }
 
@@ -303,20 +371,35 @@ fn import_reports_missing_and_mismatched_tensors() {
         let v = &vs.variables()["discriminator.batch_norm_1.running_mean"];
         assert!(max_abs(v, &fx.t("state.discriminator.batch_norm_1.running_mean")) == 0.0);
         // wrong prefix: everything missing
-        let err = cign_core::load_safetensors_into(&mut vs, &path, "nope.").unwrap_err().to_string();
-        assert!(err.contains("missing") && err.contains("generator.linear_5.bias"), "{err}");
+        let err = cign_core::load_safetensors_into(&mut vs, &path, "nope.")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing") && err.contains("generator.linear_5.bias"),
+            "{err}"
+        );
         // a bigger model: shape mismatches named
         let mut cfg2 = cfg.clone();
         cfg2.latent_dim += 1;
         let mut vs2 = VarStore::new(Device::Cpu);
         let _m2 = CignModel::new(&vs2.root(), &cfg2).unwrap();
-        let err = cign_core::load_safetensors_into(&mut vs2, &path, "state.").unwrap_err().to_string();
-        assert!(err.contains("shape mismatch") && err.contains("discriminator.batch_norm_1.weight"), "{err}");
+        let err = cign_core::load_safetensors_into(&mut vs2, &path, "state.")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("shape mismatch") && err.contains("discriminator.batch_norm_1.weight"),
+            "{err}"
+        );
         // extra tensors named
         let mut named = fx.state();
         let extra = Tensor::zeros([1], (Kind::Float, Device::Cpu));
         named.insert("generator.bogus".into(), &extra);
-        let err = load_named_into(&mut vs, &named, "test").unwrap_err().to_string();
-        assert!(err.contains("unexpected") && err.contains("generator.bogus"), "{err}");
+        let err = load_named_into(&mut vs, &named, "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unexpected") && err.contains("generator.bogus"),
+            "{err}"
+        );
     }
 }
