@@ -3,9 +3,10 @@
 //!
 //! `tr sqrt(S1 S2)` comes from symmetric eigen-decompositions `Si = Vi diag(wi) Vi^T`
 //! (negative round-off eigenvalues clamped to 0; eigenvalues below `d * eps * max` count as
-//! 0): `S1 S2` has the eigenvalues of `sqrt(S1) S2 sqrt(S1)`, which are the squared singular
-//! values of `diag(sqrt w2) V2^T V1 diag(sqrt w1)`, so the trace is the sum of those singular
-//! values. This never produces a complex number or a NaN on singular covariances (fewer
+//! 0): with `Fi = Vi diag(sqrt wi)`, `S1 S2` has the non-zero eigenvalues of
+//! `F1^T S2 F1 = C^T C`, `C = F2^T F1`, so the trace is the sum of the singular values of
+//! `C` (the equivalent of `tr sqrtm(sqrt(S1) S2 sqrt(S1))`, without squaring the condition
+//! number). This never produces a complex number or a NaN on singular covariances (fewer
 //! samples than dimensions), where `scipy.linalg.sqrtm` can. As in pytorch-fid, if the
 //! result is not finite the computation is repeated with `1e-6` added to both diagonals,
 //! with a warning.
@@ -99,9 +100,10 @@ pub fn frechet_details(a: &Stats, b: &Stats) -> Result<FrechetDetails> {
     })
 }
 
-/// Symmetric eigen-decomposition of a PSD matrix with round-off eigenvalues (below
-/// `d * eps * max`) set to 0: returns (sqrt of the eigenvalues, eigenvectors, singular?).
-fn sqrt_eig(s: &Tensor, which: &str) -> Result<(Tensor, Tensor, bool)> {
+/// A factor `F` with `S = F F^T` from the symmetric eigen-decomposition of the PSD matrix
+/// `S`: `F = V_k diag(sqrt w_k)` over the eigenvalues above round-off (`d * eps * max`), so
+/// it has as many columns as the numerical rank. Also says whether `S` is singular.
+fn psd_factor(s: &Tensor, which: &str) -> Result<(Tensor, bool)> {
     let d = s.size()[0];
     let s = (s + s.tr()) * 0.5;
     let (w, v) = s.f_linalg_eigh("L").map_err(|e| {
@@ -109,26 +111,31 @@ fn sqrt_eig(s: &Tensor, which: &str) -> Result<(Tensor, Tensor, bool)> {
     })?;
     let wmax = w.abs().max().double_value(&[]);
     let tol = wmax * d as f64 * f64::EPSILON;
-    let singular = w.min().double_value(&[]) <= tol;
-    let w = w.where_self(&w.gt(tol), &w.zeros_like());
-    Ok((w.sqrt(), v, singular))
+    let keep = w.gt(tol).nonzero().squeeze_dim(1);
+    let rank = keep.size()[0];
+    let factor = v.index_select(1, &keep) * w.index_select(0, &keep).sqrt().unsqueeze(0);
+    Ok((factor, rank < d))
 }
 
 /// `tr sqrt(S1 S2)` for symmetric positive semi-definite `S1`, `S2` (float64 CPU tensors),
 /// and whether either is numerically singular.
 ///
-/// With `Si = Vi diag(wi) Vi^T`, the eigenvalues of `S1 S2` are the squared singular values
-/// of `C = diag(sqrt w2) V2^T V1 diag(sqrt w1)` (`C^T C` is similar to
-/// `sqrt(S1) S2 sqrt(S1)`), so the trace is the sum of the singular values of `C`. Working
-/// with `C` rather than `C^T C` keeps the accuracy of the small eigenvalues (the square
-/// roots of round-off in `C^T C` would dominate the result for ill-conditioned inputs).
+/// With factors `Si = Fi Fi^T` ([`psd_factor`]), the non-zero eigenvalues of `S1 S2` are
+/// those of `F1^T S2 F1 = (F2^T F1)^T (F2^T F1)`, the squared singular values of
+/// `C = F2^T F1`, so the trace is the sum of the singular values of `C`. Working with `C`
+/// rather than `C^T C` keeps the accuracy of the small eigenvalues (square roots of
+/// round-off in `C^T C` would dominate for ill-conditioned inputs), and `C` is only
+/// rank(S2) x rank(S1), small when there are fewer samples than dimensions.
 pub fn trace_sqrt_product(s1: &Tensor, s2: &Tensor) -> Result<(f64, bool)> {
-    let (r1, v1, sing1) = sqrt_eig(s1, "S1")?;
-    let (r2, v2, sing2) = sqrt_eig(s2, "S2")?;
-    let c = r2.unsqueeze(1) * v2.tr().matmul(&v1) * r1.unsqueeze(0);
-    let (_, sv, _) = c.f_svd(true, false).map_err(|e| {
-        MetricsError::Numerical(format!("singular values of sqrt(S2) sqrt(S1) failed: {e}"))
-    })?;
+    let (f1, sing1) = psd_factor(s1, "S1")?;
+    let (f2, sing2) = psd_factor(s2, "S2")?;
+    if f1.size()[1] == 0 || f2.size()[1] == 0 {
+        return Ok((0.0, true));
+    }
+    let c = f2.tr().matmul(&f1);
+    let (_, sv, _) = c
+        .f_svd(true, false)
+        .map_err(|e| MetricsError::Numerical(format!("singular values of F2^T F1 failed: {e}")))?;
     Ok((sv.sum(Kind::Double).double_value(&[]), sing1 || sing2))
 }
 

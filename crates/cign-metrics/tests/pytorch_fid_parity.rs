@@ -13,6 +13,7 @@ use cign_metrics::{frechet_distance, kid, npz, KidOptions, Stats, Tap};
 /// pass at all four taps against pytorch-fid's, one pytorch-fid run per tap.
 #[test]
 fn features_of_fixed_images_match_pytorch_fid_at_all_taps() {
+    let _guard = common::heavy();
     let ex = extractor();
     let mut npz = Npz::open("pytorch_fid_features.npz");
     let mut worst = [0.0f64; 4];
@@ -38,6 +39,7 @@ fn features_of_fixed_images_match_pytorch_fid_at_all_taps() {
 /// KID, FID(A, A) = 0 and symmetry.
 #[test]
 fn fid_between_small_sets_matches_pytorch_fid() {
+    let _guard = common::heavy();
     let ex = extractor();
     let mut npz = Npz::open("pytorch_fid_features.npz");
     let a = npz.grey_set("set_a");
@@ -86,6 +88,7 @@ fn fid_between_small_sets_matches_pytorch_fid() {
 /// statistics of the same images, and gives pytorch-fid's FID.
 #[test]
 fn pytorch_fid_statistics_files_are_read() {
+    let _guard = common::heavy();
     let ex = extractor();
     let theirs = npz::load_stats(&common::fixture("set_a_d64_pytorch_fid.npz")).unwrap();
     assert_eq!(theirs.dims(), 64);
@@ -119,6 +122,7 @@ fn pytorch_fid_statistics_files_are_read() {
 /// FID at tap 64 between two sets of 80 digits (non-singular covariances).
 #[test]
 fn fid64_between_larger_sets_matches_pytorch_fid() {
+    let _guard = common::heavy();
     let ex = extractor();
     let mut npz = Npz::open("pytorch_fid_features.npz");
     let a = npz.grey_set("set64_a");
@@ -139,6 +143,7 @@ fn fid64_between_larger_sets_matches_pytorch_fid() {
 /// gives the same features as asking for all four.
 #[test]
 fn batch_size_and_tap_selection_do_not_change_features() {
+    let _guard = common::heavy();
     let ex = extractor();
     let mut npz = Npz::open("pytorch_fid_features.npz");
     let a = npz.grey_set("set_a").narrow(0, 0, 6);

@@ -82,6 +82,14 @@ impl Npz {
     }
 }
 
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Serialises the network-heavy tests of one test binary: libtorch already uses every core,
+/// so running them side by side only adds contention.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The extractor with the default weights (fetched and converted on first use), on CPU.
 pub fn extractor() -> InceptionExtractor {
     InceptionExtractor::from_default_weights(Device::Cpu).expect("FID weights")
