@@ -10,7 +10,10 @@
 //!   [B*C, k*k, L]`); the transposed version is the outer product `[B*C, k*k, 1] x [B*C, 1, L]`
 //!   followed by `col2im`, which is exactly what a transposed convolution computes.
 //!
-//! Which is faster depends on the device; see [`DepthwiseImpl::default_for`] and the benchmark.
+//! Which is faster depends on the device; see [`DepthwiseImpl::default_for`] and the benchmark
+//! (on the CPU the grouped formulation wins at every batch size measured). The grouped one is
+//! also the one that reproduces the authors' fixtures bit for bit: the other sums in another
+//! order.
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
@@ -29,10 +32,12 @@ impl DepthwiseImpl {
     /// The formulation chosen by measurement (`cargo bench -p cign-core`, the `depthwise` group)
     /// for a device.
     pub fn default_for(device: Device) -> Self {
-        // Measured on the 2-core CPU (fwd + bwd of the ten depthwise layers of the small filter
-        // model at 2,304 samples, the mismatch pass of batch 256): grouped 9.0 s, unfold + bmm
-        // 73.8 s, unfold + multiply/sum 46.2 s, one depthwise conv per label 28.4 s. No CUDA
-        // measurement yet: grouped (the authors' choice) there too.
+        // Measured on the 2-core CPU, forward + backward of the filter model's ten depthwise
+        // layers (L = 64): at 2,304 samples (the mismatch pass of batch 256, 2 threads) grouped
+        // 9.0 s, unfold + bmm 73.8 s, unfold + multiply/sum 46.2 s, one ordinary depthwise
+        // convolution per label 28.4 s; at 144 samples (1 thread) grouped 0.20 s, unfold + bmm
+        // 0.79 s, unfold + multiply/sum 1.05 s. No CUDA measurement yet: grouped (the authors'
+        // choice) there too.
         let _ = device;
         DepthwiseImpl::Grouped
     }

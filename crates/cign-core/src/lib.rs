@@ -45,6 +45,25 @@
 //! Variable names are the authors' (`discriminator.conv_1.weight`,
 //! `generator.batch_norm_5.running_var`, ...), so [`load_safetensors_into`] loads their weights
 //! without renaming.
+//!
+//! ## Notes
+//!
+//! * Modes: [`CignModel::forward_t`] with `train = true` is PyTorch's training mode (batch
+//!   statistics, running statistics updated, dropout); the generation API ([`CignModel::generate`],
+//!   [`CignModel::reapply`], [`CignModel::project`]) is eval mode by default, and its
+//!   `train = true` option normalises with batch statistics without dropout and without touching
+//!   the running statistics.
+//! * [`Objective::validation_loss`] follows PyTorch Lightning's validation loop in the authors'
+//!   code: everything in eval mode under `no_grad`, so the frozen copy equals `f` and the
+//!   tightness distances equal the idempotence distances.
+//! * [`AdamW::zero_grad`] zeroes gradients (tch cannot reset them to `None`); a parameter that
+//!   never received a gradient is skipped by [`AdamW::step`] as in PyTorch, one whose gradient
+//!   was zeroed is updated with a zero gradient (in CIGN every parameter gets a gradient every
+//!   step, so the two agree).
+//! * The golden tests reproduce the authors' fixtures bit for bit, provided oneDNN uses the AVX2
+//!   kernels the fixtures were made with (`ONEDNN_MAX_CPU_ISA=AVX2`, which the tests set): the
+//!   tiny fixtures (batch 4) amplify summation-order differences beyond the gradient tolerance.
+//! * FLOPs: [`flops`]; the benchmark (`cargo bench -p cign-core`) prints them next to the times.
 
 pub mod config;
 pub mod depthwise;
