@@ -20,8 +20,8 @@ def fmt(x, nd=4):
 def main():
     runs = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "results" / "runs").glob("*.json"))}
     out = ["# Results", "",
-           "Every row comes from a real run of `scripts/reproduce.sh` (command in the row's JSON,",
-           "`results/runs/<model>.json`, with the run directory, commit and wall time). The paper",
+           "Every row comes from a real run (its commands, run directory, commit and wall time are in",
+           "`results/runs/<model>.json`; `scripts/reproduce.sh` makes such rows). The paper",
            "trained up to 100 epochs on a GPU; rows marked *short* were trained for minutes on a",
            "2-core CPU and are **not** the paper's setting: they show the pipeline, not the model's",
            "quality.", "",
@@ -44,7 +44,8 @@ def main():
             f"{t.get('commit', '?')} | `{t.get('command', '?')}` |")
     out += ["", "Metrics: per-class FID of N generated images per class against the test images of that",
             "class, at pytorch-fid's 64/192/768 taps (`cign-eval`); N and the reference size are in each",
-            "JSON (`n_per_class`, `report.n_real`). Sample grids: `results/<model>.png` (one row per",
+            "JSON (`n_per_class`, `report.n_real`): with fewer images than the paper's 1,000 per class",
+            "FID is biased upwards, so short rows are not comparable with the paper's numbers. Sample grids: `results/<model>.png` (one row per",
             "class, the same noise in every column); loss curves: `results/<model>.loss.png`.", ""]
     print("\n".join(out))
 
