@@ -8,8 +8,9 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use cign_core::{Objective, TrainBatch};
+use cign_core::Objective;
 use cign_data::{BatchSampler, SamplerConfig};
+use cign_train::trainer::to_train_batch;
 use cign_train::{ModelState, TrainConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -56,15 +57,7 @@ fn main() -> Result<()> {
     let mut times = Vec::new();
     for i in 0..warmup + steps {
         let t0 = Instant::now();
-        let b = sampler.make_batch(&x, &y, i as u64);
-        let tb = TrainBatch {
-            x: b.x,
-            y: b.y,
-            z: b.z,
-            yz: b.yz,
-            x_mismatch: b.x_mismatch,
-            y_mismatch: b.y_mismatch,
-        };
+        let tb = to_train_batch(sampler.make_batch(&x, &y, i as u64));
         ms.optim.zero_grad();
         let terms = objective.training_loss(&ms.model, &ms.vs, &tb);
         terms.total.backward();

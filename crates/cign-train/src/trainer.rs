@@ -21,6 +21,16 @@ use crate::plot::write_loss_plot;
 use crate::run_dir::{MetricsLog, RunDir};
 use crate::sampling::class_grid_rows;
 
+/// Parses a `--device` argument (`cpu`, `cuda` or `auto`) of the command-line tools.
+pub fn parse_device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => select_device(DeviceChoice::Cpu),
+        "cuda" => select_device(DeviceChoice::Cuda),
+        "auto" => select_device(DeviceChoice::Auto),
+        other => bail!("--device {other}: expected cpu, cuda or auto"),
+    }
+}
+
 /// Picks the device of a config: `auto` takes CUDA when libtorch sees it.
 pub fn select_device(choice: DeviceChoice) -> Result<Device> {
     Ok(match choice {
@@ -105,7 +115,8 @@ pub struct RunSummary {
     pub state: LoopState,
 }
 
-fn to_train_batch(b: SampledBatch) -> TrainBatch {
+/// The sampler's batch as the objective's input.
+pub fn to_train_batch(b: SampledBatch) -> TrainBatch {
     TrainBatch {
         x: b.x,
         y: b.y,

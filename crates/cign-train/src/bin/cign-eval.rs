@@ -14,9 +14,9 @@ use cign_metrics::{
 };
 use cign_train::run_model::RunModel;
 use cign_train::sampling::generate_class;
+use cign_train::trainer::parse_device;
 use clap::Parser;
 use serde::Serialize;
-use tch::Device;
 
 /// Evaluate a trained CIGN run: per-class FID, all-class FID, KID, conditional accuracy.
 #[derive(Debug, Parser)]
@@ -69,12 +69,7 @@ fn run(cli: Cli) -> Result<()> {
     if cli.n_per_class < 2 {
         anyhow::bail!("--n-per-class must be at least 2 (a covariance needs two samples)");
     }
-    let device = match cli.device.as_str() {
-        "cpu" => Device::Cpu,
-        "auto" => Device::cuda_if_available(),
-        "cuda" if tch::Cuda::is_available() => Device::Cuda(0),
-        other => anyhow::bail!("--device {other}: expected cpu, auto, or cuda on a CUDA machine"),
-    };
+    let device = parse_device(&cli.device)?;
     let taps = Tap::parse_list(&cli.dims)?;
     let rm = RunModel::load(&cli.run, &cli.checkpoint, device)?;
     let kind: DatasetKind = rm.config.data.dataset.into();

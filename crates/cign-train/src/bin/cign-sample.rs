@@ -12,8 +12,9 @@ use anyhow::{bail, Context, Result};
 use cign_train::images::{read_gray, to_u8, write_grid};
 use cign_train::run_model::RunModel;
 use cign_train::sampling::{apply, class_grid_rows};
+use cign_train::trainer::parse_device;
 use clap::Parser;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// Generate images from a trained CIGN run.
 #[derive(Debug, Parser)]
@@ -55,21 +56,11 @@ struct Cli {
     device: String,
 }
 
-fn device(name: &str) -> Result<Device> {
-    Ok(match name {
-        "cpu" => Device::Cpu,
-        "auto" => Device::cuda_if_available(),
-        "cuda" if tch::Cuda::is_available() => Device::Cuda(0),
-        "cuda" => bail!("--device cuda: libtorch sees no CUDA device"),
-        other => bail!("--device {other}: expected cpu, cuda or auto"),
-    })
-}
-
 fn run(cli: Cli) -> Result<()> {
     if cli.n == 0 {
         bail!("--n must be at least 1");
     }
-    let device = device(&cli.device)?;
+    let device = parse_device(&cli.device)?;
     let rm = RunModel::load(&cli.run, &cli.checkpoint, device)?;
     let model = &rm.state.model;
     let conditional = rm.config.model.conditioning.is_conditional();
