@@ -7,6 +7,7 @@
 //! ```
 //! With `CIGN_BENCH_PYTHON` set, pytorch-fid 0.3.0 is timed on the same images in the same
 //! session (scripts/bench_pytorch_fid.py) and its figures are printed next to ours.
+//! `CIGN_BENCH_THREADS=n` sets the libtorch thread count of both (default: libtorch's).
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -42,6 +43,13 @@ fn images() -> Tensor {
 }
 
 fn bench(c: &mut Criterion) {
+    let threads: i32 = std::env::var("CIGN_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    if threads > 0 {
+        tch::set_num_threads(threads);
+    }
     let weights = weights::fid_weights().expect("FID weights");
     let x = images();
     eprintln!("libtorch threads: {}", tch::get_num_threads());
@@ -76,6 +84,8 @@ fn bench(c: &mut Criterion) {
             .arg(crate_dir().join("tests/fixtures"))
             .arg("--batch")
             .arg(BATCH.to_string())
+            .arg("--threads")
+            .arg(threads.to_string())
             .output();
         match out {
             Ok(o) => {

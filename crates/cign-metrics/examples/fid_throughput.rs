@@ -4,7 +4,10 @@
 //! ```text
 //! cargo run --release -p cign-metrics --example fid_throughput -- --taps 768 --layout channels_last --seconds 15
 //! ```
-//! Prints one JSON line: `{"taps": ..., "layout": ..., "batch": ..., "images_per_s": ..., ...}`.
+//! Prints one JSON line: `{"taps": ..., "layout": ..., "batch": ..., "images_per_s": ...,
+//! "cpu_s_per_image": ...}`; the process CPU time per image (user + system, from
+//! /proc/self/stat) is less sensitive than wall time to other processes on a shared machine,
+//! especially with `--threads 1`.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -23,6 +26,7 @@ fn main() -> Result<()> {
     let mut layout = "channels_last".to_string();
     let mut seconds = 15.0f64;
     let mut batch = 8i64;
+    let mut threads = 0i32;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_default();
@@ -31,8 +35,12 @@ fn main() -> Result<()> {
             "--layout" => layout = v,
             "--seconds" => seconds = v.parse()?,
             "--batch" => batch = v.parse()?,
+            "--threads" => threads = v.parse()?,
             other => bail!("unknown argument {other}"),
         }
+    }
+    if threads > 0 {
+        tch::set_num_threads(threads);
     }
     let taps = Tap::parse_list(&taps)?;
     let lay = match layout.as_str() {
@@ -55,20 +63,38 @@ fn main() -> Result<()> {
     ex.features(&x, &taps)?; // warm-up
     let mut times = Vec::new();
     let start = Instant::now();
+    let cpu0 = cpu_seconds();
     while start.elapsed().as_secs_f64() < seconds || times.len() < 3 {
         let t0 = Instant::now();
         ex.features(&x, &taps)?;
         times.push(t0.elapsed().as_secs_f64());
     }
+    let cpu_per_image = (cpu_seconds() - cpu0) / (times.len() as f64 * n as f64);
     times.sort_by(f64::total_cmp);
     let med = times[times.len() / 2];
     println!(
-        "{{\"impl\": \"cign-metrics\", \"taps\": \"{}\", \"layout\": \"{layout}\", \"batch\": {n}, \"threads\": {}, \"images_per_s\": {:.3}, \"median_batch_s\": {:.4}, \"batches\": {}}}",
+        "{{\"impl\": \"cign-metrics\", \"taps\": \"{}\", \"layout\": \"{layout}\", \"batch\": {n}, \"threads\": {}, \"images_per_s\": {:.3}, \"median_batch_s\": {:.4}, \"batches\": {}, \"cpu_s_per_image\": {:.4}}}",
         taps.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","),
         tch::get_num_threads(),
         n as f64 / med,
         med,
-        times.len()
+        times.len(),
+        cpu_per_image
     );
     Ok(())
+}
+
+/// User + system CPU seconds of this process (Linux /proc/self/stat, 100 ticks per second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields after the command name: state is 0, utime is 11, stime is 12.
+    (tick(11) + tick(12)) / 100.0
 }

@@ -30,10 +30,13 @@ def main():
     ap.add_argument("--cache", default="/tmp/cign-fid-wheel")
     ap.add_argument("--seconds", type=float, default=15.0, help="time per configuration")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--configs", default="768,2048,all",
                     help="comma-separated: 64, 192, 768, 2048 (one block each) and/or all")
     args = ap.parse_args()
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     _, sd = make_fixtures.mapped_state_dict(make_fixtures.get_torchscript(args.cache))
     pfi.load_state_dict_from_url = lambda *a, **k: sd
     data = np.load(os.path.join(args.fixtures, "pytorch_fid_features.npz"))
@@ -47,16 +50,19 @@ def main():
         with torch.no_grad():
             model(x)  # warm-up
             times = []
+            cpu0 = time.process_time()
             start = time.perf_counter()
             while time.perf_counter() - start < args.seconds or len(times) < 3:
                 t0 = time.perf_counter()
                 model(x)
                 times.append(time.perf_counter() - t0)
+            cpu = (time.process_time() - cpu0) / (len(times) * args.batch)
         med = float(np.median(times))
         print(json.dumps({"impl": "pytorch-fid 0.3.0", "taps": name, "layout": "nchw",
                           "batch": args.batch, "threads": torch.get_num_threads(),
                           "images_per_s": round(args.batch / med, 3),
-                          "median_batch_s": round(med, 4), "batches": len(times)}), flush=True)
+                          "median_batch_s": round(med, 4), "batches": len(times),
+                          "cpu_s_per_image": round(cpu, 4)}), flush=True)
 
 
 if __name__ == "__main__":

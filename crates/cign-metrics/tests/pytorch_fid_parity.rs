@@ -56,13 +56,14 @@ fn fid_between_small_sets_matches_pytorch_fid() {
         let rel = (fid - want).abs() / want.abs();
         eprintln!("FID{tap}: ours {fid} pytorch-fid {want} (relative {rel:e})");
         assert!(rel < 1e-3, "FID{tap}: {fid} vs pytorch-fid {want}");
-        assert_eq!(
-            fid,
-            frechet_distance(&sb, &sa).unwrap(),
-            "FID{tap} is not symmetric"
-        );
-        let same = frechet_distance(&sa, &sa).unwrap();
-        assert!(same.abs() < 1e-6, "FID{tap}(A, A) = {same}");
+        // (At 2048 these two would cost four more 2048 x 2048 eigen-decompositions; the
+        // symmetry and FID(A, A) = 0 are also tested on random statistics.)
+        if *tap != Tap::D2048 {
+            let swapped = frechet_distance(&sb, &sa).unwrap();
+            assert_eq!(fid, swapped, "FID{tap} is not symmetric");
+            let same = frechet_distance(&sa, &sa).unwrap();
+            assert!(same.abs() < 1e-6, "FID{tap}(A, A) = {same}");
+        }
 
         // With one subset of all 12 images per side, KID is the full-set unbiased MMD^2.
         let opts = KidOptions {
