@@ -120,8 +120,9 @@ fn psd_factor(s: &Tensor, which: &str) -> Result<(Tensor, bool)> {
 /// `tr sqrt(S1 S2)` for symmetric positive semi-definite `S1`, `S2` (float64 CPU tensors),
 /// and whether either is numerically singular.
 ///
-/// With factors `Si = Fi Fi^T` ([`psd_factor`]), the non-zero eigenvalues of `S1 S2` are
-/// those of `F1^T S2 F1 = (F2^T F1)^T (F2^T F1)`, the squared singular values of
+/// With factors `Si = Fi Fi^T` (from the eigen-decompositions, see the module docs), the
+/// non-zero eigenvalues of `S1 S2` are those of `F1^T S2 F1 = (F2^T F1)^T (F2^T F1)`, the
+/// squared singular values of
 /// `C = F2^T F1`, so the trace is the sum of the singular values of `C`. Working with `C`
 /// rather than `C^T C` keeps the accuracy of the small eigenvalues (square roots of
 /// round-off in `C^T C` would dominate for ill-conditioned inputs), and `C` is only

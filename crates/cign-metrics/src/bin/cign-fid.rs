@@ -58,7 +58,7 @@ struct Args {
     #[arg(long)]
     json: bool,
     /// Write the statistics of A to this .npz file (with several dims: one file per tap,
-    /// named OUT_d<dims>.npz) instead of computing a distance.
+    /// named `OUT_d<dims>.npz`) instead of computing a distance.
     #[arg(long)]
     save_stats: Option<PathBuf>,
     /// Images per forward pass.
