@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::dataset::{find_file, DatasetKind};
 use crate::error::{DataError, Result};
-use crate::idx::read_maybe_gzip;
+use crate::idx::{read_maybe_gzip, unique_temp_path};
 
 /// One standard file of a dataset and the SHA-256 of its decompressed bytes.
 #[derive(Debug, Clone, Copy)]
@@ -142,7 +142,7 @@ fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
         path: dest.to_path_buf(),
         source,
     };
-    let tmp = dest.with_extension("part");
+    let tmp = unique_temp_path(dest);
     std::fs::write(&tmp, bytes).map_err(io_err)?;
     std::fs::rename(&tmp, dest).map_err(io_err)
 }

@@ -167,7 +167,7 @@ fn write_file(path: &Path, header: &[u32], data: &[u8]) -> Result<()> {
         path: path.to_path_buf(),
         source,
     };
-    let tmp = path.with_extension("tmp");
+    let tmp = unique_temp_path(path);
     {
         let mut w = BufWriter::new(File::create(&tmp).map_err(io_err)?);
         for v in header {
@@ -180,6 +180,19 @@ fn write_file(path: &Path, header: &[u32], data: &[u8]) -> Result<()> {
             .map_err(io_err)?;
     }
     std::fs::rename(&tmp, path).map_err(io_err)
+}
+
+/// A temporary path beside `path`, unique to this process and call, so that concurrent writers
+/// of the same file (parallel tests, two processes fetching at once) never share one; each
+/// renames its own complete file into place.
+pub fn unique_temp_path(path: &Path) -> std::path::PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.{n}.part", std::process::id()))
 }
 
 /// Writes images as a raw (uncompressed) IDX file, atomically (temporary file, then rename).

@@ -114,3 +114,30 @@ fn missing_source_error_names_directory_variable_and_download() {
         "{msg}"
     );
 }
+
+#[test]
+fn concurrent_fetches_into_one_directory_all_succeed() {
+    let source = PathBuf::from(std::env::var_os("CIGN_MNIST_SOURCE").unwrap());
+    let dest = tempfile::tempdir().unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                ensure_dataset_from(
+                    DatasetKind::Mnist,
+                    dest.path(),
+                    std::slice::from_ref(&source),
+                    &[],
+                )
+                .unwrap()
+            });
+        }
+    });
+    let test = Dataset::load(DatasetKind::Mnist, Split::Test, dest.path()).unwrap();
+    assert_eq!(test.len(), 10_000);
+    let leftovers: Vec<_> = std::fs::read_dir(dest.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
