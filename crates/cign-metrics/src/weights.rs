@@ -52,18 +52,8 @@ else <repo>/weights.";
 pub fn weights_dir() -> PathBuf {
     match std::env::var_os(ENV_WEIGHTS_DIR) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => repo_root().join("weights"),
+        _ => cign_data::repo_root().join("weights"),
     }
-}
-
-/// Root of the checkout this crate was built from (`<crate>/../..`).
-fn repo_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .nth(2)
-        .unwrap_or(manifest)
-        .to_path_buf()
 }
 
 /// Where the converted weights are cached: `<weights dir>/pt_inception_fid_2015-12-05.safetensors`.
@@ -134,7 +124,7 @@ pub fn sha1_file(path: &Path) -> Result<String> {
 }
 
 fn python_candidates() -> Vec<PathBuf> {
-    let venv = repo_root().join(".venv/bin/python");
+    let venv = cign_data::repo_root().join(".venv/bin/python");
     let mut out = Vec::new();
     if venv.is_file() {
         out.push(venv);
