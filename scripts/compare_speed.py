@@ -45,11 +45,15 @@ def main():
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--json")
+    p.add_argument("--ours-bin", help="an already built step_time example (default: build --release)")
     a = p.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cign-train", "--example", "step_time"],
-                   check=True, cwd=ROOT)
-    ours_bin = ROOT / "target" / "release" / "examples" / "step_time"
+    if a.ours_bin:
+        ours_bin = pathlib.Path(a.ours_bin).resolve()
+    else:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "cign-train", "--example", "step_time"],
+                       check=True, cwd=ROOT)
+        ours_bin = ROOT / "target" / "release" / "examples" / "step_time"
     rows = []
     for name in a.models.split(","):
         cond, l, i, e = MODELS[name]
