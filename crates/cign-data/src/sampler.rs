@@ -6,14 +6,17 @@
 //!   with `k` distinct wrong labels (all of them, in ascending order, when `k = num_classes - 1`;
 //!   otherwise a random subset without repetition).
 //!
-//! Determinism: the epoch order comes from a ChaCha RNG seeded by `(seed, epoch)`, and before
-//! each batch the torch generator is seeded from `(seed, epoch, batch index)`, so the same seed
-//! gives the same batches on the same device, and so does a run resumed at any batch. Seeding
-//! torch's global generator also fixes what the training step draws next (dropout masks).
+//! Determinism: the epoch order comes from a ChaCha RNG seeded by `(seed, epoch)`, and all noise,
+//! noise labels and mismatch subsets of a batch from a ChaCha RNG seeded by
+//! `(seed, epoch, batch index)`. The draws happen on the host, so the same seed gives the same
+//! batches on every device, a run resumed at any batch replays the same batches, and nothing
+//! depends on torch's global generator (which other threads may be using). The training loop
+//! seeds torch's generator itself, from [`BatchSampler::batch_seed`], for its dropout masks.
 
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 use tch::{Kind, Tensor};
 
 use crate::error::{DataError, Result};
@@ -186,8 +189,14 @@ impl BatchSampler {
         self.make_batch(
             &images.index_select(0, &idx),
             &labels.index_select(0, &idx),
-            mix(self.config.seed, epoch, index as u64),
+            self.batch_seed(epoch, index),
         )
+    }
+
+    /// The seed of batch `index` of epoch `epoch`: what [`BatchSampler::make_batch`] is given for
+    /// it, and what the training loop seeds torch with before that batch's step.
+    pub fn batch_seed(&self, epoch: u64, index: usize) -> u64 {
+        mix(self.config.seed, epoch, index as u64)
     }
 
     /// All batches of epoch `epoch`, starting at batch `start` (for resuming mid-epoch).
@@ -204,33 +213,56 @@ impl BatchSampler {
             .map(move |index| self.batch_in_order(images, labels, &order, epoch, index))
     }
 
-    /// Builds the noisy, noise and mismatched parts from a real batch, drawing from torch's
-    /// generator seeded with `seed`.
+    /// Builds the noisy, noise and mismatched parts from a real batch. Every draw comes from a
+    /// ChaCha RNG seeded with `seed` (on the host, then copied to the batch's device), so the
+    /// result depends on `seed` and the inputs only.
     pub fn make_batch(&self, x: &Tensor, y: &Tensor, seed: u64) -> SampledBatch {
-        tch::manual_seed((seed >> 1) as i64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let cfg = &self.config;
-        let b = x.size()[0];
+        let shape = x.size();
+        let b = shape[0];
         let device = x.device();
+        let normal = |rng: &mut ChaCha8Rng| -> Tensor {
+            let numel: i64 = shape.iter().product();
+            let values: Vec<f32> = (0..numel).map(|_| rng.sample(StandardNormal)).collect();
+            Tensor::from_slice(&values)
+                .reshape(shape.as_slice())
+                .to_device(device)
+                .to_kind(x.kind())
+        };
         let x_noisy = if cfg.noise_std > 0.0 {
-            (x + x.randn_like() * cfg.noise_std).clamp(-1.0, 1.0)
+            (x + normal(&mut rng) * cfg.noise_std).clamp(-1.0, 1.0)
         } else {
             x.shallow_clone()
         };
-        let z = x.randn_like();
-        let yz = Tensor::randint(cfg.num_classes, [b], (Kind::Int64, device));
+        let z = normal(&mut rng);
+        let yz_values: Vec<i64> = (0..b)
+            .map(|_| rng.random_range(0..cfg.num_classes))
+            .collect();
+        let yz = Tensor::from_slice(&yz_values).to_device(device);
         let k = cfg.mismatch_per_real as i64;
         let (x_mismatch, y_mismatch) = if k == 0 {
             (None, None)
         } else {
             let wrong = cfg.num_classes - 1;
-            // Positions among the wrong labels: all of them in order, or a random k-subset.
+            // Positions among the wrong labels: all of them in order, or a random k-subset
+            // (ascending) per image.
             let positions = if k == wrong {
                 Tensor::arange(wrong, (Kind::Int64, device))
                     .unsqueeze(0)
                     .expand([b, wrong], false)
             } else {
-                let (_, perm) = Tensor::rand([b, wrong], (Kind::Float, device)).sort(1, false);
-                perm.narrow(1, 0, k).sort(1, false).0
+                let mut all: Vec<i64> = Vec::with_capacity((b * k) as usize);
+                for _ in 0..b {
+                    let mut subset: Vec<i64> =
+                        rand::seq::index::sample(&mut rng, wrong as usize, k as usize)
+                            .into_iter()
+                            .map(|p| p as i64)
+                            .collect();
+                    subset.sort_unstable();
+                    all.extend(subset);
+                }
+                Tensor::from_slice(&all).reshape([b, k]).to_device(device)
             };
             // The p-th wrong label of true label y is p, or p + 1 from y onwards.
             let y_col = y.unsqueeze(1);

@@ -384,6 +384,8 @@ impl Trainer {
                     .sampler
                     .batch(&self.train_x, &self.train_y, epoch, index)?;
                 let images = batch.x.size()[0] as usize;
+                // Dropout masks of this step: seeded per batch, so a resumed run draws the same.
+                tch::manual_seed((self.sampler.batch_seed(epoch, index) >> 1) as i64);
                 self.ms.optim.zero_grad();
                 let terms = self.objective.training_loss(
                     &self.ms.model,
