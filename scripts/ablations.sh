@@ -8,7 +8,8 @@
 #
 # CONFIG defaults to configs/small_channel.toml; further --set overrides apply to every run
 # (for example a different batch size or learning rate for short CPU runs).
-# Environment: CIGN_THREADS and CIGN_EVAL_MAX_IMAGES as in scripts/train_and_eval.sh;
+# Environment: CIGN_THREADS, CIGN_EVAL_MAX_IMAGES, CIGN_BIN_DIR and CIGN_COMMIT as in
+# scripts/train_and_eval.sh;
 # CIGN_ABLATIONS: which runs (default "k0 k1 k3 k9 clamp").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,8 +20,9 @@ real_limit="${3:-0}"
 config="${4:-configs/small_channel.toml}"
 shift $(( $# < 4 ? $# : 4 ))
 extra=("$@")
-cargo build --release -q -p cign-train --bins -p cign-metrics
-[ -f weights/cign-classifier-mnist.safetensors ] || target/release/cign-classifier train --dataset mnist
+bin="${CIGN_BIN_DIR:-target/release}"
+[ -n "${CIGN_BIN_DIR:-}" ] || cargo build --release -q -p cign-train --bins -p cign-metrics
+[ -f weights/cign-classifier-mnist.safetensors ] || $bin/cign-classifier train --dataset mnist
 for which in ${CIGN_ABLATIONS:-k0 k1 k3 k9 clamp}; do
   case "$which" in
     k[0-9]) sets=(--set data.mismatch_per_real="${which#k}" --set loss.tight_clamp=false) ;;

@@ -10,7 +10,8 @@
 # REAL_LIMIT       test images used as the reference (default 0 = all 10,000)
 # MODELS           config names (default: large_channel small_filter small_channel large_filter
 #                  ign_baseline fashion_small_channel)
-# Environment: CIGN_THREADS and CIGN_EVAL_MAX_IMAGES as in scripts/train_and_eval.sh.
+# Environment: CIGN_THREADS, CIGN_EVAL_MAX_IMAGES, CIGN_BIN_DIR and CIGN_COMMIT as in
+# scripts/train_and_eval.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 minutes="${1:?usage: scripts/reproduce.sh MINUTES_PER_RUN [N_PER_CLASS] [REAL_LIMIT] [MODELS...]}"
@@ -20,12 +21,14 @@ shift $(( $# < 3 ? $# : 3 ))
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(large_channel small_filter small_channel large_filter ign_baseline fashion_small_channel)
 
-cargo build --release -q -p cign-train --bins -p cign-metrics
+bin="${CIGN_BIN_DIR:-target/release}"
+[ -n "${CIGN_BIN_DIR:-}" ] || cargo build --release -q -p cign-train --bins -p cign-metrics
 # The conditional-accuracy classifiers (cached under weights/ after the first time).
-[ -f weights/cign-classifier-mnist.safetensors ] || target/release/cign-classifier train --dataset mnist
+[ -f weights/cign-classifier-mnist.safetensors ] || $bin/cign-classifier train --dataset mnist
 for model in "${models[@]}"; do
   if grep -q 'fashion' "configs/$model.toml" && [ ! -f weights/cign-classifier-fashion-mnist.safetensors ]; then
-    target/release/cign-classifier train --dataset fashion-mnist
+    # shellcheck disable=SC2086
+    $bin/cign-classifier train --dataset fashion-mnist ${CIGN_CLASSIFIER_ARGS:-}
   fi
   CIGN_COMMAND="scripts/reproduce.sh $minutes $n_per_class $real_limit $model" \
     scripts/train_and_eval.sh "$model" "configs/$model.toml" "$minutes" "$n_per_class" "$real_limit"

@@ -13,7 +13,9 @@
 # --set ...    further config overrides, passed to cign-train
 # Environment: CIGN_THREADS (torch threads of training and evaluation; default: all cores),
 #              CIGN_EVAL_MAX_IMAGES (validation images per validation; default 1000),
-#              CIGN_COMMAND (the command recorded in the JSON; default this script's own line).
+#              CIGN_COMMAND (the command recorded in the JSON; default this script's own line),
+#              CIGN_BIN_DIR (where cign-train, cign-eval and cign-sample are; default target/release),
+#              CIGN_COMMIT (the commit those binaries were built from; default HEAD).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 usage="usage: scripts/train_and_eval.sh NAME CONFIG MINUTES N_PER_CLASS REAL_LIMIT [--set key=value ...]"
@@ -24,15 +26,19 @@ overrides=("$@")
 threads="${CIGN_THREADS:-0}"
 eval_max="${CIGN_EVAL_MAX_IMAGES:-1000}"
 command="${CIGN_COMMAND:-scripts/train_and_eval.sh $name $config $minutes $npc $limit ${overrides[*]}}"
-bin=target/release
+bin="${CIGN_BIN_DIR:-target/release}"
 for b in cign-train cign-eval cign-sample; do
-  [ -x "$bin/$b" ] || { echo "train_and_eval: $bin/$b missing: run cargo build --release -p cign-train --bins" >&2; exit 2; }
+  [ -x "$bin/$b" ] || { echo "train_and_eval: $bin/$b missing: run cargo build --release -p cign-train --bins, or set CIGN_BIN_DIR" >&2; exit 2; }
 done
 [ "$threads" != 0 ] && export OMP_NUM_THREADS="$threads"
 mkdir -p results/runs
 rm -rf "runs/results/$name"
-commit=$(git rev-parse --short HEAD)
-dirty=$(git status --porcelain --untracked-files=no | grep -q . && echo "+changes" || true)
+if [ -n "${CIGN_COMMIT:-}" ]; then
+  commit="$CIGN_COMMIT"; dirty=""
+else
+  commit=$(git rev-parse --short HEAD)
+  dirty=$(git status --porcelain --untracked-files=no | grep -q . && echo "+changes" || true)
+fi
 
 echo "== $name: training $config for $minutes min" >&2
 start=$(date +%s)
