@@ -11,7 +11,8 @@
 # MODELS           config names (default: large_channel small_filter small_channel large_filter
 #                  ign_baseline fashion_small_channel)
 # Environment: CIGN_THREADS, CIGN_EVAL_MAX_IMAGES, CIGN_BIN_DIR and CIGN_COMMIT as in
-# scripts/train_and_eval.sh.
+# scripts/train_and_eval.sh; CIGN_CLASSIFIER_ARGS: extra options of `cign-classifier train` when
+# a classifier is missing (for example "--epochs 1 --train-limit 20000" on a CPU).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 minutes="${1:?usage: scripts/reproduce.sh MINUTES_PER_RUN [N_PER_CLASS] [REAL_LIMIT] [MODELS...]}"

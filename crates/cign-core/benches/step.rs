@@ -223,6 +223,7 @@ fn measure(
 
 fn main() {
     let mut c = Criterion::default().configure_from_args();
+    cign_core::runtime::tune_malloc();
     if let Some(n) = std::env::var("CIGN_BENCH_THREADS")
         .ok()
         .and_then(|v| v.parse::<i32>().ok())

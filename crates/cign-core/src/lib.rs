@@ -67,12 +67,14 @@
 
 pub mod config;
 pub mod depthwise;
+pub mod dropout;
 pub mod error;
 pub mod flops;
 pub mod import;
 pub mod model;
 pub mod objective;
 pub mod optim;
+pub mod runtime;
 
 pub use config::{AdamWConfig, Conditioning, LossWeights, ModelConfig, ObjectiveConfig};
 pub use depthwise::DepthwiseImpl;
@@ -83,7 +85,7 @@ pub use import::{
 };
 pub use model::{
     layer_geometry, sample_noise, trainable_parameter_count, BnMode, CignModel, LayerGeometry,
-    Mode, IMAGE_SIZE,
+    MixerImpl, Mode, IMAGE_SIZE,
 };
 pub use objective::{mismatch_pairs, LossTerms, LossValues, Objective, TrainBatch};
 pub use optim::AdamW;

@@ -196,8 +196,15 @@ impl Objective {
     }
 
     /// Overwrites the frozen copy with `vs`'s values (parameters and running statistics), in
-    /// place.
+    /// place. If `vs` was converted to another float kind (`VarStore::double`), the copy
+    /// follows it first.
     pub fn refresh_copy(&mut self, vs: &VarStore) -> Result<(), CoreError> {
+        let kind_of = |v: &VarStore| v.trainable_variables().first().map(Tensor::kind);
+        if let (Some(want), Some(have)) = (kind_of(vs), kind_of(&self.frozen_vs)) {
+            if want != have {
+                self.frozen_vs.set_kind(want);
+            }
+        }
         self.frozen_vs.copy(vs)?;
         Ok(())
     }
@@ -238,6 +245,7 @@ impl Objective {
         self.refresh_copy(vs)
             .expect("the frozen copy and the model's var store have different variables");
         self.frozen.set_depthwise_impl(model.depthwise_impl());
+        self.frozen.set_mixer_impl(model.mixer_impl());
         let w = self.cfg.weights.clone();
         let cond = self.model_cfg.conditioning.is_conditional();
         let lab = |t: &Tensor| -> Option<Tensor> { cond.then(|| t.shallow_clone()) };

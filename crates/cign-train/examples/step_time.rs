@@ -37,6 +37,7 @@ fn main() -> Result<()> {
     if threads > 0 {
         tch::set_num_threads(threads);
     }
+    let malloc = cign_core::runtime::tune_malloc();
     let cfg = TrainConfig::load(std::path::Path::new(config), &[])?;
     let mut ms = ModelState::new(&cfg, device)?;
     let mut objective = Objective::new(&cfg.model, cfg.loss.objective(), device)?;
@@ -77,6 +78,7 @@ fn main() -> Result<()> {
             "config": config,
             "batch": batch,
             "threads": tch::get_num_threads(),
+            "malloc": format!("{malloc:?}"),
             "step_seconds": times,
         })
     );

@@ -44,6 +44,9 @@ enum Command {
         /// Seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Train on the first N training images only (default: all); the test split is whole.
+        #[arg(long)]
+        train_limit: Option<usize>,
         /// Output file (default: the cache path).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -97,6 +100,7 @@ fn run() -> Result<()> {
             epochs,
             batch_size,
             seed,
+            train_limit,
             out,
             device: dev,
         } => {
@@ -106,6 +110,7 @@ fn run() -> Result<()> {
                 epochs,
                 batch_size,
                 seed,
+                train_limit,
                 ..Default::default()
             };
             let report = train_and_cache(kind, &dir, &options, device(&dev), out.as_deref())?;

@@ -224,6 +224,7 @@ fn markdown(r: &EvalReport, balance: Option<&[f64]>) -> String {
 
 fn main() {
     let cli = Cli::parse();
+    cign_core::runtime::tune_malloc();
     if let Err(e) = run(cli) {
         cign_train::exit_with_error(&e);
     }

@@ -148,6 +148,7 @@ fn run(cli: Cli) -> Result<()> {
 
 fn main() {
     let cli = Cli::parse();
+    cign_core::runtime::tune_malloc();
     if let Err(e) = run(cli) {
         cign_train::exit_with_error(&e);
     }
