@@ -34,6 +34,25 @@ def run_json(cmd):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+PEAK_SNIPPET = """
+import sys, time, torch
+torch.set_num_threads(int(sys.argv[1]))
+a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+for _ in range(3): a @ b
+best = 0.0
+for _ in range(5):
+    t = time.perf_counter(); [a @ b for _ in range(10)]; dt = time.perf_counter() - t
+    best = max(best, 10 * 2 * 1024 ** 3 / dt / 1e9)
+print(best)
+"""
+
+
+def matmul_peak(python, threads):
+    """Sustained float32 1024^3 matmul rate (GFLOP/s) of libtorch at this thread count."""
+    out = subprocess.run([python, "-c", PEAK_SNIPPET, str(threads)], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--authors", required=True)
@@ -55,9 +74,10 @@ def main():
                        check=True, cwd=ROOT)
         ours_bin = ROOT / "target" / "release" / "examples" / "step_time"
     rows = []
+    peaks = [matmul_peak(a.python, a.threads)]
     for name in a.models.split(","):
         cond, l, i, e = MODELS[name]
-        theirs, ours = [], []
+        theirs, ours, flops = [], [], None
         for rep in range(a.reps):
             t = run_json([a.python, str(ROOT / "scripts" / "authors_step_time.py"), "--authors", a.authors,
                           "--conditioning", cond, "--latent-dim", str(l), "--intermediate-dim", str(i),
@@ -67,18 +87,31 @@ def main():
                           str(a.steps), "--warmup", str(a.warmup), "--threads", str(a.threads)])
             theirs += t["step_seconds"]
             ours += o["step_seconds"]
+            flops = o.get("step_flops")
             print(f"{name} round {rep + 1}: authors {statistics.median(t['step_seconds']):.3f} s, "
                   f"cign {statistics.median(o['step_seconds']):.3f} s", file=sys.stderr)
         mt, mo = statistics.median(theirs), statistics.median(ours)
+        peaks.append(matmul_peak(a.python, a.threads))
         rows.append({"model": name, "batch": a.batch, "threads": a.threads, "authors_median_s": mt,
-                     "cign_median_s": mo, "speedup": mt / mo, "authors_s": theirs, "cign_s": ours})
-    print(f"| model | batch | threads | authors (PyTorch 2.11) median s/step | cign median s/step | speed-up |")
-    print("|---|---|---|---|---|---|")
+                     "cign_median_s": mo, "speedup": mt / mo, "authors_s": theirs, "cign_s": ours,
+                     "step_gflop": flops and flops / 1e9})
+    peak = max(peaks)
+    print(f"matmul peak (float32 1024^3, {a.threads} thread(s)): {peak:.1f} GFLOP/s "
+          f"(measured {len(peaks)} times: {', '.join(f'{p:.1f}' for p in peaks)})")
+    print("| model | batch | threads | authors (PyTorch 2.11) median s/step | cign median s/step | speed-up "
+          "| GFLOP/step | cign GFLOP/s | share of matmul peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        g = r["step_gflop"]
+        rate = g / r["cign_median_s"] if g else None
         print(f"| {r['model']} | {r['batch']} | {r['threads']} | {r['authors_median_s']:.3f} | "
-              f"{r['cign_median_s']:.3f} | {r['speedup']:.2f}x |")
+              f"{r['cign_median_s']:.3f} | {r['speedup']:.2f}x | {g:.1f} | {rate:.1f} | {rate / peak * 100:.0f}% |"
+              if g else
+              f"| {r['model']} | {r['batch']} | {r['threads']} | {r['authors_median_s']:.3f} | "
+              f"{r['cign_median_s']:.3f} | {r['speedup']:.2f}x | - | - | - |")
     if a.json:
-        meta = {"machine": platform.processor() or platform.machine(), "reps": a.reps, "steps": a.steps}
+        meta = {"machine": platform.processor() or platform.machine(), "reps": a.reps, "steps": a.steps,
+                "matmul_peak_gflops": peak, "matmul_peaks": peaks}
         pathlib.Path(a.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
 
 

@@ -1,53 +1,85 @@
 #!/usr/bin/env python3
-"""Renders results/README.md from results/runs/<model>.json (written by scripts/reproduce.sh
-and cign-eval) next to the paper's numbers. Prints Markdown to stdout."""
+"""Renders results/README.md from results/runs/<name>.json (written by scripts/reproduce.sh and
+scripts/train_and_eval.sh) next to the paper's numbers. Ablation runs (ablation_*) have their own
+page (scripts/ablation_tables.py). Prints Markdown to stdout."""
 import json
 import pathlib
+import re
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PAPER = {"large_channel": {64: 0.1149, 192: 0.6598, 768: 0.2852}}
+PAPER = {64: 0.1149, 192: 0.6598, 768: 0.2852}
 PARAMS = {"large_channel": "5,607,110", "small_filter": "616,005", "small_channel": "462,182",
           "large_filter": "1,916,485", "ign_baseline": "5,576,704",
-          "fashion_large_channel": "5,607,110"}
+          "fashion_large_channel": "5,607,110", "fashion_small_channel": "462,182"}
 ORDER = ["large_channel", "small_filter", "small_channel", "large_filter", "ign_baseline",
-         "fashion_large_channel"]
+         "fashion_small_channel", "fashion_large_channel"]
 
 
 def fmt(x, nd=4):
     return "-" if x is None else f"{x:.{nd}f}"
 
 
+def model_of(name, d):
+    """The config a run trained (its name, or the config in its command)."""
+    if name in PARAMS:
+        return name
+    m = re.search(r"configs/(\w+)\.toml", d["training"].get("command", ""))
+    return m.group(1) if m else name
+
+
 def main():
-    runs = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "results" / "runs").glob("*.json"))}
+    runs = {p.stem: json.loads(p.read_text())
+            for p in sorted((ROOT / "results" / "runs").glob("*.json"))
+            if not p.stem.startswith(("ablation_", "speed_")) and "training" in json.loads(p.read_text())}
     out = ["# Results", "",
-           "Every row comes from a real run (its commands, run directory, commit and wall time are in",
-           "`results/runs/<model>.json`; `scripts/reproduce.sh` makes such rows). The paper",
-           "trained up to 100 epochs on a GPU; rows marked *short* were trained for minutes on a",
-           "2-core CPU and are **not** the paper's setting: they show the pipeline, not the model's",
-           "quality.", "",
-           "| model | params | trained | device | FID64 mean | FID192 mean | FID768 mean | all-class FID768 | cond. acc. | commit | command |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
-    paper = PAPER["large_channel"]
-    out.append(f"| large_channel (paper) | 5,607,110 | up to 100 epochs | GPU | {paper[64]} | {paper[192]} | {paper[768]} | - | - | - | - |")
-    for name in [m for m in ORDER if m in runs] + [m for m in runs if m not in ORDER]:
+           "Every row comes from a real run: its command, run directory, resolved config, commit, machine",
+           "and wall times are in `results/runs/<name>.json`, its evaluation in `results/runs/<name>.md`.",
+           "The paper trained up to 100 epochs on a GPU. Rows marked *short* were trained for minutes on a",
+           "2-core CPU: they are **not** the paper's setting and show the pipeline and early training, not",
+           "the model's quality. `scripts/reproduce.sh MINUTES [N_PER_CLASS] [REAL_LIMIT]` makes the rows.",
+           "Ablations: [ablations.md](ablations.md). Speed against the authors' code:",
+           "[performance.md](performance.md).", "",
+           "| run | params | dataset | trained | device | FID64 mean | FID192 mean | FID768 mean | all-class FID768 | cond. acc. | commit | command |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out.append(f"| large_channel (paper) | 5,607,110 | MNIST | up to 100 epochs (best at 24) | GPU | {PAPER[64]} | "
+               f"{PAPER[192]} | {PAPER[768]} | - | - | - | - |")
+    names = [m for m in ORDER if m in runs] + sorted(m for m in runs if m not in ORDER)
+    for name in names:
         d = runs[name]
         r = d["report"]
         taps = {t["dims"]: t for t in r["taps"]}
-        mean = lambda k: (taps.get(k) or {}).get("per_class") and taps[k]["per_class"]["mean"]
+        mean = lambda k: taps[k]["per_class"]["mean"] if k in taps and taps[k].get("per_class") else None
         allc = (taps.get(768) or {}).get("fid")
         acc = r.get("conditional_accuracy")
+        balance = d.get("class_balance")
         t = d.get("training", {})
-        trained = f"short: {t.get('steps', '?')} steps, {t.get('wall_seconds', 0) / 60:.0f} min"
+        trained = (f"short: {t.get('steps', '?')} steps (batch {batch_of(t)}), "
+                   f"{t.get('wall_seconds', 0) / 60:.1f} min")
+        device = f"CPU ({t.get('machine', '?')}, {t.get('threads', '?')} thread(s))"
+        if acc:
+            acc_s = f"{acc['overall'] * 100:.1f}%"
+        elif balance:
+            acc_s = "unconditional; classes " + "/".join(f"{b * 100:.0f}" for b in balance) + "%"
+        else:
+            acc_s = "-"
         out.append(
-            f"| {name} | {PARAMS.get(name, '?')} | {trained} | CPU (2 cores) | {fmt(mean(64))} | {fmt(mean(192))} | "
-            f"{fmt(mean(768))} | {fmt(allc)} | {fmt(acc and acc['overall'] * 100, 1)}{'%' if acc else ''} | "
+            f"| {name} | {PARAMS.get(model_of(name, d), '?')} | {r.get('dataset', '?')} | {trained} | {device} | "
+            f"{fmt(mean(64))} | {fmt(mean(192))} | {fmt(mean(768))} | {fmt(allc)} | {acc_s} | "
             f"{t.get('commit', '?')} | `{t.get('command', '?')}` |")
-    out += ["", "Metrics: per-class FID of N generated images per class against the test images of that",
-            "class, at pytorch-fid's 64/192/768 taps (`cign-eval`); N and the reference size are in each",
-            "JSON (`n_per_class`, `report.n_real`): with fewer images than the paper's 1,000 per class",
-            "FID is biased upwards, so short rows are not comparable with the paper's numbers. Sample grids: `results/<model>.png` (one row per",
-            "class, the same noise in every column); loss curves: `results/<model>.loss.png`.", ""]
+    out += ["", "Metrics (`cign-eval`): per-class FID of N generated images per class against the test images",
+            "of that class at pytorch-fid's 64/192/768 taps (mean over the 10 classes; std, min and max are",
+            "in each run's `.md`), all-class FID768, and conditional accuracy (the share of generated images",
+            "our classifier, `cign-classifier`, puts in the requested class). N and the reference size are",
+            "in each JSON (`n_per_class`, `report.n_real`): with fewer images than the paper's 1,000 per",
+            "class FID is biased upwards, so short rows are not comparable with the paper's numbers.",
+            "Sample grids: `results/<run>.png` (one row per class, the same noise in every column); loss",
+            "curves: `results/<run>.loss.png`.", ""]
     print("\n".join(out))
+
+
+def batch_of(t):
+    m = re.search(r"batch_size\s*=\s*(\d+)", t.get("config") or "")
+    return m.group(1) if m else "?"
 
 
 if __name__ == "__main__":

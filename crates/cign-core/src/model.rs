@@ -156,6 +156,34 @@ pub enum MixerImpl {
     Conv1x1,
 }
 
+/// Formulation of the channel model's label channel: each convolution's input is the layer
+/// input with the label map (`tanh(Linear(embedding))` as one `H x W` channel) concatenated.
+/// Both formulations compute the same sums in a different order.
+#[derive(
+    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelMapImpl {
+    /// The authors' formulation: concatenate the map to the input, one convolution over
+    /// `C + 1` channels.
+    Concat,
+    /// Convolution is linear in its input: the convolution of the `C` image channels (with the
+    /// first `C` input slices of the same weight) plus the convolution of the label map (the
+    /// last slice), the latter computed once per class and gathered by label. Saves the
+    /// concatenation copy and, on the CPU, oneDNN's padding of `C + 1` channels to its block
+    /// size (default).
+    #[default]
+    Split,
+}
+
+/// The formulations a model runs with (all exact; they differ in summation order and speed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Formulation {
+    depthwise: DepthwiseImpl,
+    mixer: MixerImpl,
+    label_map: LabelMapImpl,
+}
+
 /// How BatchNorm normalises in a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BnMode {
@@ -349,9 +377,10 @@ impl Half {
         labels: Option<&Tensor>,
         mode: Mode,
         dropout: f64,
-        (dw, mixer_impl): (DepthwiseImpl, MixerImpl),
+        form: Formulation,
         slope: &Tensor,
     ) -> Tensor {
+        let (dw, mixer_impl) = (form.depthwise, form.mixer);
         let emb = match (&self.embedder, labels) {
             (Some(w), Some(l)) => Some(Tensor::embedding(w, l, -1, false, false)),
             (Some(_), None) => panic!("this conditional model needs labels"),
@@ -382,19 +411,37 @@ impl Half {
                     weight,
                     label_linear,
                 } => {
-                    let inp = match label_linear {
-                        Some(lin) => {
+                    let (s, p) = ([g.stride, g.stride], [g.padding, g.padding]);
+                    let conv = |inp: &Tensor, w: &Tensor| {
+                        if g.transposed {
+                            inp.conv_transpose2d(w, None::<Tensor>, s, p, [0, 0], 1, [1, 1])
+                        } else {
+                            inp.conv2d(w, None::<Tensor>, s, p, [1, 1], 1)
+                        }
+                    };
+                    match (label_linear, form.label_map) {
+                        (None, _) => conv(&h, weight),
+                        (Some(lin), LabelMapImpl::Concat) => {
                             let emb = emb.as_ref().expect("labels");
                             let map = lin.forward(emb).view([-1, 1, g.in_size, g.in_size]).tanh();
-                            Tensor::cat(&[&h, &map], 1)
+                            conv(&Tensor::cat(&[&h, &map], 1), weight)
                         }
-                        None => h,
-                    };
-                    let (s, p) = ([g.stride, g.stride], [g.padding, g.padding]);
-                    if g.transposed {
-                        inp.conv_transpose2d(weight, None::<Tensor>, s, p, [0, 0], 1, [1, 1])
-                    } else {
-                        inp.conv2d(weight, None::<Tensor>, s, p, [1, 1], 1)
+                        (Some(lin), LabelMapImpl::Split) => {
+                            let (table, labels) = (
+                                self.embedder.as_ref().expect("labels"),
+                                labels.expect("labels"),
+                            );
+                            // The input-channel axis of the weight: 1 for a convolution
+                            // ([out, in, k, k]), 0 for a transposed one ([in, out, k, k]).
+                            let axis = if g.transposed { 0 } else { 1 };
+                            let maps = lin
+                                .forward(table)
+                                .view([-1, 1, g.in_size, g.in_size])
+                                .tanh();
+                            let per_class = conv(&maps, &weight.narrow(axis, g.c_in, 1));
+                            conv(&h, &weight.narrow(axis, 0, g.c_in))
+                                + per_class.index_select(0, labels)
+                        }
                     }
                 }
                 LayerOp::Filter {
@@ -454,8 +501,7 @@ pub struct CignModel {
     /// Negative slope of LeakyReLU (0.2) as a one-element tensor (used through `prelu`, whose
     /// value and gradient equal `leaky_relu`'s).
     slope: Tensor,
-    depthwise: Cell<DepthwiseImpl>,
-    mixer: Cell<MixerImpl>,
+    form: Cell<Formulation>,
 }
 
 impl CignModel {
@@ -472,8 +518,11 @@ impl CignModel {
             encoder,
             decoder,
             slope,
-            depthwise: Cell::new(DepthwiseImpl::default_for(root.device())),
-            mixer: Cell::new(MixerImpl::default()),
+            form: Cell::new(Formulation {
+                depthwise: DepthwiseImpl::default_for(root.device()),
+                mixer: MixerImpl::default(),
+                label_map: LabelMapImpl::default(),
+            }),
         })
     }
 
@@ -483,24 +532,44 @@ impl CignModel {
 
     /// The channel-mixer formulation used by the filter model.
     pub fn mixer_impl(&self) -> MixerImpl {
-        self.mixer.get()
+        self.form.get().mixer
     }
 
     /// Chooses the channel-mixer formulation (the same sums in another order; they differ in
     /// speed). [`MixerImpl::Linear`] with [`DepthwiseImpl::Grouped`] reproduces the authors'
     /// code bit for bit.
     pub fn set_mixer_impl(&self, imp: MixerImpl) {
-        self.mixer.set(imp);
+        self.form.set(Formulation {
+            mixer: imp,
+            ..self.form.get()
+        });
+    }
+
+    /// The label-channel formulation used by the channel model.
+    pub fn label_map_impl(&self) -> LabelMapImpl {
+        self.form.get().label_map
+    }
+
+    /// Chooses the label-channel formulation (the same sums in another order; they differ in
+    /// speed). [`LabelMapImpl::Concat`] reproduces the authors' code bit for bit.
+    pub fn set_label_map_impl(&self, imp: LabelMapImpl) {
+        self.form.set(Formulation {
+            label_map: imp,
+            ..self.form.get()
+        });
     }
 
     /// The per-sample depthwise formulation used by the filter model.
     pub fn depthwise_impl(&self) -> DepthwiseImpl {
-        self.depthwise.get()
+        self.form.get().depthwise
     }
 
     /// Chooses the per-sample depthwise formulation (both are exact; they differ in speed).
     pub fn set_depthwise_impl(&self, imp: DepthwiseImpl) {
-        self.depthwise.set(imp)
+        self.form.set(Formulation {
+            depthwise: imp,
+            ..self.form.get()
+        })
     }
 
     fn labels<'a>(&self, labels: Option<&'a Tensor>) -> Option<&'a Tensor> {
@@ -532,7 +601,7 @@ impl CignModel {
             labels,
             mode,
             self.cfg.dropout,
-            (self.depthwise.get(), self.mixer.get()),
+            self.form.get(),
             &self.slope,
         )
     }
@@ -545,7 +614,7 @@ impl CignModel {
             labels,
             mode,
             self.cfg.dropout,
-            (self.depthwise.get(), self.mixer.get()),
+            self.form.get(),
             &self.slope,
         )
     }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use cign_core::{
     load_named_into, model_config_from_metadata, read_safetensors, AdamW, AdamWConfig, CignModel,
-    MixerImpl, Objective, ObjectiveConfig, SafetensorsFile, TrainBatch,
+    LabelMapImpl, MixerImpl, Objective, ObjectiveConfig, SafetensorsFile, TrainBatch,
 };
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -135,18 +135,23 @@ const GOLDEN: Tol = Tol {
 };
 
 /// Runs every check of one fixture and returns the failures (empty: pass).
-/// Checks one fixture with a filter formulation: `None` is the authors' (grouped depthwise,
-/// `Linear` mixer), which must match bit for bit.
+/// Checks one fixture with a formulation: `None` is the authors' (grouped depthwise, `Linear`
+/// mixer, concatenated label map), which must match bit for bit.
 fn check_fixture(
     fx: &Fixture,
-    imp: Option<(cign_core::DepthwiseImpl, MixerImpl)>,
+    imp: Option<(cign_core::DepthwiseImpl, MixerImpl, LabelMapImpl)>,
     tol: &Tol,
 ) -> Vec<String> {
     let mut fails = Vec::new();
     let (mut vs, model) = build(fx);
-    let (dw, mixer) = imp.unwrap_or((cign_core::DepthwiseImpl::Grouped, MixerImpl::Linear));
+    let (dw, mixer, label_map) = imp.unwrap_or((
+        cign_core::DepthwiseImpl::Grouped,
+        MixerImpl::Linear,
+        LabelMapImpl::Concat,
+    ));
     model.set_depthwise_impl(dw);
     model.set_mixer_impl(mixer);
+    model.set_label_map_impl(label_map);
     let (x, y) = (fx.t("input.x"), fx.labels("input.y"));
 
     // forward passes
@@ -298,40 +303,49 @@ fn golden_fixtures_match_the_authors_code() {
     assert!(all.is_empty(), "golden mismatches:\n{}", all.join("\n"));
 }
 
-/// The other filter formulations against the filter fixtures: the unfold depthwise and the 1x1
-/// convolution mixer (the default, for speed) sum in another order, so on these ill-conditioned
-/// fixtures (see the module docs) they must meet the loss tolerance, outputs within 5e-5
-/// absolute and gradients within 2e-3 relative (the same order as the authors' own code with
-/// other oneDNN kernels); the after-step state is not compared (first AdamW step = lr * sign of
-/// noise-level gradients). `formulations_give_the_same_training_gradients` (tests/depthwise.rs)
-/// checks them to 1e-4 on a well-conditioned step.
+/// The other formulations against the fixtures: the unfold depthwise and the 1x1 convolution
+/// mixer of the filter model, and the split label map of the channel model (the defaults are
+/// chosen for speed) sum in another order, so on these ill-conditioned fixtures (see the module
+/// docs) they must meet the loss tolerance, outputs within 5e-5 absolute and gradients within
+/// 2e-3 relative (the same order as the authors' own code with other oneDNN kernels); the
+/// after-step state is not compared (first AdamW step = lr * sign of noise-level gradients).
+/// tests/formulations.rs checks them to 1e-4 against a float64 step.
 #[test]
-fn golden_filter_fixtures_with_every_formulation() {
+fn golden_fixtures_with_every_other_formulation() {
     use cign_core::DepthwiseImpl::{Grouped, Unfold};
+    let relaxed = Tol {
+        out_abs: 5e-5,
+        grad_rel: 2e-3,
+        after_step_abs: None,
+    };
     let mut all = Vec::new();
-    let mut n = 0;
+    let mut kinds = std::collections::BTreeSet::new();
     for path in fixture_files() {
         let fx = load(&path);
-        if fx.file.metadata.get("kind").map(String::as_str) != Some("filter") {
-            continue;
-        }
-        n += 1;
-        let relaxed = Tol {
-            out_abs: 5e-5,
-            grad_rel: 2e-3,
-            after_step_abs: None,
+        let kind = fx.file.metadata.get("kind").cloned().unwrap_or_default();
+        let imps: &[_] = match kind.as_str() {
+            "filter" => &[
+                (Grouped, MixerImpl::Conv1x1, LabelMapImpl::Concat),
+                (Unfold, MixerImpl::Linear, LabelMapImpl::Concat),
+                (Unfold, MixerImpl::Conv1x1, LabelMapImpl::Concat),
+            ],
+            "channel" => &[(Grouped, MixerImpl::Linear, LabelMapImpl::Split)],
+            _ => &[],
         };
-        for imp in [
-            (Grouped, MixerImpl::Conv1x1),
-            (Unfold, MixerImpl::Linear),
-            (Unfold, MixerImpl::Conv1x1),
-        ] {
+        if !imps.is_empty() {
+            kinds.insert(kind);
+        }
+        for &imp in imps {
             for f in check_fixture(&fx, Some(imp), &relaxed) {
                 all.push(format!("{} ({imp:?}): {f}", fx.name));
             }
         }
     }
-    assert!(n > 0, "no filter fixture");
+    assert_eq!(
+        kinds.len(),
+        2,
+        "need channel and filter fixtures, got {kinds:?}"
+    );
     assert!(all.is_empty(), "golden mismatches:\n{}", all.join("\n"));
 }
 

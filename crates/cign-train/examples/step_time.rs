@@ -79,6 +79,7 @@ fn main() -> Result<()> {
             "batch": batch,
             "threads": tch::get_num_threads(),
             "malloc": format!("{malloc:?}"),
+            "step_flops": cign_core::flops::training_step_flops(&cfg.model, batch as i64),
             "step_seconds": times,
         })
     );
