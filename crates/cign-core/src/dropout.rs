@@ -24,32 +24,56 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Fills `out` with `scale` where the element is kept and `0` where it is dropped. Element `i`
-/// of the whole mask (`offset + j` here) uses 32 bits of `splitmix64(key + (i / 2) * gamma)`.
-fn fill_block(out: &mut [f32], offset: usize, key: u64, threshold: u32, scale: f32) {
-    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-    debug_assert!(offset.is_multiple_of(2));
-    let mut pairs = out.chunks_exact_mut(2);
-    let mut counter = (offset / 2) as u64;
-    for pair in &mut pairs {
-        let r = splitmix64(key.wrapping_add(counter.wrapping_mul(GAMMA)));
-        pair[0] = if (r as u32) >= threshold { scale } else { 0.0 };
-        pair[1] = if ((r >> 32) as u32) >= threshold {
-            scale
-        } else {
-            0.0
-        };
-        counter += 1;
-    }
-    if let [last] = pairs.into_remainder() {
-        let r = splitmix64(key.wrapping_add(counter.wrapping_mul(GAMMA)));
-        *last = if (r as u32) >= threshold { scale } else { 0.0 };
+/// Where the multiplier of an element comes from.
+#[derive(Clone, Copy)]
+struct Multiplier<'a> {
+    /// Drop when the 32-bit draw is below this.
+    threshold: u32,
+    /// `1 / (1 - p)`.
+    scale: f32,
+    /// With an activation: the input and the activation's slope for negative inputs (`0` for
+    /// ReLU, `0.2` for the authors' LeakyReLU).
+    act: Option<(&'a [f32], f32)>,
+}
+
+impl Multiplier<'_> {
+    #[inline(always)]
+    fn at(&self, draw: u32, index: usize) -> f32 {
+        if draw < self.threshold {
+            return 0.0;
+        }
+        match self.act {
+            None => self.scale,
+            // LeakyReLU's (and ReLU's) derivative convention: the slope at x <= 0.
+            Some((x, slope)) if x[index] <= 0.0 => self.scale * slope,
+            Some(_) => self.scale,
+        }
     }
 }
 
-/// A dropout mask of `shape` (float32, CPU): each element `1 / (1 - p)` with probability
-/// `1 - p`, else `0`, keyed by `key`.
-pub fn dropout_mask(shape: &[i64], p: f64, key: u64) -> Tensor {
+/// Fills `out` (elements `offset..offset + out.len()` of the whole mask). Element `i` uses 32
+/// bits of `splitmix64(key + (i / 2) * gamma)`.
+fn fill_block(out: &mut [f32], offset: usize, key: u64, m: Multiplier) {
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+    debug_assert!(offset.is_multiple_of(2));
+    let mut counter = (offset / 2) as u64;
+    let mut pairs = out.chunks_exact_mut(2);
+    let mut i = offset;
+    for pair in &mut pairs {
+        let r = splitmix64(key.wrapping_add(counter.wrapping_mul(GAMMA)));
+        pair[0] = m.at(r as u32, i);
+        pair[1] = m.at((r >> 32) as u32, i + 1);
+        counter += 1;
+        i += 2;
+    }
+    if let [last] = pairs.into_remainder() {
+        let r = splitmix64(key.wrapping_add(counter.wrapping_mul(GAMMA)));
+        *last = m.at(r as u32, i);
+    }
+}
+
+/// Fills a new float32 CPU tensor of `shape` block by block over torch's threads.
+fn build_mask(shape: &[i64], p: f64, key: u64, act: Option<(&[f32], f32)>) -> Tensor {
     assert!(
         (0.0..1.0).contains(&p),
         "dropout probability {p} not in [0, 1)"
@@ -59,16 +83,18 @@ pub fn dropout_mask(shape: &[i64], p: f64, key: u64) -> Tensor {
     if n == 0 {
         return mask;
     }
-    // Drop when the 32-bit draw is below p * 2^32.
-    let threshold = (p * 4_294_967_296.0).round().min(u32::MAX as f64) as u32;
-    let scale = (1.0 / (1.0 - p)) as f32;
+    let m = Multiplier {
+        threshold: (p * 4_294_967_296.0).round().min(u32::MAX as f64) as u32,
+        scale: (1.0 / (1.0 - p)) as f32,
+        act,
+    };
     // SAFETY: `mask` is a freshly allocated contiguous float32 CPU tensor of `n` elements that
     // nothing else references until this function returns it.
     let data = unsafe { std::slice::from_raw_parts_mut(mask.data_ptr() as *mut f32, n) };
     let threads = (tch::get_num_threads().max(1) as usize).min(n.div_ceil(BLOCK));
     if threads <= 1 {
         for (b, chunk) in data.chunks_mut(BLOCK).enumerate() {
-            fill_block(chunk, b * BLOCK, key, threshold, scale);
+            fill_block(chunk, b * BLOCK, key, m);
         }
     } else {
         let blocks: Vec<(usize, &mut [f32])> = data.chunks_mut(BLOCK).enumerate().collect();
@@ -82,13 +108,43 @@ pub fn dropout_mask(shape: &[i64], p: f64, key: u64) -> Tensor {
             for group in groups {
                 s.spawn(move || {
                     for (b, chunk) in group {
-                        fill_block(chunk, b * BLOCK, key, threshold, scale);
+                        fill_block(chunk, b * BLOCK, key, m);
                     }
                 });
             }
         });
     }
     mask
+}
+
+/// A dropout mask of `shape` (float32, CPU): each element `1 / (1 - p)` with probability
+/// `1 - p`, else `0`, keyed by `key`.
+pub fn dropout_mask(shape: &[i64], p: f64, key: u64) -> Tensor {
+    build_mask(shape, p, key, None)
+}
+
+/// The element-wise multiplier `M` with `activation(dropout(x)) = x * M` for the dropout mask
+/// [`dropout_mask`]`(shape, p, key)` and a (leaky) ReLU with `negative_slope`: `M` is the mask
+/// times `1` where `x > 0` and `negative_slope` elsewhere. `x` must be a contiguous float32 CPU
+/// tensor.
+pub fn dropout_activation_multiplier(x: &Tensor, p: f64, negative_slope: f64, key: u64) -> Tensor {
+    assert!(
+        x.device() == Device::Cpu && x.kind() == Kind::Float && x.is_contiguous(),
+        "dropout_activation_multiplier needs a contiguous float32 CPU tensor"
+    );
+    let n = x.numel();
+    // SAFETY: `x` is a contiguous float32 CPU tensor of `n` elements, read only while it lives.
+    let xs: &[f32] = if n == 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f32, n) }
+    };
+    build_mask(&x.size(), p, key, Some((xs, negative_slope as f32)))
+}
+
+/// One 64-bit key from torch's generator (so `tch::manual_seed` makes the masks reproducible).
+fn draw_key() -> u64 {
+    Tensor::randint(i64::MAX, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0]) as u64
 }
 
 /// Training-mode dropout with probability `p`: on CPU float32 tensors `x * mask` with
@@ -100,8 +156,23 @@ pub fn dropout(x: &Tensor, p: f64) -> Tensor {
     if x.device() != Device::Cpu || x.kind() != Kind::Float {
         return x.dropout(p, true);
     }
-    let key = Tensor::randint(i64::MAX, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0]) as u64;
-    x * dropout_mask(&x.size(), p, key)
+    x * dropout_mask(&x.size(), p, draw_key())
+}
+
+/// Training-mode dropout followed by a (leaky) ReLU with `negative_slope` (`0` for ReLU) in one
+/// multiplication on CPU float32 tensors: `x * M` with [`dropout_activation_multiplier`], whose
+/// value and gradient (`M`, the product of the mask and the activation's derivative) equal
+/// those of the two operations in sequence with the same mask. Saves the activation's passes
+/// and its backward. Elsewhere: [`dropout`] then the activation.
+pub fn dropout_then_leaky_relu(x: &Tensor, p: f64, negative_slope: f64) -> Tensor {
+    if x.device() != Device::Cpu || x.kind() != Kind::Float || p == 0.0 {
+        let d = dropout(x, p);
+        let neg = d.clamp_max(0.0) * negative_slope;
+        return d.relu() + neg;
+    }
+    let x = x.contiguous();
+    let m = tch::no_grad(|| dropout_activation_multiplier(&x, p, negative_slope, draw_key()));
+    &x * m
 }
 
 #[cfg(test)]
@@ -143,6 +214,44 @@ mod tests {
         let v = flat.narrow(0, 1, len - 1) - (1.0 - p);
         let corr = (&u * &v).mean(Kind::Double).double_value(&[]) / (p * (1.0 - p));
         assert!(corr.abs() < 0.01, "lag-1 correlation {corr}");
+    }
+
+    #[test]
+    fn fused_dropout_and_activation_equal_the_two_operations() {
+        let shape = [33, 7, 5, 5];
+        for (p, slope) in [(0.15, 0.2), (0.15, 0.0), (0.5, 0.2)] {
+            let x = Tensor::randn(shape, (Kind::Float, Device::Cpu));
+            // a few exact zeros: the derivative convention at 0 is the slope's side
+            let x = x.where_self(&x.abs().gt(0.05), &x.zeros_like());
+            let key = 1234;
+            let mask = dropout_mask(&shape, p, key);
+            let m = dropout_activation_multiplier(&x, p, slope, key);
+            // values: leaky(x * mask) vs x * M
+            let a = {
+                let d = &x * &mask;
+                d.clamp_min(0.0) + d.clamp_max(0.0) * slope
+            };
+            let b = &x * &m;
+            let err = (&a - &b).abs().max().double_value(&[]);
+            assert!(err <= 1e-6, "p {p} slope {slope}: value err {err}");
+            // gradient: mask times the activation's derivative (slope at x <= 0)
+            let deriv = x.gt(0.0).to_kind(Kind::Float) * (1.0 - slope) + slope;
+            let err = (&mask * deriv - &m).abs().max().double_value(&[]);
+            assert!(err <= 1e-6, "p {p} slope {slope}: derivative err {err}");
+            // dropped where the mask drops; kept (non-zero) elsewhere unless the activation
+            // zeroes it (ReLU at x <= 0)
+            assert!(
+                m.masked_select(&mask.eq(0.0))
+                    .eq(0.0)
+                    .all()
+                    .int64_value(&[])
+                    == 1
+            );
+            let alive = mask
+                .ne(0.0)
+                .logical_and(&x.gt(0.0).logical_or(&Tensor::from(slope > 0.0)));
+            assert!(m.masked_select(&alive).ne(0.0).all().int64_value(&[]) == 1);
+        }
     }
 
     #[test]

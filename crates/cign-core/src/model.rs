@@ -10,7 +10,7 @@
 use std::cell::Cell;
 
 use tch::nn::{self, ModuleT};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::depthwise::{
     conv_out, conv_transpose_out, depthwise_conv2d, depthwise_conv_transpose2d, DepthwiseImpl,
@@ -95,6 +95,9 @@ pub fn layer_geometry(cfg: &ModelConfig) -> [LayerGeometry; 10] {
     debug_assert_eq!(size, IMAGE_SIZE);
     out
 }
+
+/// Negative slope of the encoder's LeakyReLU (the authors' 0.2).
+const LEAKY_SLOPE: f64 = 0.2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Activation {
@@ -470,7 +473,21 @@ impl Half {
                     }
                 }
             };
-            if layer.dropout && mode.dropout && dropout > 0.0 {
+            let drop = layer.dropout && mode.dropout && dropout > 0.0;
+            let fused_slope = match layer.act {
+                Activation::LeakyRelu => Some(LEAKY_SLOPE),
+                Activation::Relu => Some(0.0),
+                _ => None,
+            };
+            if let (true, Some(slope), Device::Cpu, Kind::Float) =
+                (drop, fused_slope, h.device(), h.kind())
+            {
+                // One multiplication instead of dropout, then the activation (same value and
+                // gradient; see crate::dropout).
+                h = crate::dropout::dropout_then_leaky_relu(&h, dropout, slope);
+                continue;
+            }
+            if drop {
                 h = crate::dropout::dropout(&h, dropout);
             }
             h = match layer.act {
@@ -512,7 +529,7 @@ impl CignModel {
         let geos = layer_geometry(cfg);
         let encoder = Half::new(&root.sub("discriminator"), cfg, &geos[..5], false);
         let decoder = Half::new(&root.sub("generator"), cfg, &geos[5..], true);
-        let slope = Tensor::from_slice(&[0.2f32]).to_device(root.device());
+        let slope = Tensor::from_slice(&[LEAKY_SLOPE as f32]).to_device(root.device());
         Ok(CignModel {
             cfg: cfg.clone(),
             encoder,
