@@ -63,12 +63,15 @@
 //! * The golden tests reproduce the authors' fixtures bit for bit, provided oneDNN uses the AVX2
 //!   kernels the fixtures were made with (`ONEDNN_MAX_CPU_ISA=AVX2`, which the tests set): the
 //!   tiny fixtures (batch 4) amplify summation-order differences beyond the gradient tolerance.
-//! * Speed on the CPU without changing the objective: dropout masks come from a counter-based
-//!   generator instead of torch's per-element Bernoulli draws ([`dropout`]); the filter model's
-//!   channel mixer runs as a 1x1 convolution so activations stay contiguous NCHW
-//!   ([`MixerImpl`]; [`MixerImpl::Linear`] with [`DepthwiseImpl::Grouped`] is the authors'
-//!   formulation and reproduces their fixtures bit for bit); binaries raise glibc's malloc
-//!   thresholds ([`runtime::tune_malloc`]) so freed activations are reused instead of unmapped.
+//! * Speed on the CPU without changing the objective ([`Formulation`]; the default is the
+//!   fastest measured, [`Formulation::AUTHORS`] reproduces the authors' fixtures bit for bit):
+//!   dropout masks from a counter-based generator instead of torch's per-element Bernoulli
+//!   draws, fused with the following (leaky) ReLU into one multiplication ([`dropout`]); the
+//!   filter model's channel mixer as a 1x1 convolution so activations stay contiguous NCHW
+//!   ([`MixerImpl`]); label maps and kernels computed once per class and gathered, the channel
+//!   model's label channel as a separate convolution ([`LabelImpl`]); BatchNorm of 1x1 and 2x2
+//!   maps as rows ([`BnLayout`]). Binaries also raise glibc's malloc thresholds
+//!   ([`runtime::tune_malloc`]) so freed activations are reused instead of unmapped.
 //! * FLOPs: [`flops`]; the benchmark (`cargo bench -p cign-core`) prints them next to the times.
 
 pub mod config;
@@ -90,8 +93,8 @@ pub use import::{
     SafetensorsFile,
 };
 pub use model::{
-    layer_geometry, sample_noise, trainable_parameter_count, BnMode, CignModel, LabelMapImpl,
-    LayerGeometry, MixerImpl, Mode, IMAGE_SIZE,
+    layer_geometry, sample_noise, trainable_parameter_count, BnLayout, BnMode, CignModel,
+    Formulation, LabelImpl, LayerGeometry, MixerImpl, Mode, IMAGE_SIZE,
 };
 pub use objective::{mismatch_pairs, LossTerms, LossValues, Objective, TrainBatch};
 pub use optim::AdamW;

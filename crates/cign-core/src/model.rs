@@ -159,32 +159,78 @@ pub enum MixerImpl {
     Conv1x1,
 }
 
-/// Formulation of the channel model's label channel: each convolution's input is the layer
-/// input with the label map (`tanh(Linear(embedding))` as one `H x W` channel) concatenated.
-/// Both formulations compute the same sums in a different order.
+/// How the label-dependent tensors are computed: the channel model's label maps
+/// (`tanh(Linear(embedding))` as one `H x W` channel per layer) and the filter model's kernels
+/// (`tanh(Linear(embedding))` as `C x k x k` per layer). Both formulations compute the same
+/// values; sums and gradients differ only in summation order.
 #[derive(
     serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
 )]
-#[serde(rename_all = "lowercase")]
-pub enum LabelMapImpl {
-    /// The authors' formulation: concatenate the map to the input, one convolution over
-    /// `C + 1` channels.
-    Concat,
-    /// Convolution is linear in its input: the convolution of the `C` image channels (with the
-    /// first `C` input slices of the same weight) plus the convolution of the label map (the
-    /// last slice), the latter computed once per class and gathered by label. Saves the
-    /// concatenation copy and, on the CPU, oneDNN's padding of `C + 1` channels to its block
-    /// size (default).
+#[serde(rename_all = "kebab-case")]
+pub enum LabelImpl {
+    /// The authors' formulation: the label linear runs for every sample; the channel model
+    /// concatenates the map to the layer input and convolves `C + 1` channels.
+    PerSample,
+    /// The label linear runs once per class and the result is gathered by label. The channel
+    /// model convolves the `C` image channels with the first `C` input slices of the weight and
+    /// adds the per-class convolution of the label map with the last slice (convolution is
+    /// linear in its input): no concatenation copy and, on the CPU, no padding of `C + 1`
+    /// channels to oneDNN's block size. The filter model's per-sample kernel linear, a skinny
+    /// `[B, E] x [E, C k k]` product with a slow weight gradient, becomes a 10-row one (default).
     #[default]
-    Split,
+    PerClass,
 }
 
-/// The formulations a model runs with (all exact; they differ in summation order and speed).
+/// Layout in which BatchNorm runs.
+#[derive(
+    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum BnLayout {
+    /// NCHW, as the authors.
+    Nchw,
+    /// Maps of at most 2x2 pixels (the encoder's last BatchNorms and the decoder's first) are
+    /// normalised as rows `[N H W, C]`: the same statistics (over batch and pixels, per
+    /// channel), but the CPU kernel vectorises over channels instead of over 1 to 4 pixels
+    /// (default; its backward was 5% of a filter model step).
+    #[default]
+    RowsForSmallMaps,
+}
+
+/// The formulations a model runs with. All are exact: they compute the same function and
+/// gradients and differ only in floating-point summation order and in speed.
+/// [`Formulation::AUTHORS`] reproduces the authors' code bit for bit; the default is the
+/// fastest measured on the CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Formulation {
-    depthwise: DepthwiseImpl,
-    mixer: MixerImpl,
-    label_map: LabelMapImpl,
+pub struct Formulation {
+    /// Per-sample depthwise convolution of the filter model.
+    pub depthwise: DepthwiseImpl,
+    /// Channel mixer of the filter model.
+    pub mixer: MixerImpl,
+    /// Label maps and kernels.
+    pub label: LabelImpl,
+    /// BatchNorm layout.
+    pub bn: BnLayout,
+}
+
+impl Formulation {
+    /// The authors' formulation.
+    pub const AUTHORS: Formulation = Formulation {
+        depthwise: DepthwiseImpl::Grouped,
+        mixer: MixerImpl::Linear,
+        label: LabelImpl::PerSample,
+        bn: BnLayout::Nchw,
+    };
+
+    /// The fastest measured formulation for a device.
+    pub fn default_for(device: tch::Device) -> Formulation {
+        Formulation {
+            depthwise: DepthwiseImpl::default_for(device),
+            mixer: MixerImpl::default(),
+            label: LabelImpl::default(),
+            bn: BnLayout::default(),
+        }
+    }
 }
 
 /// How BatchNorm normalises in a pass.
@@ -393,7 +439,26 @@ impl Half {
         for layer in &self.layers {
             let g = &layer.geo;
             if let Some(bn) = &layer.bn {
+                let size = h.size();
+                let rows = form.bn == BnLayout::RowsForSmallMaps && size[2] * size[3] <= 4;
+                let (n, c, hh, ww) = (size[0], size[1], size[2], size[3]);
+                if rows {
+                    h = h.permute([0, 2, 3, 1]).reshape([n * hh * ww, c]);
+                }
                 h = match mode.bn {
+                    // tch's module insists on 4-d input: rows go to the functional form (the
+                    // module's own settings: momentum 0.1, eps 1e-5).
+                    BnMode::Train | BnMode::Eval if rows => Tensor::batch_norm(
+                        &h,
+                        bn.ws.as_ref(),
+                        bn.bs.as_ref(),
+                        Some(&bn.running_mean),
+                        Some(&bn.running_var),
+                        mode.bn == BnMode::Train,
+                        0.1,
+                        1e-5,
+                        true,
+                    ),
                     BnMode::Train => bn.forward_t(&h, true),
                     BnMode::Eval => bn.forward_t(&h, false),
                     BnMode::BatchStats => Tensor::batch_norm(
@@ -408,6 +473,9 @@ impl Half {
                         true,
                     ),
                 };
+                if rows {
+                    h = h.view([n, hh, ww, c]).permute([0, 3, 1, 2]).contiguous();
+                }
             }
             h = match &layer.op {
                 LayerOp::Conv {
@@ -422,14 +490,14 @@ impl Half {
                             inp.conv2d(w, None::<Tensor>, s, p, [1, 1], 1)
                         }
                     };
-                    match (label_linear, form.label_map) {
+                    match (label_linear, form.label) {
                         (None, _) => conv(&h, weight),
-                        (Some(lin), LabelMapImpl::Concat) => {
+                        (Some(lin), LabelImpl::PerSample) => {
                             let emb = emb.as_ref().expect("labels");
                             let map = lin.forward(emb).view([-1, 1, g.in_size, g.in_size]).tanh();
                             conv(&Tensor::cat(&[&h, &map], 1), weight)
                         }
-                        (Some(lin), LabelMapImpl::Split) => {
+                        (Some(lin), LabelImpl::PerClass) => {
                             let (table, labels) = (
                                 self.embedder.as_ref().expect("labels"),
                                 labels.expect("labels"),
@@ -451,11 +519,17 @@ impl Half {
                     label_linear,
                     mixer,
                 } => {
-                    let emb = emb.as_ref().expect("labels");
-                    let kernel = label_linear
-                        .forward(emb)
-                        .view([-1, g.c_in, g.kernel, g.kernel])
-                        .tanh();
+                    let kernel = match form.label {
+                        LabelImpl::PerSample => label_linear
+                            .forward(emb.as_ref().expect("labels"))
+                            .view([-1, g.c_in, g.kernel, g.kernel])
+                            .tanh(),
+                        LabelImpl::PerClass => label_linear
+                            .forward(self.embedder.as_ref().expect("labels"))
+                            .view([-1, g.c_in, g.kernel, g.kernel])
+                            .tanh()
+                            .index_select(0, labels.expect("labels")),
+                    };
                     let d = if g.transposed {
                         depthwise_conv_transpose2d(&h, &kernel, g.stride, g.padding, dw)
                     } else {
@@ -535,11 +609,7 @@ impl CignModel {
             encoder,
             decoder,
             slope,
-            form: Cell::new(Formulation {
-                depthwise: DepthwiseImpl::default_for(root.device()),
-                mixer: MixerImpl::default(),
-                label_map: LabelMapImpl::default(),
-            }),
+            form: Cell::new(Formulation::default_for(root.device())),
         })
     }
 
@@ -547,33 +617,15 @@ impl CignModel {
         &self.cfg
     }
 
-    /// The channel-mixer formulation used by the filter model.
-    pub fn mixer_impl(&self) -> MixerImpl {
-        self.form.get().mixer
+    /// The formulation the model runs with.
+    pub fn formulation(&self) -> Formulation {
+        self.form.get()
     }
 
-    /// Chooses the channel-mixer formulation (the same sums in another order; they differ in
-    /// speed). [`MixerImpl::Linear`] with [`DepthwiseImpl::Grouped`] reproduces the authors'
-    /// code bit for bit.
-    pub fn set_mixer_impl(&self, imp: MixerImpl) {
-        self.form.set(Formulation {
-            mixer: imp,
-            ..self.form.get()
-        });
-    }
-
-    /// The label-channel formulation used by the channel model.
-    pub fn label_map_impl(&self) -> LabelMapImpl {
-        self.form.get().label_map
-    }
-
-    /// Chooses the label-channel formulation (the same sums in another order; they differ in
-    /// speed). [`LabelMapImpl::Concat`] reproduces the authors' code bit for bit.
-    pub fn set_label_map_impl(&self, imp: LabelMapImpl) {
-        self.form.set(Formulation {
-            label_map: imp,
-            ..self.form.get()
-        });
+    /// Chooses the formulation (all compute the same function; they differ in summation order
+    /// and speed). [`Formulation::AUTHORS`] reproduces the authors' code bit for bit.
+    pub fn set_formulation(&self, form: Formulation) {
+        self.form.set(form);
     }
 
     /// The per-sample depthwise formulation used by the filter model.

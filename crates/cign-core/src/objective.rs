@@ -244,9 +244,7 @@ impl Objective {
         self.check_model(model);
         self.refresh_copy(vs)
             .expect("the frozen copy and the model's var store have different variables");
-        self.frozen.set_depthwise_impl(model.depthwise_impl());
-        self.frozen.set_mixer_impl(model.mixer_impl());
-        self.frozen.set_label_map_impl(model.label_map_impl());
+        self.frozen.set_formulation(model.formulation());
         let w = self.cfg.weights.clone();
         let cond = self.model_cfg.conditioning.is_conditional();
         let lab = |t: &Tensor| -> Option<Tensor> { cond.then(|| t.shallow_clone()) };

@@ -3,39 +3,34 @@
 //! training step as a float64 reference.
 
 use cign_core::{
-    mismatch_pairs, CignModel, Conditioning, DepthwiseImpl, LabelMapImpl, LossValues, MixerImpl,
-    ModelConfig, Objective, ObjectiveConfig, TrainBatch,
+    mismatch_pairs, BnLayout, CignModel, Conditioning, DepthwiseImpl, Formulation, LabelImpl,
+    LossValues, MixerImpl, ModelConfig, Objective, ObjectiveConfig, TrainBatch,
 };
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-type Formulation = (DepthwiseImpl, MixerImpl, LabelMapImpl);
+const AUTHORS: Formulation = Formulation::AUTHORS;
 
-/// The authors' formulation.
-const AUTHORS: Formulation = (
-    DepthwiseImpl::Grouped,
-    MixerImpl::Linear,
-    LabelMapImpl::Concat,
-);
+/// Tensors by variable name, sorted by name.
+type Named = Vec<(String, Tensor)>;
 
 /// A whole training step (seven passes, all five terms, backward; freshly initialised model,
-/// batch 8, dropout 0) with `form` in `kind`: the loss values and the gradients (float64).
+/// batch 8, dropout 0) with `form` in `kind`: the loss values, the gradients and the BatchNorm
+/// running statistics afterwards (float64).
 fn step(
     cfg: &ModelConfig,
     init: &VarStore,
     batch: &(Tensor, Tensor, Tensor, Tensor),
     kind: Kind,
     form: Formulation,
-) -> (LossValues, Vec<(String, Tensor)>) {
+) -> (LossValues, Named, Named) {
     let mut vs = VarStore::new(Device::Cpu);
     let model = CignModel::new(&vs.root(), cfg).unwrap();
     vs.copy(init).unwrap();
     if kind == Kind::Double {
         vs.double();
     }
-    model.set_depthwise_impl(form.0);
-    model.set_mixer_impl(form.1);
-    model.set_label_map_impl(form.2);
+    model.set_formulation(form);
     let (x, y, z, yz) = batch;
     let x = x.to_kind(kind);
     let (xm, ym) = mismatch_pairs(&x, y, 10);
@@ -57,7 +52,15 @@ fn step(
         .map(|(n, t)| (n, t.grad().to_kind(Kind::Double)))
         .collect();
     grads.sort_by(|a, b| a.0.cmp(&b.0));
-    (terms.to_f64(), grads)
+    // BatchNorm's running statistics after the step's seven passes
+    let mut stats: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(n, _)| n.contains("running_"))
+        .map(|(n, t)| (n, t.to_kind(Kind::Double)))
+        .collect();
+    stats.sort_by(|a, b| a.0.cmp(&b.0));
+    (terms.to_f64(), grads, stats)
 }
 
 /// Every float32 formulation must have the loss within 1e-5 relative of the float64 step (the
@@ -85,10 +88,15 @@ fn check(conditioning: Conditioning, formulations: &[Formulation]) {
     let rel = |a: &Tensor, b: &Tensor| {
         (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
     };
-    let (l64, g64) = step(&cfg, &init, &batch, Kind::Double, AUTHORS);
-    let (_, g_authors) = step(&cfg, &init, &batch, Kind::Float, AUTHORS);
+    let (l64, g64, s64) = step(&cfg, &init, &batch, Kind::Double, AUTHORS);
+    let (_, g_authors, _) = step(&cfg, &init, &batch, Kind::Float, AUTHORS);
+    assert!(!s64.is_empty());
     for &form in formulations {
-        let (l, g) = step(&cfg, &init, &batch, Kind::Float, form);
+        let (l, g, stats) = step(&cfg, &init, &batch, Kind::Float, form);
+        for ((n, a), (_, r)) in stats.iter().zip(&s64) {
+            let e = (a - r).abs().max().double_value(&[]);
+            assert!(e < 1e-5, "{form:?} {n}: running statistic off by {e:.2e}");
+        }
         assert!(
             (l.total - l64.total).abs() < 1e-5 * l64.total.abs(),
             "{form:?}: {l:?} vs float64 {l64:?}"
@@ -104,33 +112,48 @@ fn check(conditioning: Conditioning, formulations: &[Formulation]) {
     }
 }
 
+/// Each of cign's changes alone, and all of them (the default), plus the unfold depthwise.
+fn formulations() -> Vec<Formulation> {
+    let a = AUTHORS;
+    vec![
+        a,
+        Formulation {
+            depthwise: DepthwiseImpl::Unfold,
+            ..a
+        },
+        Formulation {
+            mixer: MixerImpl::Conv1x1,
+            ..a
+        },
+        Formulation {
+            label: LabelImpl::PerClass,
+            ..a
+        },
+        Formulation {
+            bn: BnLayout::RowsForSmallMaps,
+            ..a
+        },
+        Formulation::default_for(Device::Cpu),
+        Formulation {
+            depthwise: DepthwiseImpl::Unfold,
+            ..Formulation::default_for(Device::Cpu)
+        },
+    ]
+}
+
 #[test]
 fn filter_formulations_give_the_same_training_step() {
-    use DepthwiseImpl::{Grouped, Unfold};
-    check(
-        Conditioning::Filter,
-        &[
-            AUTHORS,
-            (Unfold, MixerImpl::Linear, LabelMapImpl::Concat),
-            (Grouped, MixerImpl::Conv1x1, LabelMapImpl::Concat),
-            (Unfold, MixerImpl::Conv1x1, LabelMapImpl::Concat),
-        ],
-    );
+    check(Conditioning::Filter, &formulations());
 }
 
 #[test]
 fn channel_formulations_give_the_same_training_step() {
-    check(
-        Conditioning::Channel,
-        &[
-            AUTHORS,
-            (
-                DepthwiseImpl::Grouped,
-                MixerImpl::Linear,
-                LabelMapImpl::Split,
-            ),
-        ],
-    );
+    check(Conditioning::Channel, &formulations());
+}
+
+#[test]
+fn unconditional_formulations_give_the_same_training_step() {
+    check(Conditioning::None, &formulations());
 }
 
 /// Control: the check sees a wrong formulation (a label map shifted by one class).
@@ -146,7 +169,7 @@ fn a_wrong_step_is_detected() {
     let x = Tensor::ones([8, 1, 28, 28], o) * 0.5;
     let y = Tensor::arange(8, (Kind::Int64, Device::Cpu));
     let z = Tensor::ones([8, 1, 28, 28], o) * -0.5;
-    let good = step(
+    let (good, _, _) = step(
         &cfg,
         &init,
         &(
@@ -159,12 +182,12 @@ fn a_wrong_step_is_detected() {
         AUTHORS,
     );
     let shifted = (&y + 1).remainder(10);
-    let bad = step(
+    let (bad, _, _) = step(
         &cfg,
         &init,
         &(x, shifted.shallow_clone(), z, shifted),
         Kind::Double,
         AUTHORS,
     );
-    assert!((good.0.total - bad.0.total).abs() > 1e-5 * good.0.total.abs());
+    assert!((good.total - bad.total).abs() > 1e-5 * good.total.abs());
 }

@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cign_core::{
-    load_named_into, model_config_from_metadata, read_safetensors, AdamW, AdamWConfig, CignModel,
-    LabelMapImpl, MixerImpl, Objective, ObjectiveConfig, SafetensorsFile, TrainBatch,
+    load_named_into, model_config_from_metadata, read_safetensors, AdamW, AdamWConfig, BnLayout,
+    CignModel, Formulation, LabelImpl, MixerImpl, Objective, ObjectiveConfig, SafetensorsFile,
+    TrainBatch,
 };
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -135,23 +136,11 @@ const GOLDEN: Tol = Tol {
 };
 
 /// Runs every check of one fixture and returns the failures (empty: pass).
-/// Checks one fixture with a formulation: `None` is the authors' (grouped depthwise, `Linear`
-/// mixer, concatenated label map), which must match bit for bit.
-fn check_fixture(
-    fx: &Fixture,
-    imp: Option<(cign_core::DepthwiseImpl, MixerImpl, LabelMapImpl)>,
-    tol: &Tol,
-) -> Vec<String> {
+/// Checks one fixture with a formulation ([`Formulation::AUTHORS`] must match bit for bit).
+fn check_fixture(fx: &Fixture, form: Formulation, tol: &Tol) -> Vec<String> {
     let mut fails = Vec::new();
     let (mut vs, model) = build(fx);
-    let (dw, mixer, label_map) = imp.unwrap_or((
-        cign_core::DepthwiseImpl::Grouped,
-        MixerImpl::Linear,
-        LabelMapImpl::Concat,
-    ));
-    model.set_depthwise_impl(dw);
-    model.set_mixer_impl(mixer);
-    model.set_label_map_impl(label_map);
+    model.set_formulation(form);
     let (x, y) = (fx.t("input.x"), fx.labels("input.y"));
 
     // forward passes
@@ -296,56 +285,58 @@ fn golden_fixtures_match_the_authors_code() {
     let mut all = Vec::new();
     for path in fixture_files() {
         let fx = load(&path);
-        for f in check_fixture(&fx, None, &GOLDEN) {
+        for f in check_fixture(&fx, Formulation::AUTHORS, &GOLDEN) {
             all.push(format!("{}: {f}", fx.name));
         }
     }
     assert!(all.is_empty(), "golden mismatches:\n{}", all.join("\n"));
 }
 
-/// The other formulations against the fixtures: the unfold depthwise and the 1x1 convolution
-/// mixer of the filter model, and the split label map of the channel model (the defaults are
-/// chosen for speed) sum in another order, so on these ill-conditioned fixtures (see the module
-/// docs) they must meet the loss tolerance, outputs within 5e-5 absolute and gradients within
-/// 2e-3 relative (the same order as the authors' own code with other oneDNN kernels); the
-/// after-step state is not compared (first AdamW step = lr * sign of noise-level gradients).
-/// tests/formulations.rs checks them to 1e-4 against a float64 step.
+/// The other formulations against the fixtures: each of cign's changes alone and all together
+/// (the default). They sum in another order, so on these ill-conditioned fixtures (see the
+/// module docs) they must meet the loss tolerance, outputs within 5e-5 absolute and gradients
+/// within 2e-3 relative (the same order as the authors' own code with other oneDNN kernels);
+/// the after-step state is not compared (first AdamW step = lr * sign of noise-level
+/// gradients). tests/formulations.rs checks them to 1e-4 against a float64 step.
 #[test]
 fn golden_fixtures_with_every_other_formulation() {
-    use cign_core::DepthwiseImpl::{Grouped, Unfold};
     let relaxed = Tol {
         out_abs: 5e-5,
         grad_rel: 2e-3,
         after_step_abs: None,
     };
+    let a = Formulation::AUTHORS;
+    let formulations = [
+        Formulation {
+            depthwise: cign_core::DepthwiseImpl::Unfold,
+            ..a
+        },
+        Formulation {
+            mixer: MixerImpl::Conv1x1,
+            ..a
+        },
+        Formulation {
+            label: LabelImpl::PerClass,
+            ..a
+        },
+        Formulation {
+            bn: BnLayout::RowsForSmallMaps,
+            ..a
+        },
+        Formulation::default_for(Device::Cpu),
+    ];
     let mut all = Vec::new();
-    let mut kinds = std::collections::BTreeSet::new();
+    let mut n = 0;
     for path in fixture_files() {
         let fx = load(&path);
-        let kind = fx.file.metadata.get("kind").cloned().unwrap_or_default();
-        let imps: &[_] = match kind.as_str() {
-            "filter" => &[
-                (Grouped, MixerImpl::Conv1x1, LabelMapImpl::Concat),
-                (Unfold, MixerImpl::Linear, LabelMapImpl::Concat),
-                (Unfold, MixerImpl::Conv1x1, LabelMapImpl::Concat),
-            ],
-            "channel" => &[(Grouped, MixerImpl::Linear, LabelMapImpl::Split)],
-            _ => &[],
-        };
-        if !imps.is_empty() {
-            kinds.insert(kind);
-        }
-        for &imp in imps {
-            for f in check_fixture(&fx, Some(imp), &relaxed) {
-                all.push(format!("{} ({imp:?}): {f}", fx.name));
+        n += 1;
+        for form in formulations {
+            for f in check_fixture(&fx, form, &relaxed) {
+                all.push(format!("{} ({form:?}): {f}", fx.name));
             }
         }
     }
-    assert_eq!(
-        kinds.len(),
-        2,
-        "need channel and filter fixtures, got {kinds:?}"
-    );
+    assert!(n >= 2, "need the channel and filter fixtures");
     assert!(all.is_empty(), "golden mismatches:\n{}", all.join("\n"));
 }
 
