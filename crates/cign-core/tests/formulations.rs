@@ -1,6 +1,6 @@
 //! Every formulation of the model (per-sample depthwise: grouped or unfold; filter mixer:
-//! `Linear` or 1x1 convolution; channel label map: concatenated or split) gives the same
-//! training step as a float64 reference.
+//! `Linear` or 1x1 convolution; label maps and kernels per sample or per class; BatchNorm
+//! layout) computes the same training step as the authors' formulation, checked in float64.
 
 use cign_core::{
     mismatch_pairs, BnLayout, CignModel, Conditioning, DepthwiseImpl, Formulation, LabelImpl,
@@ -13,6 +13,11 @@ const AUTHORS: Formulation = Formulation::AUTHORS;
 
 /// Tensors by variable name, sorted by name.
 type Named = Vec<(String, Tensor)>;
+
+/// Held while a test seeds torch's global generator and draws from it: the tests of this binary
+/// run in parallel threads, and without it one test's draws could land between another's seed
+/// and draws (different inputs on every run).
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A whole training step (seven passes, all five terms, backward; freshly initialised model,
 /// batch 8, dropout 0) with `form` in `kind`: the loss values, the gradients and the BatchNorm
@@ -63,18 +68,22 @@ fn step(
     (terms.to_f64(), grads, stats)
 }
 
-/// Every float32 formulation must have the loss within 1e-5 relative of the float64 step (the
-/// authors' formulation in float64) and each gradient within 1e-4 relative, or, for a gradient
-/// that float32 cannot resolve that well (a small sum of cancelling terms), within 10 times
-/// the error of the authors' own formulation in float32.
+/// Every formulation, run in float64, must give the float64 step of the authors' formulation:
+/// loss within 1e-10 relative, running statistics within 1e-10, each gradient within 1e-8
+/// relative (denominator floored at 1e-3 of the whole gradient's norm, so near-zero sums of
+/// cancelling terms are judged at the scale of the step). In float64 summation order moves
+/// these by about 1e-13; a wrong formulation moves them by 1e-2 or more. (In float32 the tiny
+/// model's BatchNorm statistics over 8 samples make the authors' own gradients differ between
+/// runs by up to a few 1e-2, too much to resolve anything; the float32 behaviour is checked
+/// against the authors' fixtures in tests/golden.rs.)
 fn check(conditioning: Conditioning, formulations: &[Formulation]) {
     let cfg = ModelConfig {
         dropout: 0.0,
         ..ModelConfig::with_dims(conditioning, 8, 16, 5)
     };
-    // All random draws happen here, once (other tests of this binary use torch's generator
-    // concurrently): every model below copies these weights.
+    // All random draws happen here, once: every model below copies these weights.
     let (batch, init) = {
+        let _draws = RNG.lock().unwrap_or_else(|e| e.into_inner());
         let o = (Kind::Float, Device::Cpu);
         tch::manual_seed(3);
         let x = Tensor::rand([8, 1, 28, 28], o) * 2.0 - 1.0;
@@ -85,29 +94,30 @@ fn check(conditioning: Conditioning, formulations: &[Formulation]) {
         CignModel::new(&init.root(), &cfg).unwrap();
         ((x, y, z, yz), init)
     };
-    let rel = |a: &Tensor, b: &Tensor| {
-        (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
+    let rel = |a: &Tensor, b: &Tensor, floor: f64| {
+        (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(floor)
     };
     let (l64, g64, s64) = step(&cfg, &init, &batch, Kind::Double, AUTHORS);
-    let (_, g_authors, _) = step(&cfg, &init, &batch, Kind::Float, AUTHORS);
     assert!(!s64.is_empty());
+    let floor = 1e-3
+        * g64
+            .iter()
+            .map(|(_, g)| g.norm().double_value(&[]).powi(2))
+            .sum::<f64>()
+            .sqrt();
     for &form in formulations {
-        let (l, g, stats) = step(&cfg, &init, &batch, Kind::Float, form);
+        let (l, g, stats) = step(&cfg, &init, &batch, Kind::Double, form);
+        assert!(
+            (l.total - l64.total).abs() < 1e-10 * l64.total.abs(),
+            "{form:?}: {l:?} vs {l64:?}"
+        );
         for ((n, a), (_, r)) in stats.iter().zip(&s64) {
             let e = (a - r).abs().max().double_value(&[]);
-            assert!(e < 1e-5, "{form:?} {n}: running statistic off by {e:.2e}");
+            assert!(e < 1e-10, "{form:?} {n}: running statistic off by {e:.2e}");
         }
-        assert!(
-            (l.total - l64.total).abs() < 1e-5 * l64.total.abs(),
-            "{form:?}: {l:?} vs float64 {l64:?}"
-        );
-        for (((n, a), (_, r)), (_, au)) in g.iter().zip(&g64).zip(&g_authors) {
-            let (e, e_authors) = (rel(a, r), rel(au, r));
-            assert!(
-                e < 1e-4 || e < 10.0 * e_authors,
-                "{form:?} {n}: gradient rel err {e:.2e} against float64 (authors' formulation \
-                 in float32: {e_authors:.2e})"
-            );
+        for ((n, a), (_, r)) in g.iter().zip(&g64) {
+            let e = rel(a, r, floor);
+            assert!(e < 1e-8, "{form:?} {n}: gradient rel err {e:.2e}");
         }
     }
 }
@@ -164,7 +174,11 @@ fn a_wrong_step_is_detected() {
         ..ModelConfig::with_dims(Conditioning::Channel, 8, 16, 5)
     };
     let init = VarStore::new(Device::Cpu);
-    CignModel::new(&init.root(), &cfg).unwrap();
+    {
+        let _draws = RNG.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(4);
+        CignModel::new(&init.root(), &cfg).unwrap();
+    }
     let o = (Kind::Float, Device::Cpu);
     let x = Tensor::ones([8, 1, 28, 28], o) * 0.5;
     let y = Tensor::arange(8, (Kind::Int64, Device::Cpu));
