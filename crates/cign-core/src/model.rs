@@ -565,14 +565,8 @@ impl Half {
                 h = crate::dropout::dropout(&h, dropout);
             }
             h = match layer.act {
-                Activation::LeakyRelu => {
-                    if h.kind() == slope.kind() {
-                        h.prelu(slope)
-                    } else {
-                        // a model converted to another float kind (float64 checks)
-                        h.prelu(&slope.to_kind(h.kind()))
-                    }
-                }
+                // to_kind is a no-op unless the model was converted to another float kind
+                Activation::LeakyRelu => h.prelu(&slope.to_kind(h.kind())),
                 Activation::Sigmoid => h.sigmoid(),
                 Activation::Relu => h.relu(),
                 Activation::Tanh => h.tanh(),

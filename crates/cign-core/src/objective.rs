@@ -86,6 +86,27 @@ pub struct LossTerms {
     pub total: Tensor,
 }
 
+impl LossTerms {
+    /// The five weighted terms and their sum.
+    fn from_terms(
+        rec: Tensor,
+        idem_noise: Tensor,
+        tight_noise: Tensor,
+        idem_mismatch: Tensor,
+        tight_mismatch: Tensor,
+    ) -> Self {
+        let total = &rec + &idem_noise + &tight_noise + &idem_mismatch + &tight_mismatch;
+        LossTerms {
+            rec,
+            idem_noise,
+            tight_noise,
+            idem_mismatch,
+            tight_mismatch,
+            total,
+        }
+    }
+}
+
 /// [`LossTerms`] as plain numbers, for logging.
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Default)]
 pub struct LossValues {
@@ -290,15 +311,7 @@ impl Objective {
             }
             _ => (Self::zero(dev), Self::zero(dev)),
         };
-        let total = &rec + &idem_noise + &tight_noise + &idem_mismatch + &tight_mismatch;
-        LossTerms {
-            rec,
-            idem_noise,
-            tight_noise,
-            idem_mismatch,
-            tight_mismatch,
-            total,
-        }
+        LossTerms::from_terms(rec, idem_noise, tight_noise, idem_mismatch, tight_mismatch)
     }
 
     /// The validation loss as the authors evaluate it: PyTorch Lightning's validation loop puts
@@ -341,15 +354,7 @@ impl Objective {
                 _ => (Self::zero(dev), Self::zero(dev)),
             };
             let rec = rec_raw * w.rec;
-            let total = &rec + &idem_noise + &tight_noise + &idem_mismatch + &tight_mismatch;
-            LossTerms {
-                rec,
-                idem_noise,
-                tight_noise,
-                idem_mismatch,
-                tight_mismatch,
-                total,
-            }
+            LossTerms::from_terms(rec, idem_noise, tight_noise, idem_mismatch, tight_mismatch)
         })
     }
 }

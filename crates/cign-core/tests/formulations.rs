@@ -2,9 +2,11 @@
 //! `Linear` or 1x1 convolution; label maps and kernels per sample or per class; BatchNorm
 //! layout) computes the same training step as the authors' formulation, checked in float64.
 
+mod common;
+
 use cign_core::{
-    mismatch_pairs, BnLayout, CignModel, Conditioning, DepthwiseImpl, Formulation, LabelImpl,
-    LossValues, MixerImpl, ModelConfig, Objective, ObjectiveConfig, TrainBatch,
+    mismatch_pairs, CignModel, Conditioning, DepthwiseImpl, Formulation, LossValues, ModelConfig,
+    Objective, ObjectiveConfig, TrainBatch,
 };
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -122,33 +124,16 @@ fn check(conditioning: Conditioning, formulations: &[Formulation]) {
     }
 }
 
-/// Each of cign's changes alone, and all of them (the default), plus the unfold depthwise.
+/// The authors' formulation itself, every other one (common::other_formulations), and the
+/// default with the unfold depthwise.
 fn formulations() -> Vec<Formulation> {
-    let a = AUTHORS;
-    vec![
-        a,
-        Formulation {
-            depthwise: DepthwiseImpl::Unfold,
-            ..a
-        },
-        Formulation {
-            mixer: MixerImpl::Conv1x1,
-            ..a
-        },
-        Formulation {
-            label: LabelImpl::PerClass,
-            ..a
-        },
-        Formulation {
-            bn: BnLayout::RowsForSmallMaps,
-            ..a
-        },
-        Formulation::default_for(Device::Cpu),
-        Formulation {
-            depthwise: DepthwiseImpl::Unfold,
-            ..Formulation::default_for(Device::Cpu)
-        },
-    ]
+    let mut all = vec![AUTHORS];
+    all.extend(common::other_formulations());
+    all.push(Formulation {
+        depthwise: DepthwiseImpl::Unfold,
+        ..Formulation::default_for(Device::Cpu)
+    });
+    all
 }
 
 #[test]

@@ -11,13 +11,14 @@
 //! libtorch's first convolution) unless the variable is already set; on AVX2-only CPUs this
 //! changes nothing.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cign_core::{
-    load_named_into, model_config_from_metadata, read_safetensors, AdamW, AdamWConfig, BnLayout,
-    CignModel, Formulation, LabelImpl, MixerImpl, Objective, ObjectiveConfig, SafetensorsFile,
-    TrainBatch,
+    load_named_into, model_config_from_metadata, read_safetensors, AdamW, AdamWConfig, CignModel,
+    Formulation, Objective, ObjectiveConfig, SafetensorsFile, TrainBatch,
 };
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -305,32 +306,13 @@ fn golden_fixtures_with_every_other_formulation() {
         grad_rel: 2e-3,
         after_step_abs: None,
     };
-    let a = Formulation::AUTHORS;
-    let formulations = [
-        Formulation {
-            depthwise: cign_core::DepthwiseImpl::Unfold,
-            ..a
-        },
-        Formulation {
-            mixer: MixerImpl::Conv1x1,
-            ..a
-        },
-        Formulation {
-            label: LabelImpl::PerClass,
-            ..a
-        },
-        Formulation {
-            bn: BnLayout::RowsForSmallMaps,
-            ..a
-        },
-        Formulation::default_for(Device::Cpu),
-    ];
+    let formulations = common::other_formulations();
     let mut all = Vec::new();
     let mut n = 0;
     for path in fixture_files() {
         let fx = load(&path);
         n += 1;
-        for form in formulations {
+        for &form in &formulations {
             for f in check_fixture(&fx, form, &relaxed) {
                 all.push(format!("{} ({form:?}): {f}", fx.name));
             }
