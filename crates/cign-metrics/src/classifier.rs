@@ -96,6 +96,35 @@ impl Default for TrainOptions {
     }
 }
 
+impl TrainOptions {
+    /// Checks the settings before any data is loaded.
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] when `epochs` or `batch_size` is 0, the learning rate
+    /// is not a positive finite number, or a limit is 0.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(MetricsError::invalid("epochs", "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(MetricsError::invalid("batch size", "must be at least 1"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(MetricsError::invalid(
+                "learning rate",
+                format!("{} is not a positive number", self.learning_rate),
+            ));
+        }
+        if self.train_limit == Some(0) || self.test_limit == Some(0) {
+            return Err(MetricsError::invalid(
+                "limits",
+                "a train or test limit of 0 leaves no image",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What training achieved.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainReport {
@@ -168,15 +197,23 @@ fn check_28(images: &Tensor) -> Result<()> {
 
 impl ConditionalClassifier {
     /// A freshly initialised classifier on `device`.
-    pub fn new(device: Device) -> Self {
+    ///
+    /// # Errors
+    /// [`MetricsError::Device`] when `device` is not available on this machine.
+    pub fn new(device: Device) -> Result<Self> {
+        crate::device::check_device(device)?;
         let vs = nn::VarStore::new(device);
         let net = Net::new(&vs.root());
-        ConditionalClassifier { vs, net }
+        Ok(ConditionalClassifier { vs, net })
     }
 
-    /// Loads weights saved by [`ConditionalClassifier::save`].
+    /// Loads weights saved by [`ConditionalClassifier::save`] onto `device`.
+    ///
+    /// # Errors
+    /// [`MetricsError::Device`] when `device` is not available, [`MetricsError::BadFile`]
+    /// when the file is missing or does not hold this classifier's tensors.
     pub fn load(path: &Path, device: Device) -> Result<Self> {
-        let mut c = Self::new(device);
+        let mut c = Self::new(device)?;
         c.vs.load(path).map_err(|e| MetricsError::BadFile {
             path: path.to_path_buf(),
             what: format!(
@@ -187,7 +224,11 @@ impl ConditionalClassifier {
     }
 
     /// Loads the cached classifier of `kind` if it exists.
+    ///
+    /// # Errors
+    /// As [`ConditionalClassifier::load`] (the device is checked even when no file exists).
     pub fn load_cached(kind: DatasetKind, device: Device) -> Result<Option<Self>> {
+        crate::device::check_device(device)?;
         let path = default_classifier_path(kind);
         if !path.is_file() {
             return Ok(None);
@@ -196,6 +237,9 @@ impl ConditionalClassifier {
     }
 
     /// Saves the weights (safetensors).
+    ///
+    /// # Errors
+    /// [`MetricsError::Io`] / [`MetricsError::BadFile`] when the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| MetricsError::io(dir, "cannot create", e))?;
@@ -211,8 +255,11 @@ impl ConditionalClassifier {
         self.vs.device()
     }
 
-    /// Predicted labels (`i64 [N]` on the CPU) of `images` (`[N, 1, 28, 28]` in `range`),
-    /// after `preprocess` (8-bit quantisation by default, like the FID inputs).
+    /// Predicted labels (`i64 [N]` on the CPU) of `images` (`[N, 1, 28, 28]` in `range`, any
+    /// device), after `preprocess` (8-bit quantisation by default, like the FID inputs).
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] for another shape or NaN / infinite values.
     pub fn predict(
         &self,
         images: &Tensor,
@@ -225,10 +272,10 @@ impl ConditionalClassifier {
         let mut start = 0;
         while start < n {
             let len = 1000.min(n - start);
-            let unit = preprocess.to_unit(&images.narrow(0, start, len), range)?;
-            let x = (unit * 2.0 - 1.0).to_device(self.device());
+            let unit = preprocess.to_unit(&images.f_narrow(0, start, len)?, range)?;
+            let x = (unit * 2.0 - 1.0).f_to_device(self.device())?;
             let pred = tch::no_grad(|| self.net.forward_t(&x, false).argmax(1, false));
-            out.push(pred.to_device(Device::Cpu));
+            out.push(pred.f_to_device(Device::Cpu)?);
             start += len;
         }
         Ok(if out.is_empty() {
@@ -239,6 +286,10 @@ impl ConditionalClassifier {
     }
 
     /// Share of `images` classified as `labels`, overall and per label.
+    ///
+    /// # Errors
+    /// As [`ConditionalClassifier::predict`], and [`MetricsError::InvalidInput`] when the
+    /// numbers of labels and images differ, [`MetricsError::TooFewSamples`] without images.
     pub fn conditional_accuracy(
         &self,
         images: &Tensor,
@@ -283,6 +334,9 @@ impl ConditionalClassifier {
     }
 
     /// Accuracy on (the first `limit` images of) a dataset.
+    ///
+    /// # Errors
+    /// As [`ConditionalClassifier::conditional_accuracy`].
     pub fn dataset_accuracy(&self, dataset: &Dataset, limit: Option<usize>) -> Result<f64> {
         let (images, labels) = crate::reference::dataset_images(dataset, limit);
         Ok(self
@@ -292,21 +346,22 @@ impl ConditionalClassifier {
 }
 
 /// Trains a classifier on `train` and measures it on `test`, on `device`.
+///
+/// # Errors
+/// [`MetricsError::Device`] when `device` is not available, [`MetricsError::InvalidInput`]
+/// when the options fail [`TrainOptions::validate`], [`MetricsError::TooFewSamples`] with
+/// fewer than two training images.
 pub fn train_classifier(
     train: &Dataset,
     test: &Dataset,
     options: &TrainOptions,
     device: Device,
 ) -> Result<(ConditionalClassifier, TrainReport)> {
-    if options.epochs == 0 || options.batch_size == 0 {
-        return Err(MetricsError::invalid(
-            "train options",
-            "epochs and batch_size must be at least 1",
-        ));
-    }
+    options.validate()?;
     let started = Instant::now();
+    crate::device::check_device(device)?;
     tch::manual_seed(options.seed as i64);
-    let classifier = ConditionalClassifier::new(device);
+    let classifier = ConditionalClassifier::new(device)?;
     let (images, labels) = crate::reference::dataset_images(train, options.train_limit);
     let n = labels.len() as i64;
     if n < 2 {
@@ -316,10 +371,10 @@ pub fn train_classifier(
             needed: 2,
         });
     }
-    let x_all = (images.to_kind(Kind::Float) / 127.5 - 1.0).to_device(device);
+    let x_all = (images.f_to_kind(Kind::Float)? / 127.5 - 1.0).f_to_device(device)?;
     let y_all = Tensor::from_slice(&labels)
-        .to_kind(Kind::Int64)
-        .to_device(device);
+        .f_to_kind(Kind::Int64)?
+        .f_to_device(device)?;
     let mut opt = nn::Adam::default().build(&classifier.vs, options.learning_rate)?;
     let mut epoch_loss = Vec::new();
     for epoch in 0..options.epochs {
@@ -362,6 +417,10 @@ pub fn train_classifier(
 /// Loads the splits of `kind` from `data_dir` (fetching them if needed), trains the full
 /// classifier and caches it with its JSON report at [`default_classifier_path`]
 /// (or `out` when given).
+///
+/// # Errors
+/// [`MetricsError::Device`] when `device` is not available (checked before the data are
+/// fetched), the errors of [`train_classifier`], and data or file errors.
 pub fn train_and_cache(
     kind: DatasetKind,
     data_dir: &Path,
@@ -369,6 +428,8 @@ pub fn train_and_cache(
     device: Device,
     out: Option<&Path>,
 ) -> Result<TrainReport> {
+    crate::device::check_device(device)?;
+    options.validate()?;
     cign_data::fetch::ensure_dataset(kind, data_dir)?;
     let train = Dataset::load(kind, cign_data::Split::Train, data_dir)?;
     let test = Dataset::load(kind, cign_data::Split::Test, data_dir)?;

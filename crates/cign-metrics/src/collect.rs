@@ -159,7 +159,7 @@ pub fn collect(
     if options.keep_features {
         for (c, k) in cols.iter_mut().zip(kept) {
             if !k.is_empty() {
-                c.features = Some(Tensor::cat(&k, 0));
+                c.features = Some(Tensor::f_cat(&k, 0)?);
             }
         }
     }

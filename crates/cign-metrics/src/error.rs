@@ -17,7 +17,7 @@ pub enum MetricsError {
     },
     /// The FID Inception weights are missing, damaged or could not be obtained.
     #[error(
-        "FID Inception weights: {what}\n{}",
+        "FID Inception weights: {what}. {}",
         crate::weights::HOW_TO_GET_WEIGHTS
     )]
     Weights {
@@ -56,6 +56,14 @@ pub enum MetricsError {
         /// The decoder's error.
         source: image::ImageError,
     },
+    /// Statistics (mean and covariance) that cannot be those of real features.
+    #[error("{which}: {what}")]
+    InvalidStats {
+        /// Which statistics (a file, "first statistics", ...).
+        which: String,
+        /// What is wrong.
+        what: String,
+    },
     /// Fewer samples than a statistic needs.
     #[error("{what}: {n} samples, at least {needed} needed")]
     TooFewSamples {
@@ -69,12 +77,33 @@ pub enum MetricsError {
     /// A numerical routine failed (non-finite input or result).
     #[error("numerical failure: {0}")]
     Numerical(String),
-    /// libtorch reported an error.
-    #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    /// libtorch reported an error (shown as its first line, without libtorch's C++ trace).
+    #[error("libtorch: {}", torch_message(.0))]
+    Torch(tch::TchError),
+    /// The requested device does not exist or cannot be used.
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
     /// cign-data reported an error.
     #[error(transparent)]
     Data(#[from] cign_data::DataError),
+}
+
+impl From<tch::TchError> for MetricsError {
+    fn from(e: tch::TchError) -> Self {
+        MetricsError::Torch(e)
+    }
+}
+
+/// The first line of a libtorch error: libtorch appends notes and a C++ stack trace of dozens
+/// of frames ("Exception raised from ...") that say nothing to a user.
+pub fn torch_message(e: &tch::TchError) -> String {
+    let text = e.to_string();
+    let text = text.split("Exception raised from").next().unwrap_or("");
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("unknown error")
+        .to_string()
 }
 
 /// Result with [`MetricsError`].

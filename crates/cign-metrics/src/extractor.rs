@@ -28,12 +28,22 @@ pub struct InceptionExtractor {
 
 impl InceptionExtractor {
     /// Loads the weights at `weights` (safetensors, see [`crate::weights`]) onto `device`.
+    ///
+    /// # Errors
+    /// [`MetricsError::Device`] when `device` is not available on this machine (a CUDA
+    /// device without CUDA, or an index past the visible devices; checked before the weights
+    /// are read), [`MetricsError::Weights`] when the file is missing or lacks a tensor of the
+    /// network, [`MetricsError::Torch`] when libtorch cannot place the weights.
     pub fn new(weights: &Path, device: Device) -> Result<Self> {
         Self::with_layout(weights, device, default_layout(device))
     }
 
     /// Like [`InceptionExtractor::new`] with an explicit activation layout.
+    ///
+    /// # Errors
+    /// As [`InceptionExtractor::new`].
     pub fn with_layout(weights: &Path, device: Device, layout: Layout) -> Result<Self> {
+        crate::device::check_device(device)?;
         let params = weights::load_fid_params(weights)?;
         let network = InceptionNetwork::new(&params, device, layout)?;
         Ok(InceptionExtractor {
@@ -44,7 +54,12 @@ impl InceptionExtractor {
 
     /// Loads the default weights ([`weights::fid_weights`]: `$CIGN_FID_WEIGHTS` or the cache,
     /// fetched and converted on first use).
+    ///
+    /// # Errors
+    /// As [`InceptionExtractor::new`] (the device is checked before any download), and
+    /// [`MetricsError::Weights`] when the weights cannot be obtained.
     pub fn from_default_weights(device: Device) -> Result<Self> {
+        crate::device::check_device(device)?;
         Self::new(&weights::fid_weights()?, device)
     }
 
@@ -58,24 +73,35 @@ impl InceptionExtractor {
         &self.weights
     }
 
-    /// Features of `images_0_1` (`[N, 1|3, H, W]` in [0, 1], any size, any device) at `taps`:
-    /// one `[N, dims]` float32 CPU tensor per tap, in the order of the sorted, deduplicated
-    /// taps. All taps come from one pass that stops after the deepest one.
+    /// Features of `images_0_1` (`[N, 1|3, H, W]` in [0, 1], any float or `u8` kind, any
+    /// size, any device) at `taps`: one `[N, dims]` float32 CPU tensor per tap, in the order of
+    /// the sorted, deduplicated taps. All taps come from one pass that stops after the deepest
+    /// one.
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] for another shape, 2 or more than 3 channels, NaN or
+    /// infinite values, or no tap; [`MetricsError::Torch`] when libtorch fails (for example
+    /// out of memory).
     pub fn features(&self, images_0_1: &Tensor, taps: &[Tap]) -> Result<Vec<Tensor>> {
         let taps = normalize(taps);
         if taps.is_empty() {
             return Err(MetricsError::invalid("taps", "no tap requested"));
         }
-        let x = images_0_1.to_device(self.device());
+        crate::preprocess::check_images("images", images_0_1)?;
+        let x = images_0_1.f_to_device(self.device())?;
         let input = tch::no_grad(|| inception_input(&x))?;
         let feats = self.network.forward_taps(&input, &taps)?;
-        Ok(feats
+        feats
             .into_iter()
-            .map(|f| f.to_device(Device::Cpu))
-            .collect())
+            .map(|f| Ok(f.f_to_device(Device::Cpu)?))
+            .collect()
     }
 
     /// [`InceptionExtractor::features`] in batches of `batch_size` images, concatenated.
+    ///
+    /// # Errors
+    /// As [`InceptionExtractor::features`], and [`MetricsError::InvalidInput`] when
+    /// `batch_size` is 0.
     pub fn features_batched(
         &self,
         images_0_1: &Tensor,
@@ -85,18 +111,31 @@ impl InceptionExtractor {
         if batch_size == 0 {
             return Err(MetricsError::invalid("batch_size", "must be at least 1"));
         }
-        let n = images_0_1.size().first().copied().unwrap_or(0);
+        crate::preprocess::check_images("images", images_0_1)?;
+        let n = images_0_1.size()[0];
         let mut parts: Vec<Vec<Tensor>> = Vec::new();
         let mut start = 0;
         while start < n {
             let len = (batch_size as i64).min(n - start);
-            parts.push(self.features(&images_0_1.narrow(0, start, len), taps)?);
+            parts.push(self.features(&images_0_1.f_narrow(0, start, len)?, taps)?);
             start += len;
         }
+        if parts.is_empty() {
+            // No images: one [0, dims] tensor per tap.
+            return Ok(normalize(taps)
+                .iter()
+                .map(|t| Tensor::zeros([0, t.dims() as i64], (tch::Kind::Float, Device::Cpu)))
+                .collect());
+        }
         let ntaps = normalize(taps).len();
-        Ok((0..ntaps)
-            .map(|t| Tensor::cat(&parts.iter().map(|p| &p[t]).collect::<Vec<_>>(), 0))
-            .collect())
+        (0..ntaps)
+            .map(|t| {
+                Ok(Tensor::f_cat(
+                    &parts.iter().map(|p| &p[t]).collect::<Vec<_>>(),
+                    0,
+                )?)
+            })
+            .collect()
     }
 }
 

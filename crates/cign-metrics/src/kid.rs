@@ -31,6 +31,29 @@ impl Default for KidOptions {
     }
 }
 
+impl KidOptions {
+    /// Checks the settings before any feature is computed.
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] when `subsets` is 0 or `subset_size` is below 2 (the
+    /// unbiased estimate needs two samples per side).
+    pub fn validate(&self) -> Result<()> {
+        if self.subsets == 0 {
+            return Err(MetricsError::invalid("kid subsets", "must be at least 1"));
+        }
+        if self.subset_size < 2 {
+            return Err(MetricsError::invalid(
+                "kid subset size",
+                format!(
+                    "{} is below 2 (the unbiased MMD² needs two samples per side)",
+                    self.subset_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A KID estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Kid {
@@ -59,7 +82,13 @@ pub fn mmd2_unbiased(x: &Tensor, y: &Tensor) -> f64 {
         - 2.0 * kxy.sum(Kind::Double).double_value(&[]) / (m * n)
 }
 
-/// KID between the feature sets `a` (`[n_a, d]`) and `b` (`[n_b, d]`).
+/// KID between the feature sets `a` (`[n_a, d]`) and `b` (`[n_b, d]`), any float kind and
+/// device (computed in float64 on the CPU).
+///
+/// # Errors
+/// [`MetricsError::InvalidInput`] for other shapes or `subsets == 0`,
+/// [`MetricsError::TooFewSamples`] when a subset would hold fewer than two samples,
+/// [`MetricsError::Numerical`] when the result is not finite.
 pub fn kid(a: &Tensor, b: &Tensor, options: &KidOptions) -> Result<Kid> {
     let (sa, sb) = (a.size(), b.size());
     if sa.len() != 2 || sb.len() != 2 || sa[1] != sb[1] {
@@ -68,9 +97,7 @@ pub fn kid(a: &Tensor, b: &Tensor, options: &KidOptions) -> Result<Kid> {
             format!("expected [n_a, d] and [n_b, d], got {sa:?} and {sb:?}"),
         ));
     }
-    if options.subsets == 0 {
-        return Err(MetricsError::invalid("kid subsets", "must be at least 1"));
-    }
+    options.validate()?;
     let m = options.subset_size.min(sa[0] as usize).min(sb[0] as usize);
     if m < 2 {
         return Err(MetricsError::TooFewSamples {
@@ -79,8 +106,8 @@ pub fn kid(a: &Tensor, b: &Tensor, options: &KidOptions) -> Result<Kid> {
             needed: 2,
         });
     }
-    let a = a.to_device(Device::Cpu).to_kind(Kind::Double);
-    let b = b.to_device(Device::Cpu).to_kind(Kind::Double);
+    let a = a.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?;
+    let b = b.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let mut values = Vec::with_capacity(options.subsets);
     for _ in 0..options.subsets {

@@ -1,12 +1,14 @@
 //! Statistics files in pytorch-fid's format: `.npz` with float64 arrays `mu` (`[d]`) and
 //! `sigma` (`[d, d]`), plus `n` (`[1]`, the sample count; pytorch-fid ignores it).
-//! Files written by NumPy (`np.savez` or `np.savez_compressed`, float64 or float32) are read.
+//! Files written by NumPy (`np.savez` or `np.savez_compressed`, float16, float32 or float64,
+//! widened to float64) are read and checked (finite, `sigma` symmetric, no negative variance).
 
 use std::fs::File;
 use std::path::Path;
 
 use ndarray::{Array1, Array2, Ix1, Ix2};
-use ndarray_npy::{NpzReader, NpzWriter};
+use ndarray_npy::{NpzReader, NpzWriter, ReadDataError, ReadableElement};
+use py_literal::Value as PyValue;
 
 use crate::error::{MetricsError, Result};
 use crate::stats::Stats;
@@ -19,6 +21,10 @@ fn npz_err(path: &Path, what: impl Into<String>) -> MetricsError {
 }
 
 /// Writes `stats` to `path` (atomically: a temporary file renamed into place).
+///
+/// # Errors
+/// [`MetricsError::InvalidStats`] when `stats` fail [`Stats::validate`];
+/// [`MetricsError::Io`] / [`MetricsError::Npz`] when the file cannot be written.
 pub fn save_stats(path: &Path, stats: &Stats) -> Result<()> {
     stats.validate(&path.display().to_string())?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -37,7 +43,76 @@ pub fn save_stats(path: &Path, stats: &Stats) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| MetricsError::io(path, "cannot write", e))
 }
 
-/// Reads statistics written by [`save_stats`] or by pytorch-fid (`--save-stats`).
+/// A float of any width numpy writes (`f2`, `f4`, `f8`, either byte order), widened to `f64`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Widened(f64);
+
+impl ReadableElement for Widened {
+    fn read_to_end_exact_vec<R: std::io::Read>(
+        mut reader: R,
+        type_desc: &PyValue,
+        len: usize,
+    ) -> std::result::Result<Vec<Self>, ReadDataError> {
+        let (width, little) = match type_desc {
+            PyValue::String(s) => match s.as_str() {
+                "<f2" | "=f2" => (2, true),
+                ">f2" => (2, false),
+                "<f4" | "=f4" => (4, true),
+                ">f4" => (4, false),
+                "<f8" | "=f8" => (8, true),
+                ">f8" => (8, false),
+                _ => return Err(ReadDataError::WrongDescriptor(type_desc.clone())),
+            },
+            _ => return Err(ReadDataError::WrongDescriptor(type_desc.clone())),
+        };
+        let mut bytes = Vec::with_capacity(len * width);
+        reader.read_to_end(&mut bytes)?;
+        if bytes.len() < len * width {
+            return Err(ReadDataError::MissingData);
+        }
+        if bytes.len() > len * width {
+            return Err(ReadDataError::ExtraBytes(bytes.len() - len * width));
+        }
+        Ok(bytes
+            .chunks_exact(width)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b[..width].copy_from_slice(c);
+                if !little {
+                    b[..width].reverse();
+                }
+                Widened(match width {
+                    2 => f16_to_f64(u16::from_le_bytes([b[0], b[1]])),
+                    4 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                    _ => f64::from_le_bytes(b),
+                })
+            })
+            .collect())
+    }
+}
+
+/// The value of an IEEE 754 half-precision number (exact: every f16 is an f64).
+pub fn f16_to_f64(bits: u16) -> f64 {
+    let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((bits >> 10) & 0x1f);
+    let fraction = f64::from(bits & 0x3ff);
+    match exponent {
+        0 => sign * fraction * 2f64.powi(-24),
+        31 if fraction == 0.0 => sign * f64::INFINITY,
+        31 => f64::NAN,
+        e => sign * (1.0 + fraction / 1024.0) * 2f64.powi(e - 15),
+    }
+}
+
+/// Reads statistics written by [`save_stats`], by pytorch-fid (`--save-stats`) or by NumPy
+/// (`np.savez` / `np.savez_compressed` with arrays `mu` `[d]` and `sigma` `[d, d]`; float16,
+/// float32 and float64 are read and widened to float64), and checks them with
+/// [`Stats::validate`] (finite, symmetric, no negative variance).
+///
+/// # Errors
+/// [`MetricsError::Io`] when the file cannot be opened; [`MetricsError::Npz`], naming the
+/// file, when it is not an npz archive, lacks `mu` or `sigma`, holds another kind or shape,
+/// or fails the checks.
 pub fn load_stats(path: &Path) -> Result<Stats> {
     let file = File::open(path).map_err(|e| MetricsError::io(path, "cannot open", e))?;
     let mut npz =
@@ -51,30 +126,19 @@ pub fn load_stats(path: &Path) -> Result<Stats> {
             ));
         }
     }
-    let mu: Array1<f64> = match npz.by_name::<_, Ix1>("mu") {
-        Ok(a) => a,
-        Err(_) => npz
-            .by_name::<ndarray::OwnedRepr<f32>, Ix1>("mu")
-            .map_err(|e| {
-                npz_err(
-                    path,
-                    format!("'mu' is not a 1-D float64/float32 array: {e}"),
-                )
-            })?
-            .mapv(f64::from),
-    };
-    let sigma: Array2<f64> = match npz.by_name::<_, Ix2>("sigma") {
-        Ok(a) => a,
-        Err(_) => npz
-            .by_name::<ndarray::OwnedRepr<f32>, Ix2>("sigma")
-            .map_err(|e| {
-                npz_err(
-                    path,
-                    format!("'sigma' is not a 2-D float64/float32 array: {e}"),
-                )
-            })?
-            .mapv(f64::from),
-    };
+    let mu: Array1<f64> = npz
+        .by_name::<ndarray::OwnedRepr<Widened>, Ix1>("mu")
+        .map_err(|e| npz_err(path, format!("'mu' is not a 1-D float16/32/64 array: {e}")))?
+        .mapv(|w| w.0);
+    let sigma: Array2<f64> = npz
+        .by_name::<ndarray::OwnedRepr<Widened>, Ix2>("sigma")
+        .map_err(|e| {
+            npz_err(
+                path,
+                format!("'sigma' is not a 2-D float16/32/64 array: {e}"),
+            )
+        })?
+        .mapv(|w| w.0);
     let n = if names.iter().any(|k| k == "n") {
         npz.by_name::<ndarray::OwnedRepr<u64>, Ix1>("n")
             .ok()
@@ -94,9 +158,9 @@ pub fn load_stats(path: &Path) -> Result<Stats> {
         ));
     }
     let stats = Stats { mu, sigma, n };
-    stats
-        .validate("statistics")
-        .map_err(|e| npz_err(path, e.to_string()))?;
+    if let Err(MetricsError::InvalidStats { what, .. }) = stats.validate("statistics") {
+        return Err(npz_err(path, what));
+    }
     Ok(stats)
 }
 

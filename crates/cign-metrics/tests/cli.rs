@@ -158,7 +158,7 @@ fn bad_inputs_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let missing: PathBuf = tmp.path().join("no-such-folder");
     let out = cign_fid(&["--dims", "64", p(&missing), p(&missing)]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-folder"), "{err}");
 
@@ -169,8 +169,9 @@ fn bad_inputs_are_clear_errors() {
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let out = cign_fid(&["--dims", "64", p(&empty), p(&empty)]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no PNG or JPEG"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no image file") && err.contains("it is empty"), "{err}");
 
     let out = cign_fid(&["--per-class", p(&empty), p(&empty)]);
     assert!(!out.status.success());

@@ -10,15 +10,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tch::Device;
 
 use cign_data::{Dataset, DatasetKind, Split};
+use cign_metrics::device::DeviceChoice;
 use cign_metrics::{default_classifier_path, train_and_cache, ConditionalClassifier, TrainOptions};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "cign-classifier",
-    about = "Train or evaluate the conditional-accuracy classifier"
+    version,
+    about = "Train or evaluate the conditional-accuracy classifier",
+    after_help = "Exit codes: 0 success, 2 any error (one `error:` line on stderr)."
 )]
 struct Args {
     #[command(subcommand)]
@@ -31,14 +33,14 @@ enum Command {
     Train {
         /// mnist or fashion-mnist.
         #[arg(long, default_value = "mnist")]
-        dataset: String,
+        dataset: DatasetKind,
         /// Data directory (default: cign-data's default for the dataset).
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Epochs.
+        /// Epochs (at least 1).
         #[arg(long, default_value_t = 4)]
         epochs: usize,
-        /// Batch size.
+        /// Batch size (at least 1).
         #[arg(long, default_value_t = 128)]
         batch_size: usize,
         /// Seed.
@@ -50,62 +52,45 @@ enum Command {
         /// Output file (default: the cache path).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// cpu or cuda.
+        /// Device: cpu (default, reproducible), auto, cuda or cuda:N. An explicit CUDA device
+        /// that is not there is an error.
         #[arg(long, default_value = "cpu")]
-        device: String,
+        device: DeviceChoice,
     },
     /// Test accuracy of a trained classifier.
     Eval {
         /// mnist or fashion-mnist.
         #[arg(long, default_value = "mnist")]
-        dataset: String,
+        dataset: DatasetKind,
         /// Data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Weights (default: the cache path).
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// Device: cpu (default), auto, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
     },
 }
 
-fn device(s: &str) -> Device {
-    if s == "cuda" {
-        Device::cuda_if_available()
-    } else {
-        Device::Cpu
-    }
-}
-
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cign_metrics::cli::main_with("info", run)
 }
 
-fn run() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match Args::parse().command {
+fn run(args: Args) -> Result<()> {
+    match args.command {
         Command::Train {
-            dataset,
+            dataset: kind,
             data_dir,
             epochs,
             batch_size,
             seed,
             train_limit,
             out,
-            device: dev,
+            device,
         } => {
-            let kind: DatasetKind = dataset.parse()?;
-            let dir = data_dir.unwrap_or_else(|| cign_data::default_data_dir(kind));
+            let device = device.resolve().context("--device")?;
             let options = TrainOptions {
                 epochs,
                 batch_size,
@@ -113,7 +98,9 @@ fn run() -> Result<()> {
                 train_limit,
                 ..Default::default()
             };
-            let report = train_and_cache(kind, &dir, &options, device(&dev), out.as_deref())?;
+            options.validate()?;
+            let dir = data_dir.unwrap_or_else(|| cign_data::default_data_dir(kind));
+            let report = train_and_cache(kind, &dir, &options, device, out.as_deref())?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             println!(
                 "{} test accuracy: {:.4} ({} test images), saved to {}",
@@ -125,17 +112,18 @@ fn run() -> Result<()> {
             );
         }
         Command::Eval {
-            dataset,
+            dataset: kind,
             data_dir,
             weights,
+            device,
         } => {
-            let kind: DatasetKind = dataset.parse()?;
+            let device = device.resolve().context("--device")?;
+            let path = weights.unwrap_or_else(|| default_classifier_path(kind));
+            // The weights before the data: a missing classifier is reported without a fetch.
+            let c = ConditionalClassifier::load(&path, device)?;
             let dir = data_dir.unwrap_or_else(|| cign_data::default_data_dir(kind));
             cign_data::fetch::ensure_dataset(kind, &dir)?;
             let test = Dataset::load(kind, Split::Test, &dir)?;
-            let path = weights.unwrap_or_else(|| default_classifier_path(kind));
-            let c = ConditionalClassifier::load(&path, Device::Cpu)
-                .with_context(|| format!("{}", path.display()))?;
             let acc = c.dataset_accuracy(&test, None)?;
             println!("{kind} test accuracy: {acc:.4} ({} images)", test.len());
         }

@@ -6,17 +6,22 @@
 //! cign-fid --dims 768 --save-stats OUT.npz A
 //! cign-fid --fetch-weights
 //! ```
-//! A and B are each a folder of images (PNG/JPEG, any size, searched recursively), an IDX
+//! A and B are each a folder of images (bmp, jpg/jpeg, pgm/ppm, png, tif/tiff, webp; any size;
+//! searched recursively; hidden files and folders skipped unless `--include-hidden`), an IDX
 //! image file (MNIST format, gzip or raw) or an `.npz` statistics file (pytorch-fid's format).
+//! Every argument and input is checked before the network runs; every error is one
+//! `error: ...` line naming the input (A or B), its path and the class where there is one,
+//! with exit code 2.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde::Serialize;
-use tch::Device;
 
-use cign_metrics::images::{open_input, read_labels, Input};
+use cign_metrics::device::DeviceChoice;
+use cign_metrics::images::{open_input_with, read_labels, FolderOptions, Input};
 use cign_metrics::{
     collect, frechet_details, kid, npz, per_class_fid, weights, CollectOptions, Collected,
     InceptionExtractor, Kid, KidOptions, PerClassFid, Stats, Tap,
@@ -26,7 +31,8 @@ use cign_metrics::{
 #[command(
     name = "cign-fid",
     version,
-    about = "FID equal to pytorch-fid at the Inception taps 64/192/768/2048 (one pass), KID, per-class FID"
+    about = "FID equal to pytorch-fid at the Inception taps 64/192/768/2048 (one pass), KID, per-class FID",
+    after_help = "Inputs A and B: a folder of images (bmp, jpg, jpeg, pgm, png, ppm, tif, tiff, webp), an IDX image file or an .npz statistics file. Exit codes: 0 success, 2 any error (one `error:` line on stderr)."
 )]
 struct Args {
     /// Feature sizes (taps), comma-separated: any of 64, 192, 768, 2048.
@@ -35,10 +41,10 @@ struct Args {
     /// Also report KID (needs images on both sides).
     #[arg(long)]
     kid: bool,
-    /// KID: number of subsets.
+    /// KID: number of subsets (at least 1).
     #[arg(long, default_value_t = 100)]
     kid_subsets: usize,
-    /// KID: largest subset size.
+    /// KID: largest subset size (at least 2).
     #[arg(long, default_value_t = 1000)]
     kid_subset_size: usize,
     /// KID: seed of the subset sampler.
@@ -47,7 +53,7 @@ struct Args {
     /// Per-class FID (needs --labels-a and --labels-b).
     #[arg(long)]
     per_class: bool,
-    /// Labels of A (IDX label file, or a .txt with one label per line), in the order of
+    /// Labels of A (IDX label file, or a text file with one label per line), in the order of
     /// the images (sorted file paths for folders).
     #[arg(long)]
     labels_a: Option<PathBuf>,
@@ -61,12 +67,17 @@ struct Args {
     /// named `OUT_d<dims>.npz`) instead of computing a distance.
     #[arg(long)]
     save_stats: Option<PathBuf>,
-    /// Images per forward pass.
+    /// Images per forward pass (at least 1).
     #[arg(long, default_value_t = 50)]
     batch_size: usize,
-    /// Device: auto (CUDA when available), cpu, cuda or cuda:N.
+    /// Device: auto (CUDA 0 when available, else the CPU), cpu, cuda or cuda:N. An explicit
+    /// CUDA device that is not there is an error.
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceChoice,
+    /// Also read hidden files and search hidden folders (names starting with '.', such as
+    /// .ipynb_checkpoints), which are skipped by default.
+    #[arg(long)]
+    include_hidden: bool,
     /// FID weights (safetensors); default: $CIGN_FID_WEIGHTS or the cache, fetched on first use.
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -102,6 +113,22 @@ struct Output {
     taps: Vec<TapOut>,
 }
 
+/// One input, opened and checked, before any feature is computed.
+struct Opened {
+    name: &'static str,
+    path: PathBuf,
+    input: Input,
+    labels: Option<Vec<u8>>,
+}
+
+impl Opened {
+    /// "input A (path)".
+    fn label(&self) -> String {
+        format!("input {} ({})", self.name, self.path.display())
+    }
+}
+
+/// One input after the network.
 enum Side {
     Stats(Stats),
     Images(Collected),
@@ -122,18 +149,6 @@ impl Side {
     }
 }
 
-fn parse_device(s: &str) -> Result<Device> {
-    Ok(match s {
-        "auto" => Device::cuda_if_available(),
-        "cpu" => Device::Cpu,
-        "cuda" => Device::Cuda(0),
-        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(i)) => Device::Cuda(i),
-            _ => bail!("--device {other}: expected auto, cpu, cuda or cuda:N"),
-        },
-    })
-}
-
 fn stats_file_for(out: &Path, tap: Tap, several: bool) -> PathBuf {
     if !several {
         return out.to_path_buf();
@@ -142,120 +157,217 @@ fn stats_file_for(out: &Path, tap: Tap, several: bool) -> PathBuf {
     out.with_file_name(format!("{stem}_d{}.npz", tap.dims()))
 }
 
-struct Ctx<'a> {
-    extractor: &'a InceptionExtractor,
-    taps: &'a [Tap],
-    args: &'a Args,
+fn tap_list(taps: &[Tap]) -> String {
+    taps.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-fn load_side(ctx: &Ctx, path: &Path, labels: Option<&Path>, name: &str) -> Result<Side> {
-    let input = open_input(path).with_context(|| format!("input {name}"))?;
-    match input {
+/// Opens input `name` at `path` with its labels and checks everything that can be checked
+/// without the network: what the path is, the number of images (two at least: a covariance
+/// needs two samples), statistics dimensions, label count, and images per class.
+fn open_side(
+    args: &Args,
+    taps: &[Tap],
+    name: &'static str,
+    path: &Path,
+    labels: Option<&Path>,
+) -> Result<Opened> {
+    let folder = FolderOptions {
+        include_hidden: args.include_hidden,
+    };
+    let label = format!("input {name} ({})", path.display());
+    let input = open_input_with(path, &folder).with_context(|| label.clone())?;
+    let labels = match labels {
+        Some(p) => Some(
+            read_labels(p).with_context(|| format!("labels of input {name} ({})", p.display()))?,
+        ),
+        None => None,
+    };
+    match &input {
         Input::Stats(stats) => {
-            if ctx.args.kid || ctx.args.per_class {
-                bail!(
-                    "{}: --kid and --per-class need images, not a statistics file",
-                    path.display()
-                );
+            if args.kid || args.per_class {
+                bail!("{label}: --kid and --per-class need images, not a statistics file");
             }
-            if ctx.taps.len() != 1 || ctx.taps[0].dims() != stats.dims() {
+            if taps.len() != 1 || taps[0].dims() != stats.dims() {
                 bail!(
-                    "{}: statistics of {} dimensions, but --dims asks for {}",
-                    path.display(),
+                    "{label}: statistics of {} dimensions, but --dims asks for {}",
                     stats.dims(),
-                    ctx.taps
-                        .iter()
-                        .map(|t| t.to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    tap_list(taps)
                 );
             }
-            Ok(Side::Stats(stats))
         }
         Input::Images(source) => {
-            let labels = match labels {
-                Some(p) => Some(read_labels(p).with_context(|| format!("labels of {name}"))?),
-                None => None,
+            let n = source.len();
+            if n < 2 {
+                bail!("{label}: {n} image(s), at least 2 needed (a covariance needs two samples)");
+            }
+            if let Some(labels) = &labels {
+                if labels.len() != n {
+                    bail!(
+                        "{label}: {} labels for {n} images (one label per image, in the order of the sorted file paths)",
+                        labels.len()
+                    );
+                }
+                for (class, count) in class_counts(labels) {
+                    if count < 2 {
+                        bail!("{label}, class {class}: {count} image, at least 2 needed for its covariance (per-class FID)");
+                    }
+                }
+            }
+        }
+    }
+    Ok(Opened {
+        name,
+        path: path.to_path_buf(),
+        input,
+        labels,
+    })
+}
+
+fn class_counts(labels: &[u8]) -> BTreeMap<u8, usize> {
+    let mut counts = BTreeMap::new();
+    for &l in labels {
+        *counts.entry(l).or_default() += 1;
+    }
+    counts
+}
+
+/// Per-class FID compares the same classes: each class on one side must be on the other.
+fn check_same_classes(a: &Opened, b: &Opened) -> Result<()> {
+    let (Some(la), Some(lb)) = (&a.labels, &b.labels) else {
+        return Ok(());
+    };
+    let (ca, cb) = (class_counts(la), class_counts(lb));
+    for (x, y, cx, cy) in [(a, b, &ca, &cb), (b, a, &cb, &ca)] {
+        if let Some(class) = cx.keys().find(|c| !cy.contains_key(c)) {
+            bail!(
+                "{}, class {class}: {} images, but {} has none of this class (per-class FID compares the same classes)",
+                x.label(),
+                cx[class],
+                y.label()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn run_side(
+    extractor: Option<&InceptionExtractor>,
+    args: &Args,
+    taps: &[Tap],
+    opened: Opened,
+) -> Result<Side> {
+    let label = opened.label();
+    match opened.input {
+        Input::Stats(stats) => Ok(Side::Stats(stats)),
+        Input::Images(source) => {
+            let Some(extractor) = extractor else {
+                bail!("{label}: images but no network (a bug)");
             };
             let opts = CollectOptions {
-                batch_size: ctx.args.batch_size,
-                keep_features: ctx.args.kid,
-                progress: !ctx.args.no_progress,
-                message: format!("{name}: {}", path.display()),
+                batch_size: args.batch_size,
+                keep_features: args.kid,
+                progress: !args.no_progress,
+                message: format!("{}: {}", opened.name, opened.path.display()),
             };
-            Ok(Side::Images(collect(
-                ctx.extractor,
+            let collected = collect(
+                extractor,
                 source.as_ref(),
-                labels.as_deref(),
-                ctx.taps,
+                opened.labels.as_deref(),
+                taps,
                 &opts,
-            )?))
+            )
+            .with_context(|| label.clone())?;
+            Ok(Side::Images(collected))
         }
     }
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cign_metrics::cli::main_with("warn", run)
 }
 
-fn run() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
-    let args = Args::parse();
-    let weights_path = match &args.weights {
-        Some(p) => p.clone(),
-        None => weights::fid_weights()?,
-    };
+fn run(args: Args) -> Result<()> {
     if args.fetch_weights {
-        println!("{}", weights_path.display());
+        let path = match &args.weights {
+            Some(p) => p.clone(),
+            None => weights::fid_weights()?,
+        };
+        println!("{}", path.display());
         return Ok(());
     }
-    let taps = Tap::parse_list(&args.dims)?;
+    // Arguments first: nothing heavy runs before every one of them is known to be usable.
+    let taps = Tap::parse_list(&args.dims).context("--dims")?;
+    if args.batch_size == 0 {
+        bail!("--batch-size 0: must be at least 1");
+    }
+    let kid_opts = KidOptions {
+        subsets: args.kid_subsets,
+        subset_size: args.kid_subset_size,
+        seed: args.kid_seed,
+    };
+    if args.kid {
+        kid_opts
+            .validate()
+            .context("--kid-subsets / --kid-subset-size")?;
+    }
     let Some(a) = args.a.clone() else {
         bail!("input A is missing (see --help)");
     };
+    if args.save_stats.is_some() && args.b.is_some() {
+        bail!("--save-stats takes one input (A), got two");
+    }
+    if args.save_stats.is_none() && args.b.is_none() {
+        bail!("input B is missing (or use --save-stats)");
+    }
     if args.per_class
         && (args.labels_a.is_none() || (args.save_stats.is_none() && args.labels_b.is_none()))
     {
         bail!("--per-class needs --labels-a and --labels-b");
     }
-    let device = parse_device(&args.device)?;
-    let extractor = InceptionExtractor::new(&weights_path, device)?;
-    let ctx = Ctx {
-        extractor: &extractor,
-        taps: &taps,
-        args: &args,
+    if !args.per_class && (args.labels_a.is_some() || args.labels_b.is_some()) {
+        bail!("--labels-a / --labels-b are used with --per-class only");
+    }
+    if args.save_stats.is_some() && (args.kid || args.per_class) {
+        bail!("--save-stats writes the all-image statistics of A; --kid and --per-class need two inputs");
+    }
+    let device = args.device.resolve().context("--device")?;
+
+    // Inputs: listed, read (IDX, npz) and checked, both before the network.
+    let side_a = open_side(&args, &taps, "A", &a, args.labels_a.as_deref())?;
+    let side_b = match &args.b {
+        Some(b) => Some(open_side(&args, &taps, "B", b, args.labels_b.as_deref())?),
+        None => None,
     };
-    let labels_a = if args.per_class {
-        args.labels_a.as_deref()
+    if let Some(side_b) = &side_b {
+        check_same_classes(&side_a, side_b)?;
+    }
+
+    // The network only when some input is images (two statistics files need none).
+    let needs_network = std::iter::once(&side_a)
+        .chain(side_b.as_ref())
+        .any(|s| matches!(s.input, Input::Images(_)));
+    let extractor = if needs_network {
+        let weights_path = match &args.weights {
+            Some(p) => p.clone(),
+            None => weights::fid_weights()?,
+        };
+        Some(InceptionExtractor::new(&weights_path, device)?)
     } else {
         None
     };
-    let labels_b = if args.per_class {
-        args.labels_b.as_deref()
-    } else {
-        None
-    };
+    let extractor = extractor.as_ref();
 
     if let Some(out) = &args.save_stats {
-        if args.b.is_some() {
-            bail!("--save-stats takes one input (A), got two");
-        }
-        let side = load_side(&ctx, &a, None, "A")?;
+        let label = side_a.label();
+        let side = run_side(extractor, &args, &taps, side_a)?;
         let mut written = Vec::new();
         for &tap in &taps {
             let path = stats_file_for(out, tap, taps.len() > 1);
-            npz::save_stats(&path, &side.stats(tap)?)?;
+            let stats = side.stats(tap).with_context(|| label.clone())?;
+            npz::save_stats(&path, &stats)?;
             written.push(path);
         }
         for p in written {
@@ -264,16 +376,13 @@ fn run() -> Result<()> {
         return Ok(());
     }
 
-    let Some(b) = args.b.clone() else {
+    let Some(side_b) = side_b else {
         bail!("input B is missing (or use --save-stats)");
     };
-    let side_a = load_side(&ctx, &a, labels_a, "A")?;
-    let side_b = load_side(&ctx, &b, labels_b, "B")?;
-    let kid_opts = KidOptions {
-        subsets: args.kid_subsets,
-        subset_size: args.kid_subset_size,
-        seed: args.kid_seed,
-    };
+    let (label_a, label_b) = (side_a.label(), side_b.label());
+    let b = side_b.path.clone();
+    let side_a = run_side(extractor, &args, &taps, side_a)?;
+    let side_b = run_side(extractor, &args, &taps, side_b)?;
     let mut out = Output {
         a: a.display().to_string(),
         b: b.display().to_string(),
@@ -282,8 +391,9 @@ fn run() -> Result<()> {
         taps: Vec::new(),
     };
     for &tap in &taps {
-        let (sa, sb) = (side_a.stats(tap)?, side_b.stats(tap)?);
-        let fid = frechet_details(&sa, &sb)?;
+        let sa = side_a.stats(tap).with_context(|| label_a.clone())?;
+        let sb = side_b.stats(tap).with_context(|| label_b.clone())?;
+        let fid = frechet_details(&sa, &sb).with_context(|| format!("FID{tap}"))?;
         let mut t = TapOut {
             dims: tap.dims(),
             fid: fid.value,
@@ -298,16 +408,16 @@ fn run() -> Result<()> {
                     cb.tap(tap)?.features.as_ref(),
                 );
                 if let (Some(fa), Some(fb)) = (fa, fb) {
-                    t.kid = Some(kid(fa, fb, &kid_opts)?);
+                    t.kid = Some(kid(fa, fb, &kid_opts).with_context(|| format!("KID{tap}"))?);
                 }
             }
             if args.per_class {
-                t.per_class = Some(per_class_fid(
-                    &ca.class_stats(tap)?,
-                    &cb.class_stats(tap)?,
-                    &sa,
-                    &sb,
-                )?);
+                let class_a = ca.class_stats(tap).with_context(|| label_a.clone())?;
+                let class_b = cb.class_stats(tap).with_context(|| label_b.clone())?;
+                t.per_class = Some(
+                    per_class_fid(&class_a, &class_b, &sa, &sb)
+                        .with_context(|| format!("per-class FID{tap}"))?,
+                );
             }
         }
         out.taps.push(t);

@@ -52,23 +52,35 @@ pub struct BasicConv {
     padding: [i64; 2],
 }
 
-fn get<'a>(params: &'a ParamMap, key: &str) -> Result<&'a Tensor> {
-    params.get(key).ok_or_else(|| MetricsError::Weights {
+/// The parameter `key` as a float64 CPU tensor of shape `shape`.
+fn get(params: &ParamMap, key: &str, shape: &[i64]) -> Result<Tensor> {
+    let t = params.get(key).ok_or_else(|| MetricsError::Weights {
         what: format!("parameter '{key}' is missing"),
-    })
+    })?;
+    if t.size() != shape || !t.is_floating_point() {
+        return Err(MetricsError::Weights {
+            what: format!(
+                "parameter '{key}' is {:?} with shape {:?}, expected a float tensor of shape {shape:?}",
+                t.kind(),
+                t.size()
+            ),
+        });
+    }
+    Ok(t.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?)
 }
 
 /// Folds the BatchNorm of `spec` into its convolution: returns (scaled weight, bias),
 /// computed in float64 and stored as float32.
 fn folded(params: &ParamMap, spec: &ConvSpec) -> Result<(Tensor, Tensor)> {
     let [w, gamma, beta, mean, var] = spec::param_keys(&spec.name);
-    let w = get(params, &w)?.to_kind(Kind::Double);
-    let beta = get(params, &beta)?.to_kind(Kind::Double);
-    let mean = get(params, &mean)?.to_kind(Kind::Double);
-    let var = get(params, &var)?.to_kind(Kind::Double);
-    let gamma = match params.get(&gamma) {
-        Some(g) => g.to_kind(Kind::Double),
-        None => Tensor::ones_like(&beta),
+    let cout = [spec.cout];
+    let w = get(params, &w, &spec.weight_shape())?;
+    let beta = get(params, &beta, &cout)?;
+    let mean = get(params, &mean, &cout)?;
+    let var = get(params, &var, &cout)?;
+    let gamma = match params.contains_key(&gamma) {
+        true => get(params, &gamma, &cout)?,
+        false => Tensor::ones_like(&beta),
     };
     let scale = gamma / (var + BN_EPS).sqrt();
     let bias = beta - &mean * &scale;
@@ -81,8 +93,8 @@ impl BasicConv {
     pub fn new(params: &ParamMap, spec: &ConvSpec, device: Device, layout: Layout) -> Result<Self> {
         let (weight, bias) = folded(params, spec)?;
         Ok(BasicConv {
-            weight: layout.apply(&weight.to_device(device)),
-            bias: bias.to_device(device),
+            weight: layout.apply(&weight.f_to_device(device)?),
+            bias: bias.f_to_device(device)?,
             stride: spec.stride,
             padding: spec.padding,
         })
@@ -106,8 +118,8 @@ impl BasicConv {
             biases.push(b);
         }
         Ok(BasicConv {
-            weight: layout.apply(&Tensor::cat(&weights, 0).to_device(device)),
-            bias: Tensor::cat(&biases, 0).to_device(device),
+            weight: layout.apply(&Tensor::f_cat(&weights, 0)?.f_to_device(device)?),
+            bias: Tensor::f_cat(&biases, 0)?.f_to_device(device)?,
             stride: 1,
             padding: [0, 0],
         })

@@ -10,6 +10,9 @@ use super::spec;
 use crate::error::{MetricsError, Result};
 use crate::tap::{normalize, Tap};
 
+/// The smallest input side the whole network accepts (torchvision's Inception v3 says 75).
+pub const MIN_SIDE: i64 = 75;
+
 /// The FID Inception network with its weights (BatchNorm folded), on one device.
 #[derive(Debug)]
 pub struct InceptionNetwork {
@@ -26,8 +29,15 @@ pub struct InceptionNetwork {
 }
 
 impl InceptionNetwork {
-    /// Builds the network from `params` (PyTorch-style names, see [`spec::param_keys`]).
+    /// Builds the network from `params` (PyTorch-style names, see [`spec::param_keys`]) on
+    /// `device`.
+    ///
+    /// # Errors
+    /// [`MetricsError::Device`] when `device` is not available, [`MetricsError::Weights`]
+    /// when a parameter is missing or has another shape, [`MetricsError::Torch`] when
+    /// libtorch cannot place the weights.
     pub fn new(params: &ParamMap, device: Device, layout: Layout) -> Result<Self> {
+        crate::device::check_device(device)?;
         let mixed5 = spec::A_BLOCKS
             .iter()
             .map(|&(name, cin, pool)| BlockA::new(params, name, cin, pool, device, layout))
@@ -80,16 +90,22 @@ impl InceptionNetwork {
         }
     }
 
-    /// Features of `input` (`[N, 3, 299, 299]`, already preprocessed to [-1, 1]) at `taps`:
-    /// one `[N, dims]` float32 tensor per tap, in the order of the sorted, deduplicated taps.
-    /// Each tap is its block's output averaged over space; the pass stops after the deepest
-    /// requested tap.
+    /// Features of `input` (`[N, 3, H, W]` with `H, W >= 75`, usually `299 x 299`, already
+    /// preprocessed to [-1, 1]) at `taps`: one `[N, dims]` float32 tensor per tap, on the
+    /// network's device, in the order of the sorted, deduplicated taps. Each tap is its block's
+    /// output averaged over space; the pass stops after the deepest requested tap.
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] for another shape or a side below 75 pixels (the
+    /// smallest input the whole network accepts); [`MetricsError::Torch`] when libtorch fails.
     pub fn forward_taps(&self, input: &Tensor, taps: &[Tap]) -> Result<Vec<Tensor>> {
         let size = input.size();
-        if size.len() != 4 || size[1] != 3 {
+        if size.len() != 4 || size[1] != 3 || size[2] < MIN_SIDE || size[3] < MIN_SIDE {
             return Err(MetricsError::invalid(
                 "input",
-                format!("expected [N, 3, H, W] preprocessed images, got shape {size:?}"),
+                format!(
+                    "expected [N, 3, H, W] preprocessed images with H, W >= {MIN_SIDE}, got shape {size:?}"
+                ),
             ));
         }
         let taps = normalize(taps);
@@ -98,7 +114,7 @@ impl InceptionNetwork {
         };
         let x = self
             .layout
-            .apply(&input.to_kind(Kind::Float).to_device(self.device));
+            .apply(&input.f_to_kind(Kind::Float)?.f_to_device(self.device)?);
         let out = tch::no_grad(|| {
             let mut feats = Vec::with_capacity(taps.len());
             let mut y = x;
