@@ -10,6 +10,8 @@
 //! * [`StreamingStats`] / [`Stats`]: float64 mean and covariance, batch by batch.
 //! * [`frechet_distance`]: the Fréchet distance by symmetric eigen-decompositions.
 //! * [`kid()`]: Kernel Inception Distance; [`per_class_fid`]; [`ConditionalClassifier`].
+//! * [`prdc()`]: improved precision and recall, density and coverage on feature sets (as the
+//!   `prdc` package).
 //! * [`evaluate_generated`]: all of it for a generator's images against a dataset split.
 //!
 //! ## Example: FID between two tensors of images from another model
@@ -77,6 +79,7 @@ pub mod inception;
 pub mod kid;
 pub mod npz;
 pub mod per_class;
+pub mod prdc;
 pub mod preprocess;
 pub mod reference;
 pub mod stats;
@@ -96,6 +99,9 @@ pub use frechet::{frechet_details, frechet_distance, FrechetDetails};
 pub use images::{FolderOptions, ImageFiles, ImageSource, SkipReport, TensorImages};
 pub use kid::{kid, Kid, KidOptions};
 pub use per_class::{per_class_fid, ClassFid, PerClassFid};
+pub use prdc::{
+    prdc, prdc_tensors, prdc_with_options, BallBoundary, Prdc, PrdcOptions, DEFAULT_NEAREST_K,
+};
 pub use preprocess::{PixelRange, Preprocess};
 pub use stats::{Stats, StreamingStats};
 pub use tap::Tap;
