@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::dataset::{find_file, DatasetKind};
 use crate::error::{DataError, Result};
-use crate::idx::{read_maybe_gzip, unique_temp_path};
+use crate::idx::read_maybe_gzip;
 
 /// One standard file of a dataset and the SHA-256 of its decompressed bytes.
 #[derive(Debug, Clone, Copy)]
@@ -136,15 +136,12 @@ pub fn verify_file(path: &Path, spec: &FileSpec) -> Result<()> {
     verify(&path.display().to_string(), &raw, spec)
 }
 
-/// Writes `bytes` to `dest` through a temporary file in the same directory, then renames it.
+/// Writes `bytes` to `dest` atomically.
 fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let io_err = |source| DataError::Io {
+    crate::atomic::write_atomic_bytes(dest, bytes).map_err(|source| DataError::Io {
         path: dest.to_path_buf(),
         source,
-    };
-    let tmp = unique_temp_path(dest);
-    std::fs::write(&tmp, bytes).map_err(io_err)?;
-    std::fs::rename(&tmp, dest).map_err(io_err)
+    })
 }
 
 fn download(url: &str) -> std::result::Result<Vec<u8>, String> {

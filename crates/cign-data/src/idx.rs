@@ -163,36 +163,18 @@ pub fn check_label_range(path: &Path, labels: &[u8], num_classes: u8) -> Result<
 }
 
 fn write_file(path: &Path, header: &[u32], data: &[u8]) -> Result<()> {
-    let io_err = |source| DataError::Io {
+    crate::atomic::write_atomic(path, |tmp| {
+        let mut w = BufWriter::new(File::create(tmp)?);
+        for v in header {
+            w.write_all(&v.to_be_bytes())?;
+        }
+        w.write_all(data)?;
+        w.flush()
+    })
+    .map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let tmp = unique_temp_path(path);
-    {
-        let mut w = BufWriter::new(File::create(&tmp).map_err(io_err)?);
-        for v in header {
-            w.write_all(&v.to_be_bytes()).map_err(io_err)?;
-        }
-        w.write_all(data).map_err(io_err)?;
-        w.into_inner()
-            .map_err(|e| io_err(e.into_error()))?
-            .sync_all()
-            .map_err(io_err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err)
-}
-
-/// A temporary path beside `path`, unique to this process and call, so that concurrent writers
-/// of the same file (parallel tests, two processes fetching at once) never share one; each
-/// renames its own complete file into place.
-pub fn unique_temp_path(path: &Path) -> std::path::PathBuf {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.{n}.part", std::process::id()))
+    })
 }
 
 /// Writes images as a raw (uncompressed) IDX file, atomically (temporary file, then rename).

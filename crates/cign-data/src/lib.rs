@@ -14,6 +14,7 @@
 //! # Ok::<(), cign_data::DataError>(())
 //! ```
 
+pub mod atomic;
 pub mod dataset;
 pub mod error;
 pub mod fetch;

@@ -1,10 +1,20 @@
-//! Checkpoints: one safetensors file with the model (`model.<state-dict name>`, BatchNorm
+//! Checkpoints and weights files.
+//!
+//! A checkpoint is one safetensors file with the model (`model.<state-dict name>`, BatchNorm
 //! running statistics included), the optimizer state (`optim.*`) and the loop position
-//! (`meta.*`). Writes are atomic: a temporary file in the same directory, fsync, rename, fsync
-//! of the directory, so a process killed at any moment leaves the previous file intact.
+//! (`meta.*`). A weights file holds the model only, under the authors' state-dict names
+//! (`encoder.conv_1.weight`, ...), so it also loads the authors' own PyTorch models saved as
+//! safetensors (their `*.num_batches_tracked` counters are ignored).
+//!
+//! Guarantees:
+//! - Writes are atomic ([`cign_data::atomic::write_atomic`]): a process killed at any moment
+//!   leaves the previous file intact, and a failed write (full disk) removes its temporary file.
+//! - Nothing non-finite is ever written: every floating-point tensor (parameters, BatchNorm
+//!   statistics, AdamW moments) is checked first, and the error names the tensor.
+//! - Nothing non-finite is ever loaded: every tool that reads weights refuses NaN or infinite
+//!   values, naming the tensor.
 
-use std::collections::HashMap;
-use std::fs::File;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use cign_core::AdamW;
@@ -15,7 +25,8 @@ use tch::{nn::VarStore, Kind, Tensor};
 pub struct LoopState {
     /// Optimizer steps done.
     pub step: u64,
-    /// Current epoch (0-based).
+    /// Epochs completed (0-based index of the current epoch). The authors' Lightning logs count
+    /// from 0, so their "epoch 24" ends when this reaches 25.
     pub epoch: u64,
     /// Batches of the current epoch already done.
     pub batch_in_epoch: u64,
@@ -25,9 +36,27 @@ pub struct LoopState {
     pub best_val_loss: f64,
     /// Seconds of training so far, across resumes.
     pub train_seconds: f64,
+    /// An end-of-epoch (or `eval_every`) validation was due but interrupted by a signal: the
+    /// resumed run validates first.
+    pub pending_validation: bool,
 }
 
-/// A checkpoint error, always naming the file.
+impl LoopState {
+    /// The state of a run that has not taken a step.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            step: 0,
+            epoch: 0,
+            batch_in_epoch: 0,
+            seed,
+            best_val_loss: f64::INFINITY,
+            train_seconds: 0.0,
+            pending_validation: false,
+        }
+    }
+}
+
+/// A checkpoint or weights error, always naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// I/O or safetensors error.
@@ -46,68 +75,140 @@ pub enum CheckpointError {
         /// Which tensor differs and how.
         what: String,
     },
+    /// A tensor holds NaN or infinite values: refused, so a diverged model never replaces a
+    /// good checkpoint and is never sampled.
+    #[error("{path}: tensor {tensor} has {count} non-finite values{at}; {advice}")]
+    NonFinite {
+        /// The file (to be written, or read).
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// How many of its values are NaN or infinite.
+        count: i64,
+        /// ` at step N`, when known.
+        at: String,
+        /// What to do about it.
+        advice: &'static str,
+    },
 }
 
-const META_KEYS: [&str; 6] = [
-    "meta.step",
-    "meta.epoch",
-    "meta.batch_in_epoch",
-    "meta.seed",
-    "meta.best_val_loss",
-    "meta.train_seconds",
-];
+const META_STEP: &str = "meta.step";
+const META_EPOCH: &str = "meta.epoch";
+const META_BATCH: &str = "meta.batch_in_epoch";
+const META_SEED: &str = "meta.seed";
+const META_BEST: &str = "meta.best_val_loss";
+const META_SECONDS: &str = "meta.train_seconds";
+/// Absent in checkpoints of older versions (read as false).
+const META_PENDING: &str = "meta.pending_validation";
 
-/// Writes model, optimizer and loop state to `path` atomically.
+/// The first floating-point tensor of `named` with NaN or infinite values, with their count.
+pub fn first_non_finite<'a, I>(named: I) -> Option<(String, i64)>
+where
+    I: IntoIterator<Item = (&'a str, &'a Tensor)>,
+{
+    named.into_iter().find_map(|(name, t)| {
+        if !t.is_floating_point() {
+            return None;
+        }
+        let bad = t.isfinite().logical_not().sum(Kind::Int64).int64_value(&[]);
+        (bad > 0).then(|| (name.to_string(), bad))
+    })
+}
+
+/// Writes model, optimizer and loop state to `path` atomically, after checking that every
+/// floating-point tensor is finite.
+///
+/// # Errors
+///
+/// [`CheckpointError::NonFinite`] (nothing is written, the previous file stays), or
+/// [`CheckpointError::Io`] when the file cannot be written (its temporary file is removed).
 pub fn save(
     path: &Path,
     vs: &VarStore,
     optim: &AdamW,
     state: &LoopState,
 ) -> Result<(), CheckpointError> {
-    let io = |what: String| CheckpointError::Io {
-        path: path.to_path_buf(),
-        what,
-    };
-    let mut named: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(name, t)| {
-            (
-                format!("model.{name}"),
-                t.detach().to_device(tch::Device::Cpu),
-            )
-        })
-        .collect();
+    let mut named: Vec<(String, Tensor)> = model_tensors(vs, "model.");
     named.extend(
         optim
             .state_tensors()
             .into_iter()
             .map(|(n, t)| (n, t.to_device(tch::Device::Cpu))),
     );
-    let ints = [state.step, state.epoch, state.batch_in_epoch, state.seed];
-    for (key, v) in META_KEYS.iter().zip(ints) {
+    if let Some((tensor, count)) = first_non_finite(named.iter().map(|(n, t)| (n.as_str(), t))) {
+        return Err(CheckpointError::NonFinite {
+            path: path.to_path_buf(),
+            tensor,
+            count,
+            at: format!(" at step {}", state.step),
+            advice: "the model diverged, so it was not saved (the previous checkpoint is kept): \
+                     resume from it with a lower optim.lr",
+        });
+    }
+    let ints = [
+        (META_STEP, state.step),
+        (META_EPOCH, state.epoch),
+        (META_BATCH, state.batch_in_epoch),
+        (META_SEED, state.seed),
+        (META_PENDING, state.pending_validation as u64),
+    ];
+    for (key, v) in ints {
         named.push((key.to_string(), Tensor::from(v as i64)));
     }
-    named.push((META_KEYS[4].into(), Tensor::from(state.best_val_loss)));
-    named.push((META_KEYS[5].into(), Tensor::from(state.train_seconds)));
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .map_err(|e| io(format!("cannot create {}: {e}", dir.display())))?;
-    let tmp = path.with_extension("safetensors.tmp");
-    Tensor::write_safetensors(&named, &tmp).map_err(|e| io(format!("write failed: {e}")))?;
-    File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io(format!("fsync failed: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(format!("rename failed: {e}")))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    named.push((META_BEST.into(), Tensor::from(state.best_val_loss)));
+    named.push((META_SECONDS.into(), Tensor::from(state.train_seconds)));
+    write_named(path, named)
 }
 
-/// Reads all tensors of a checkpoint by name.
+/// Writes the model's variables alone under their state-dict names (a weights file: no
+/// optimizer, no loop state), atomically, after checking that they are finite.
+///
+/// # Errors
+///
+/// As [`save`].
+pub fn save_weights(path: &Path, vs: &VarStore) -> Result<(), CheckpointError> {
+    let named = model_tensors(vs, "");
+    if let Some((tensor, count)) = first_non_finite(named.iter().map(|(n, t)| (n.as_str(), t))) {
+        return Err(CheckpointError::NonFinite {
+            path: path.to_path_buf(),
+            tensor,
+            count,
+            at: String::new(),
+            advice: "a model with non-finite weights is not exported",
+        });
+    }
+    write_named(path, named)
+}
+
+fn model_tensors(vs: &VarStore, prefix: &str) -> Vec<(String, Tensor)> {
+    vs.variables()
+        .into_iter()
+        .map(|(name, t)| {
+            (
+                format!("{prefix}{name}"),
+                t.detach().to_device(tch::Device::Cpu),
+            )
+        })
+        .collect()
+}
+
+fn write_named(path: &Path, mut named: Vec<(String, Tensor)>) -> Result<(), CheckpointError> {
+    let io = |what: String| CheckpointError::Io {
+        path: path.to_path_buf(),
+        what,
+    };
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    cign_data::atomic::write_atomic(path, |tmp| {
+        Tensor::write_safetensors(&named, tmp).map_err(std::io::Error::other)
+    })
+    .map_err(|e| io(format!("write failed: {e}")))
+}
+
+/// Reads all tensors of a safetensors file by name.
 fn read(path: &Path) -> Result<HashMap<String, Tensor>, CheckpointError> {
     if !path.is_file() {
         return Err(CheckpointError::Io {
@@ -123,8 +224,15 @@ fn read(path: &Path) -> Result<HashMap<String, Tensor>, CheckpointError> {
         })
 }
 
-/// Copies the `model.*` tensors of a checkpoint into `vs`; every tensor must exist on both
-/// sides with the same shape, otherwise the error says which one differs.
+/// Copies the model tensors of a checkpoint (`model.*`) or of a weights file (plain state-dict
+/// names) into `vs`. Every variable must be present with the same shape and finite values;
+/// nothing is copied unless all checks pass.
+///
+/// # Errors
+///
+/// [`CheckpointError::Io`] for an unreadable file, [`CheckpointError::Mismatch`] naming every
+/// missing, unexpected or mis-shaped tensor, [`CheckpointError::NonFinite`] naming the first
+/// tensor with NaN or infinite values.
 pub fn load_model(path: &Path, vs: &mut VarStore) -> Result<(), CheckpointError> {
     let tensors = read(path)?;
     load_model_from(path, &tensors, vs)
@@ -135,79 +243,90 @@ fn load_model_from(
     tensors: &HashMap<String, Tensor>,
     vs: &mut VarStore,
 ) -> Result<(), CheckpointError> {
-    let mismatch = |what: String| CheckpointError::Mismatch {
-        path: path.to_path_buf(),
-        what,
+    // A checkpoint prefixes the model with `model.`; a weights file has the plain names.
+    let is_checkpoint = tensors.keys().any(|k| k.starts_with("meta."));
+    let named: BTreeMap<String, &Tensor> = if is_checkpoint {
+        tensors
+            .iter()
+            .filter_map(|(k, t)| k.strip_prefix("model.").map(|n| (n.to_string(), t)))
+            .collect()
+    } else {
+        tensors.iter().map(|(k, t)| (k.clone(), t)).collect()
     };
-    let vars = vs.variables();
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    for name in names {
-        let var = &vars[name];
-        let Some(saved) = tensors.get(&format!("model.{name}")) else {
-            return Err(mismatch(format!(
-                "tensor {name} is missing from the checkpoint"
-            )));
-        };
-        if saved.size() != var.size() {
-            return Err(mismatch(format!(
-                "tensor {name} has shape {:?} in the checkpoint but {:?} in the model",
-                saved.size(),
-                var.size()
-            )));
-        }
+    if let Some((tensor, count)) = first_non_finite(named.iter().map(|(n, t)| (n.as_str(), *t))) {
+        return Err(CheckpointError::NonFinite {
+            path: path.to_path_buf(),
+            tensor,
+            count,
+            at: String::new(),
+            advice: "this model diverged and cannot be used",
+        });
     }
-    if let Some(extra) = tensors
-        .keys()
-        .filter_map(|k| k.strip_prefix("model."))
-        .find(|k| !vars.contains_key(*k))
-    {
-        return Err(mismatch(format!(
-            "the checkpoint has tensor {extra}, which the model lacks"
-        )));
-    }
-    tch::no_grad(|| {
-        for (name, mut var) in vars {
-            var.copy_(&tensors[&format!("model.{name}")]);
+    cign_core::load_named_into(vs, &named, &path.display().to_string()).map_err(|e| {
+        CheckpointError::Mismatch {
+            path: path.to_path_buf(),
+            what: match e {
+                cign_core::CoreError::Load { problems, .. } => problems,
+                other => other.to_string(),
+            },
         }
-    });
-    Ok(())
+    })
 }
 
 /// Loads model, optimizer state and loop state (for `--resume`).
+///
+/// # Errors
+///
+/// As [`load_model`], plus a missing `meta.*` or mismatched optimizer state.
 pub fn load(
     path: &Path,
     vs: &mut VarStore,
     optim: &mut AdamW,
 ) -> Result<LoopState, CheckpointError> {
     let tensors = read(path)?;
-    load_model_from(path, &tensors, vs)?;
-    let optim_state: Vec<(String, Tensor)> = tensors
-        .iter()
-        .filter(|(k, _)| k.starts_with("optim."))
-        .map(|(k, t)| (k.clone(), t.to_device(vs.device())))
-        .collect();
-    optim
-        .load_state_tensors(&optim_state)
-        .map_err(|e| CheckpointError::Mismatch {
-            path: path.to_path_buf(),
-            what: format!("optimizer state: {e}"),
-        })?;
     let get = |key: &str| -> Result<&Tensor, CheckpointError> {
         tensors.get(key).ok_or_else(|| CheckpointError::Io {
             path: path.to_path_buf(),
             what: format!("{key} is missing (not a cign-train checkpoint?)"),
         })
     };
+    get(META_STEP)?;
+    load_model_from(path, &tensors, vs)?;
+    let optim_state: Vec<(String, Tensor)> = tensors
+        .iter()
+        .filter(|(k, _)| k.starts_with("optim."))
+        .map(|(k, t)| (k.clone(), t.to_device(vs.device())))
+        .collect();
+    if let Some((tensor, count)) =
+        first_non_finite(optim_state.iter().map(|(n, t)| (n.as_str(), t)))
+    {
+        return Err(CheckpointError::NonFinite {
+            path: path.to_path_buf(),
+            tensor,
+            count,
+            at: String::new(),
+            advice: "the optimizer state diverged; this checkpoint cannot be resumed",
+        });
+    }
+    optim
+        .load_state_tensors(&optim_state)
+        .map_err(|e| CheckpointError::Mismatch {
+            path: path.to_path_buf(),
+            what: format!("optimizer state: {e}"),
+        })?;
     let int = |key: &str| -> Result<u64, CheckpointError> {
         Ok(get(key)?.to_kind(Kind::Int64).int64_value(&[]) as u64)
     };
     Ok(LoopState {
-        step: int(META_KEYS[0])?,
-        epoch: int(META_KEYS[1])?,
-        batch_in_epoch: int(META_KEYS[2])?,
-        seed: int(META_KEYS[3])?,
-        best_val_loss: get(META_KEYS[4])?.double_value(&[]),
-        train_seconds: get(META_KEYS[5])?.double_value(&[]),
+        step: int(META_STEP)?,
+        epoch: int(META_EPOCH)?,
+        batch_in_epoch: int(META_BATCH)?,
+        seed: int(META_SEED)?,
+        best_val_loss: get(META_BEST)?.double_value(&[]),
+        train_seconds: get(META_SECONDS)?.double_value(&[]),
+        pending_validation: match tensors.get(META_PENDING) {
+            Some(t) => t.to_kind(Kind::Int64).int64_value(&[]) != 0,
+            None => false,
+        },
     })
 }

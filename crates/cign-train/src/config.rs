@@ -35,6 +35,21 @@ pub enum ConfigError {
         /// What is wrong.
         what: String,
     },
+    /// A resumed run changes a key that must stay as the checkpoint was trained.
+    #[error(
+        "resume: {key} = {now}, but the checkpoint was trained with {key} = {was}; only these \
+         keys may change on resume: train.epochs, max_steps, time_budget_minutes, eval_every, \
+         eval_max_images, sample_every, log_every, threads, device, checkpoint_every_minutes, \
+         precision, data.dir, output.dir"
+    )]
+    Resume {
+        /// `section.key`.
+        key: String,
+        /// The value the checkpoint was trained with.
+        was: String,
+        /// The value asked for now.
+        now: String,
+    },
     /// A value is out of range.
     #[error("config: {key} = {value}: {what}")]
     Invalid {
@@ -109,7 +124,7 @@ pub struct LossSection {
     /// Tightness weight on mismatched pairs (1).
     pub tight_mismatch: f64,
     /// Smooth tanh clamp of the tightness terms (off, as in the authors' code).
-    pub tight_clamp: bool,
+    pub tight_clamp: cign_core::TightClamp,
     /// The clamp's ratio `a` in `tanh(L_t / (a L_rec)) a L_rec` (1.5).
     pub tight_clamp_ratio: f64,
 }
@@ -123,7 +138,7 @@ impl Default for LossSection {
             tight_noise: w.tight_noise,
             idem_mismatch: w.idem_mismatch,
             tight_mismatch: w.tight_mismatch,
-            tight_clamp: false,
+            tight_clamp: cign_core::TightClamp::Off,
             tight_clamp_ratio: 1.5,
         }
     }
@@ -133,13 +148,11 @@ impl LossSection {
     /// The objective's configuration.
     pub fn objective(&self) -> ObjectiveConfig {
         ObjectiveConfig {
-            weights: LossWeights {
-                rec: self.rec,
-                idem_noise: self.idem_noise,
-                tight_noise: self.tight_noise,
-                idem_mismatch: self.idem_mismatch,
-                tight_mismatch: self.tight_mismatch,
-            },
+            rec: self.rec,
+            idem_noise: self.idem_noise,
+            tight_noise: self.tight_noise,
+            idem_mismatch: self.idem_mismatch,
+            tight_mismatch: self.tight_mismatch,
             tight_clamp: self.tight_clamp,
             tight_clamp_ratio: self.tight_clamp_ratio,
         }
@@ -195,6 +208,28 @@ pub enum DeviceChoice {
     Cuda,
 }
 
+impl DeviceChoice {
+    /// The libtorch device: `auto` takes CUDA 0 when libtorch sees it, `cuda` requires it.
+    ///
+    /// # Errors
+    ///
+    /// `cuda` was asked for and libtorch sees no CUDA device.
+    pub fn resolve(self) -> anyhow::Result<tch::Device> {
+        Ok(match self {
+            DeviceChoice::Cpu => tch::Device::Cpu,
+            DeviceChoice::Auto => tch::Device::cuda_if_available(),
+            DeviceChoice::Cuda => {
+                if !tch::Cuda::is_available() {
+                    anyhow::bail!(
+                        "train.device = cuda but libtorch sees no CUDA device (run scripts/doctor.sh)"
+                    );
+                }
+                tch::Device::Cuda(0)
+            }
+        })
+    }
+}
+
 /// `[train]`: the loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -209,7 +244,8 @@ pub struct TrainSection {
     pub device: DeviceChoice,
     /// Stop after this many steps; 0 = no limit (0).
     pub max_steps: u64,
-    /// Stop after this many minutes of training; 0 = no limit (0).
+    /// Stop after this many minutes of training in this invocation (a resumed run gets the
+    /// budget again, so a scheduler slot can be filled); 0 = no limit (0).
     pub time_budget_minutes: f64,
     /// Validate (and checkpoint) every this many steps; 0 = at the end of each epoch (0).
     pub eval_every: u64,
@@ -221,6 +257,9 @@ pub struct TrainSection {
     pub log_every: u64,
     /// libtorch intra-op threads; 0 = libtorch's default (0).
     pub threads: usize,
+    /// Write the `last` checkpoint every this many minutes between validations, without
+    /// validating, so a preempted run loses at most this much work; 0 = off (10).
+    pub checkpoint_every_minutes: f64,
 }
 
 impl Default for TrainSection {
@@ -237,6 +276,7 @@ impl Default for TrainSection {
             sample_every: 0,
             log_every: 10,
             threads: 0,
+            checkpoint_every_minutes: 10.0,
         }
     }
 }
@@ -335,11 +375,19 @@ impl TrainConfig {
             value,
             what: what.into(),
         };
-        if self.train.batch_size == 0 {
+        if self.train.batch_size < 2 {
             return Err(invalid(
                 "train.batch_size",
-                "0".into(),
-                "must be at least 1",
+                self.train.batch_size.to_string(),
+                "must be at least 2 (BatchNorm cannot train on batches of one image)",
+            ));
+        }
+        let minutes = self.train.checkpoint_every_minutes;
+        if !(minutes >= 0.0 && minutes.is_finite()) {
+            return Err(invalid(
+                "train.checkpoint_every_minutes",
+                minutes.to_string(),
+                "must be a finite number >= 0 (0 = off)",
             ));
         }
         let classes = self.model.num_classes.max(2) as usize;
@@ -389,11 +437,73 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Checks that a resumed run changes only the keys that may change on resume
+    /// ([`RESUMABLE_KEYS`]: limits, logging, threads, device, paths); `self` is the config the
+    /// checkpoint was written with, `resumed` the one about to be used.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Resume`] naming the first other key that differs and both values.
+    pub fn check_resume(&self, resumed: &TrainConfig) -> Result<(), ConfigError> {
+        let flat = |cfg: &TrainConfig| -> Vec<(String, String)> {
+            let table = toml::Table::try_from(cfg).expect("the configuration serialises");
+            let mut out = Vec::new();
+            for (section, v) in table {
+                match v {
+                    toml::Value::Table(t) => out.extend(
+                        t.into_iter()
+                            .map(|(k, v)| (format!("{section}.{k}"), v.to_string())),
+                    ),
+                    other => out.push((section, other.to_string())),
+                }
+            }
+            out
+        };
+        let before: std::collections::BTreeMap<String, String> = flat(self).into_iter().collect();
+        for (key, value) in flat(resumed) {
+            if RESUMABLE_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            let old = before
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| "(absent)".into());
+            if old != value {
+                return Err(ConfigError::Resume {
+                    key,
+                    was: old,
+                    now: value,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The resolved configuration as TOML (written next to every run and checkpoint).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the configuration serialises")
     }
 }
+
+/// The keys a resumed run may change (with `--set` or by editing the run's `config.toml`):
+/// how long it runs, how often it validates, logs, samples and checkpoints, threads, device and
+/// paths. Every other key (model, data, loss, optimizer, batch size, seed) would make the
+/// resumed run a different experiment and is refused.
+pub const RESUMABLE_KEYS: &[&str] = &[
+    "train.epochs",
+    "train.max_steps",
+    "train.time_budget_minutes",
+    "train.eval_every",
+    "train.eval_max_images",
+    "train.sample_every",
+    "train.log_every",
+    "train.threads",
+    "train.device",
+    "train.checkpoint_every_minutes",
+    "train.precision",
+    "data.dir",
+    "output.dir",
+];
 
 /// Applies one `section.key=value` override; the value is parsed as TOML (so `20`, `1e-4`,
 /// `true`, `[0.5, 0.999]`, `"cpu"`), and a bare word is taken as a string.

@@ -9,7 +9,23 @@ use tch::{Kind, Tensor};
 
 /// Converts `[N, 1, H, W]` images in [-1, 1] to 8-bit pixels (round to nearest, as a PNG
 /// writer of `(x + 1) / 2` would).
-pub fn to_u8(images: &Tensor) -> IdxImages {
+///
+/// # Errors
+///
+/// Some pixel is NaN or infinite (a diverged model): such images are never written.
+pub fn to_u8(images: &Tensor) -> Result<IdxImages> {
+    let bad = images
+        .isfinite()
+        .logical_not()
+        .sum(Kind::Int64)
+        .int64_value(&[]);
+    if bad > 0 {
+        anyhow::bail!(
+            "the model produced {bad} non-finite pixel values (NaN or infinite) in {} images: \
+             it diverged, so nothing was written",
+            images.size()[0]
+        );
+    }
     let size = images.size();
     let (n, h, w) = (size[0] as usize, size[2] as usize, size[3] as usize);
     let pixels = ((images.detach().to_device(tch::Device::Cpu) + 1.0) * 127.5)
@@ -17,19 +33,23 @@ pub fn to_u8(images: &Tensor) -> IdxImages {
         .clamp(0.0, 255.0)
         .to_kind(Kind::Uint8)
         .reshape([-1]);
-    IdxImages {
+    Ok(IdxImages {
         count: n,
         rows: h,
         cols: w,
-        pixels: Vec::<u8>::try_from(pixels).expect("u8 tensor"),
-    }
+        pixels: Vec::<u8>::try_from(pixels).context("cannot read the pixels back")?,
+    })
 }
 
 /// Lays out `rows` rows of images (each a `[N, 1, H, W]` tensor in [-1, 1]) into one grid
-/// with a 2-pixel border, and writes it as PNG (through a temporary file, then rename).
+/// with a 2-pixel border, and writes it as PNG, atomically.
+///
+/// # Errors
+///
+/// Non-finite pixels (see [`to_u8`]), or the file cannot be written.
 pub fn write_grid(path: &Path, rows: &[Tensor]) -> Result<()> {
     let pad = 2u32;
-    let rows_u8: Vec<IdxImages> = rows.iter().map(to_u8).collect();
+    let rows_u8: Vec<IdxImages> = rows.iter().map(to_u8).collect::<Result<_>>()?;
     let cols = rows_u8.iter().map(|r| r.count).max().unwrap_or(0) as u32;
     let (h, w) = rows_u8
         .first()
@@ -55,11 +75,23 @@ pub fn write_grid(path: &Path, rows: &[Tensor]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let tmp = path.with_extension("png.tmp");
-    grid.save_with_format(&tmp, image::ImageFormat::Png)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    write_png(path, &image::DynamicImage::ImageLuma8(grid))
+}
+
+/// Encodes `img` as PNG and writes it atomically.
+///
+/// # Errors
+///
+/// Encoding or writing failed; the error names the file.
+pub fn write_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .with_context(|| format!("cannot encode {}", path.display()))?;
+    cign_data::atomic::write_atomic_bytes(path, &bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Reads a greyscale image file (PNG, JPEG) as a `[1, 1, H, W]` tensor in [-1, 1].

@@ -9,13 +9,16 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod doctor;
 pub mod images;
+pub mod lock;
 pub mod logging;
 pub mod plot;
 pub mod run_dir;
 pub mod run_model;
 pub mod sampling;
+pub mod signals;
 pub mod summary;
 pub mod trainer;
 

@@ -2,12 +2,12 @@
 //! the main job. Trains a CIGN model as the config says and writes a run directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use cign_train::lock::RunLock;
 use cign_train::run_dir::RunDir;
-use cign_train::{config::TrainConfig, doctor, logging, summary, ModelState, Trainer};
+use cign_train::signals::{self, StopFlag};
+use cign_train::{config::TrainConfig, doctor, logging, summary, ModelState, StopReason, Trainer};
 use clap::Parser;
 
 /// Train a Conditional Idempotent Generative Network.
@@ -20,7 +20,7 @@ struct Cli {
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     set: Vec<String>,
     /// Continue the run in RUN_DIR from its `last` checkpoint (its config.toml is used;
-    /// --set may still change limits such as train.max_steps or train.epochs).
+    /// --set may change limits, logging, threads, device and paths, nothing else).
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
     /// Print the model table and parameter count, then exit (no data is loaded).
@@ -68,7 +68,16 @@ fn run(cli: Cli) -> Result<()> {
     let resume = run_dir.is_some();
     let run = match run_dir {
         Some(run) => {
-            run.existing_checkpoint("last")?;
+            let last = run.existing_checkpoint("last")?;
+            // The config the checkpoint was trained with (older runs: the run's own config).
+            let trained_with = if run.checkpoint_config().is_file() {
+                run.checkpoint_config()
+            } else {
+                run.config()
+            };
+            TrainConfig::load(&trained_with, &[])
+                .with_context(|| format!("cannot check {} against it", last.display()))?
+                .check_resume(&cfg)?;
             run
         }
         None => {
@@ -76,30 +85,46 @@ fn run(cli: Cli) -> Result<()> {
             RunDir::create(Path::new(&cfg.output.dir), &name)?
         }
     };
+    let lock = match RunLock::acquire(run.root()) {
+        Ok(lock) => lock,
+        Err(e) => {
+            run.discard();
+            return Err(e.into());
+        }
+    };
     logging::init(Some(&run.log()))?;
     tracing::info!("run directory {}", run.root().display());
+    lock.report_stale();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("second Ctrl-C: exiting without a checkpoint");
-                std::process::exit(130);
-            }
-            eprintln!("Ctrl-C: finishing the current step, writing a checkpoint, then exiting");
-        })
-        .context("cannot install the Ctrl-C handler")?;
+    let stop = StopFlag::new();
+    stop.install_handlers()
+        .context("cannot install the SIGINT/SIGTERM handlers")?;
+    let mut trainer = match Trainer::new(cfg, run.clone(), resume) {
+        Ok(t) => t,
+        Err(e) => {
+            drop(lock);
+            // A failed start (no CUDA, bad data) leaves no empty run directory behind.
+            run.discard();
+            return Err(e);
+        }
+    };
+    let summary = trainer.train(&stop)?;
+    let dir = trainer.run_dir().root().display().to_string();
+    if let StopReason::Interrupted(sig) = summary.reason {
+        eprintln!(
+            "interrupted by {} at step {} (epoch {}, batch {}); checkpoint written. Resume with: \
+             cign-train --resume {dir}",
+            signals::signal_name(sig),
+            summary.state.step,
+            summary.state.epoch,
+            summary.state.batch_in_epoch,
+        );
+        drop(lock);
+        std::process::exit(128 + sig);
     }
-    let mut trainer = Trainer::new(cfg, run, resume)?;
-    let summary = trainer.train(stop)?;
     println!(
-        "{:?}: step {}, epoch {}, best validation loss {:.4}; run directory {}",
-        summary.reason,
-        summary.state.step,
-        summary.state.epoch,
-        summary.state.best_val_loss,
-        trainer.run_dir().root().display()
+        "{:?}: step {}, epoch {}, best validation loss {:.4}; run directory {dir}",
+        summary.reason, summary.state.step, summary.state.epoch, summary.state.best_val_loss,
     );
     Ok(())
 }

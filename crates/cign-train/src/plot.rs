@@ -20,10 +20,10 @@ pub fn write_loss_plot(path: &Path, train: &[(f64, f64)], val: &[(f64, f64)]) ->
         return Ok(());
     }
     let margin = ((y_max - y_min) * 0.05).max(1e-3);
-    // The backend picks the format from the extension: the temporary name ends in .png too.
-    let tmp = path.with_extension("tmp.png");
+    let (width, height) = (900u32, 520u32);
+    let mut rgb = vec![0u8; (width * height * 3) as usize];
     {
-        let root = BitMapBackend::new(&tmp, (900, 520)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
         let mut chart = ChartBuilder::on(&root)
             .caption(
@@ -59,6 +59,7 @@ pub fn write_loss_plot(path: &Path, train: &[(f64, f64)], val: &[(f64, f64)]) ->
             .map_err(|e| anyhow!("{e}"))?;
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    let img = image::RgbImage::from_raw(width, height, rgb)
+        .ok_or_else(|| anyhow!("plot buffer of the wrong size"))?;
+    crate::images::write_png(path, &image::DynamicImage::ImageRgb8(img))
 }

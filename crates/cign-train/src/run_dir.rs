@@ -1,8 +1,9 @@
 //! The run directory `OUTPUT_DIR/<config name>-<timestamp>/`: the resolved `config.toml`,
-//! `metrics.jsonl`, `run.log`, `checkpoints/{last,best}.safetensors`, `samples/` and `loss.png`.
+//! `metrics.jsonl`, `run.log`, `lock`, `checkpoints/{last,best}.safetensors` (with the config
+//! beside them), `samples/` and `loss.png`.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -12,10 +13,16 @@ use serde::Serialize;
 #[derive(Debug, Clone)]
 pub struct RunDir {
     root: PathBuf,
+    /// Created by this process and not yet known to be a run: removed by [`RunDir::discard`].
+    fresh: bool,
 }
 
 impl RunDir {
     /// Creates `output_dir/<name>-<YYYYmmdd-HHMMSS>/` (with a numeric suffix if it exists).
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be created.
     pub fn create(output_dir: &Path, name: &str) -> Result<Self> {
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
         let mut root = output_dir.join(format!("{name}-{stamp}"));
@@ -27,10 +34,14 @@ impl RunDir {
         std::fs::create_dir_all(root.join("checkpoints"))
             .and_then(|_| std::fs::create_dir_all(root.join("samples")))
             .with_context(|| format!("cannot create run directory {}", root.display()))?;
-        Ok(Self { root })
+        Ok(Self { root, fresh: true })
     }
 
     /// Opens an existing run directory (for `--resume` and sampling); it must hold a config.
+    ///
+    /// # Errors
+    ///
+    /// The directory does not exist or holds no `config.toml`.
     pub fn open(root: &Path) -> Result<Self> {
         if !root.is_dir() {
             bail!("run directory {} does not exist", root.display());
@@ -43,7 +54,42 @@ impl RunDir {
         }
         Ok(Self {
             root: root.to_path_buf(),
+            fresh: false,
         })
+    }
+
+    /// Removes a directory made by [`RunDir::create`] whose run failed to start (no CUDA, bad
+    /// data), so that a failed start leaves nothing behind; does nothing to an opened one or once
+    /// a checkpoint exists.
+    pub fn discard(&self) {
+        if self.fresh && !self.checkpoint("last").exists() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    /// Removes the temporary files (`checkpoints/.*.part`) that a process killed in the middle
+    /// of a checkpoint write leaves behind; the count is logged. Call only while holding the
+    /// run's lock.
+    pub fn remove_stale_temporaries(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("checkpoints")) else {
+            return;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.')
+                && name.ends_with(".part")
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::warn!(
+                "removed {removed} temporary checkpoint files left by a process killed while \
+                 writing"
+            );
+        }
     }
 
     /// The directory itself.
@@ -53,6 +99,10 @@ impl RunDir {
     /// `config.toml`.
     pub fn config(&self) -> PathBuf {
         self.root.join("config.toml")
+    }
+    /// `checkpoints/config.toml`: the config the checkpoints were written with.
+    pub fn checkpoint_config(&self) -> PathBuf {
+        self.root.join("checkpoints").join("config.toml")
     }
     /// `metrics.jsonl`.
     pub fn metrics(&self) -> PathBuf {
@@ -80,13 +130,18 @@ impl RunDir {
     }
 
     /// Path of an existing checkpoint, or an error that says what the directory holds.
+    ///
+    /// # Errors
+    ///
+    /// The checkpoint does not exist.
     pub fn existing_checkpoint(&self, which: &str) -> Result<PathBuf> {
         let path = self.checkpoint(which);
         if path.is_file() {
             Ok(path)
         } else {
             bail!(
-                "run directory {} has no checkpoint {} (it is written at the first validation)",
+                "run directory {} has no checkpoint {} (it is written at the first validation \
+                 or checkpoint interval)",
                 self.root.display(),
                 path.display()
             )
@@ -94,7 +149,11 @@ impl RunDir {
     }
 }
 
-/// Appends one JSON object per line to `metrics.jsonl`.
+/// A point of a loss curve: (step, total loss).
+pub type Curve = Vec<(f64, f64)>;
+
+/// `metrics.jsonl`: one JSON object per line, each line written with a single `write`, so an
+/// interrupted process leaves at most one cut last line, which [`MetricsLog::open`] ends.
 #[derive(Debug)]
 pub struct MetricsLog {
     file: File,
@@ -102,24 +161,148 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Opens `path` for appending.
-    pub fn open(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
+    /// Opens `path` for appending. A cut last line (the process was killed in the middle of a
+    /// write) is ended with a newline first, so the next record starts on a line of its own; it
+    /// is logged. With `keep_until_step`, records of later steps (written after the checkpoint
+    /// being resumed, so about to be written again) are dropped and counted in the log.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened, read or rewritten.
+    pub fn open(path: &Path, keep_until_step: Option<u64>) -> Result<Self> {
+        let ctx = || format!("cannot open {}", path.display());
+        if let Some(step) = keep_until_step {
+            drop_records_after(path, step).with_context(ctx)?;
+        }
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+            .with_context(ctx)?;
+        let len = file.metadata().with_context(ctx)?.len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(len - 1))
+                .and_then(|_| file.read_exact(&mut last))
+                .with_context(ctx)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n").with_context(ctx)?;
+                tracing::warn!(
+                    "{}: its last line was cut (the process was killed while writing it); ended \
+                     it, the cut record is skipped by readers",
+                    path.display()
+                );
+            }
+        }
         Ok(Self {
             file,
             path: path.to_path_buf(),
         })
     }
 
-    /// Writes one record and flushes it.
+    /// Writes one record as one line, in one write.
+    ///
+    /// # Errors
+    ///
+    /// The record cannot be serialised or written.
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<()> {
-        let line = serde_json::to_string(record)?;
-        writeln!(self.file, "{line}")
-            .and_then(|_| self.file.flush())
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
             .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    /// The training and validation curves (step, total) of a `metrics.jsonl`; lines that are
+    /// not complete records are skipped. A missing file gives empty curves.
+    pub fn read_curves(path: &Path) -> (Curve, Curve) {
+        let mut train = Vec::new();
+        let mut val = Vec::new();
+        for v in read_records(path) {
+            let (Some(step), Some(total)) = (v["step"].as_f64(), v["total"].as_f64()) else {
+                continue;
+            };
+            match v["kind"].as_str() {
+                Some("train") => train.push((step, total)),
+                Some("validation") => val.push((step, total)),
+                _ => {}
+            }
+        }
+        (train, val)
+    }
+}
+
+/// Every complete JSON record of a `metrics.jsonl` (missing file: none).
+pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .map(|text| {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn drop_records_after(path: &Path, step: u64) -> std::io::Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let mut kept = String::with_capacity(text.len());
+    let mut dropped = 0usize;
+    for line in text.split_inclusive('\n') {
+        let later = serde_json::from_str::<serde_json::Value>(line.trim_end())
+            .ok()
+            .and_then(|v| v["step"].as_u64())
+            .is_some_and(|s| s > step);
+        if later {
+            dropped += 1;
+        } else {
+            kept.push_str(line);
+        }
+    }
+    if dropped > 0 {
+        cign_data::atomic::write_atomic_bytes(path, kept.as_bytes())?;
+        tracing::info!(
+            "{}: dropped {dropped} records after step {step} (written after the checkpoint being \
+             resumed; they are written again)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_last_line_is_ended_before_the_next_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("metrics.jsonl");
+        std::fs::write(
+            &p,
+            "{\"kind\":\"train\",\"step\":1,\"total\":2.0}\n{\"kind\":\"tr",
+        )
+        .unwrap();
+        let mut log = MetricsLog::open(&p, None).unwrap();
+        log.write(&serde_json::json!({"kind": "train", "step": 2, "total": 1.5}))
+            .unwrap();
+        let (train, _) = MetricsLog::read_curves(&p);
+        assert_eq!(train, vec![(1.0, 2.0), (2.0, 1.5)]);
+        assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 3);
+    }
+
+    #[test]
+    fn resuming_drops_records_after_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("metrics.jsonl");
+        let lines: String = (1..=5)
+            .map(|s| format!("{{\"kind\":\"train\",\"step\":{s},\"total\":1.0}}\n"))
+            .collect();
+        std::fs::write(&p, lines).unwrap();
+        MetricsLog::open(&p, Some(3)).unwrap();
+        let steps: Vec<f64> = MetricsLog::read_curves(&p).0.iter().map(|c| c.0).collect();
+        assert_eq!(steps, vec![1.0, 2.0, 3.0]);
     }
 }

@@ -1,4 +1,8 @@
-//! Loading a trained model back from a run directory (for sampling and evaluation).
+//! Loading a trained model back for sampling and evaluation: from a run directory
+//! (`--run DIR [--checkpoint best|last]`) or from a weights file with its config
+//! (`--weights FILE.safetensors --config CONFIG.toml`).
+
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use tch::Device;
@@ -8,25 +12,91 @@ use crate::config::TrainConfig;
 use crate::run_dir::RunDir;
 use crate::trainer::ModelState;
 
-/// A model restored from `RUN_DIR/checkpoints/<which>.safetensors` with the run's config.
+/// Where the model comes from: the arguments shared by `cign-sample` and `cign-eval`.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "model", required = true, args = ["run", "weights"])]
+pub struct ModelArgs {
+    /// A run directory (holds config.toml and checkpoints/).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["weights", "config"])]
+    pub run: Option<PathBuf>,
+    /// Which checkpoint of --run: best or last.
+    #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+    pub checkpoint: String,
+    /// A weights file: the model's tensors under the authors' state-dict names (as written by
+    /// `cign-export`, e.g. models/large_channel_mnist.safetensors, or the authors' own PyTorch
+    /// model saved with safetensors); needs --config.
+    #[arg(long, value_name = "FILE.safetensors", requires = "config")]
+    pub weights: Option<PathBuf>,
+    /// The config the weights were trained with (only its [model] and [data] sections are used).
+    #[arg(long, value_name = "CONFIG.toml", requires = "weights")]
+    pub config: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// A short name of the source for reports: the run directory or the weights file.
+    pub fn describe(&self) -> String {
+        match (&self.run, &self.weights) {
+            (Some(run), _) => run.display().to_string(),
+            (None, Some(w)) => w.display().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// Loads the model on `device`.
+    ///
+    /// # Errors
+    ///
+    /// See [`RunModel::load`] and [`RunModel::from_weights`].
+    pub fn load(&self, device: Device) -> Result<RunModel> {
+        match (&self.run, &self.weights, &self.config) {
+            (Some(run), _, _) => RunModel::load(run, &self.checkpoint, device),
+            (None, Some(w), Some(c)) => RunModel::from_weights(w, c, device),
+            _ => {
+                bail!("give --run RUN_DIR, or --weights FILE.safetensors with --config CONFIG.toml")
+            }
+        }
+    }
+}
+
+/// A model restored from a checkpoint or a weights file, with its config.
 pub struct RunModel {
-    /// The run's resolved config.
+    /// The run's resolved config (or the config given with the weights).
     pub config: TrainConfig,
     /// Model, variables and (unused) optimizer.
     pub state: ModelState,
-    /// The checkpoint file read.
-    pub checkpoint: std::path::PathBuf,
+    /// The file read.
+    pub checkpoint: PathBuf,
 }
 
 impl RunModel {
     /// Opens `run`, builds its model on `device` and loads checkpoint `which` (`best` or `last`).
-    pub fn load(run: &std::path::Path, which: &str, device: Device) -> Result<Self> {
+    ///
+    /// # Errors
+    ///
+    /// No such run or checkpoint, a checkpoint of another architecture, non-finite weights.
+    pub fn load(run: &Path, which: &str, device: Device) -> Result<Self> {
         if which != "best" && which != "last" {
             bail!("--checkpoint {which}: expected best or last");
         }
         let run = RunDir::open(run)?;
         let config = TrainConfig::load(&run.config(), &[])?;
         let path = run.existing_checkpoint(which)?;
+        Self::from_file(config, path, device)
+    }
+
+    /// Builds the model of `config` on `device` and loads a weights file (plain state-dict
+    /// names) or a checkpoint (`model.*`) into it.
+    ///
+    /// # Errors
+    ///
+    /// An unreadable config or file, tensors that do not fit the config's model (each one
+    /// named), non-finite weights.
+    pub fn from_weights(weights: &Path, config: &Path, device: Device) -> Result<Self> {
+        let config = TrainConfig::load(config, &[])?;
+        Self::from_file(config, weights.to_path_buf(), device)
+    }
+
+    fn from_file(config: TrainConfig, path: PathBuf, device: Device) -> Result<Self> {
         let mut state = ModelState::new(&config, device)?;
         checkpoint::load_model(&path, &mut state.vs)?;
         Ok(Self {
@@ -37,10 +107,14 @@ impl RunModel {
     }
 
     /// Checks that `label` is a class of this model.
+    ///
+    /// # Errors
+    ///
+    /// The model is unconditional, or `label` is outside `0..num_classes`.
     pub fn check_label(&self, label: i64) -> Result<()> {
         let n = self.config.model.num_classes;
         if !self.config.model.conditioning.is_conditional() {
-            bail!("--label {label}: this run's model is unconditional (model.conditioning = none)");
+            bail!("--label {label}: this model is unconditional (model.conditioning = none)");
         }
         if !(0..n).contains(&label) {
             bail!("--label {label} is outside 0..{n}");

@@ -1,13 +1,20 @@
 //! The training loop: sampler -> objective -> backward -> AdamW, with periodic validation on the
-//! test split, `last`/`best` checkpoints, sample grids, `metrics.jsonl`, `loss.png`, a progress
-//! bar, and stopping on epochs, `max_steps`, `time_budget_minutes` or Ctrl-C.
+//! test split, `last`/`best` checkpoints, periodic `last` checkpoints between validations,
+//! sample grids, `metrics.jsonl`, `loss.png`, a progress bar, and stopping on epochs,
+//! `max_steps`, `time_budget_minutes` or a signal (SIGTERM, Ctrl-C).
+//!
+//! What a run guarantees:
+//! - A signal (SIGTERM or the first Ctrl-C) finishes the current step and writes `last` at once,
+//!   without validating; a validation interrupted by it is redone first when the run resumes.
+//! - A run interrupted anywhere (signal or kill -9) resumes from its `last` checkpoint and,
+//!   on the CPU, ends bit for bit where an uninterrupted run ends: shuffling, noise, mismatched
+//!   labels and dropout masks are all drawn from per-batch seeds.
+//! - No non-finite loss, parameter, BatchNorm statistic or optimizer moment is ever written to
+//!   a checkpoint; the run stops with an error naming the quantity and the step instead.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use cign_core::{AdamW, CignModel, LossValues, Objective, TrainBatch};
 use cign_data::{BatchSampler, Dataset, SampledBatch, SamplerConfig, Split};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,39 +22,18 @@ use serde::Serialize;
 use tch::{nn::VarStore, Device, Tensor};
 
 use crate::checkpoint::{self, LoopState};
-use crate::config::{DeviceChoice, TrainConfig};
+use crate::config::{ConfigError, TrainConfig};
 use crate::images::write_grid;
 use crate::plot::write_loss_plot;
-use crate::run_dir::{MetricsLog, RunDir};
+use crate::run_dir::{Curve, MetricsLog, RunDir};
 use crate::sampling::class_grid_rows;
-
-/// Parses a `--device` argument (`cpu`, `cuda` or `auto`) of the command-line tools.
-pub fn parse_device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" => select_device(DeviceChoice::Cpu),
-        "cuda" => select_device(DeviceChoice::Cuda),
-        "auto" => select_device(DeviceChoice::Auto),
-        other => bail!("--device {other}: expected cpu, cuda or auto"),
-    }
-}
-
-/// Picks the device of a config: `auto` takes CUDA when libtorch sees it.
-pub fn select_device(choice: DeviceChoice) -> Result<Device> {
-    Ok(match choice {
-        DeviceChoice::Cpu => Device::Cpu,
-        DeviceChoice::Auto => Device::cuda_if_available(),
-        DeviceChoice::Cuda => {
-            if !tch::Cuda::is_available() {
-                bail!(
-                    "train.device = cuda but libtorch sees no CUDA device (run scripts/doctor.sh)"
-                );
-            }
-            Device::Cuda(0)
-        }
-    })
-}
+use crate::signals::StopFlag;
 
 /// Loads the data directory of the config, fetching the files when it is empty.
+///
+/// # Errors
+///
+/// The dataset cannot be fetched or verified.
 pub fn data_dir(cfg: &TrainConfig) -> Result<std::path::PathBuf> {
     let kind = cfg.data.dataset.into();
     let dir = if cfg.data.dir.is_empty() {
@@ -71,6 +57,10 @@ pub struct ModelState {
 
 impl ModelState {
     /// Builds a freshly initialised model (seeded by `train.seed`).
+    ///
+    /// # Errors
+    ///
+    /// The model config is invalid, or libtorch fails on the device.
     pub fn new(cfg: &TrainConfig, device: Device) -> Result<Self> {
         tch::manual_seed(cfg.train.seed as i64);
         let vs = VarStore::new(device);
@@ -102,8 +92,8 @@ pub enum StopReason {
     MaxSteps,
     /// `train.time_budget_minutes` used up.
     TimeBudget,
-    /// Interrupted (Ctrl-C).
-    Interrupted,
+    /// Interrupted by a signal (the number: 2 for SIGINT, 15 for SIGTERM).
+    Interrupted(i32),
 }
 
 /// Summary of a finished (or stopped) run.
@@ -127,34 +117,28 @@ pub fn to_train_batch(b: SampledBatch) -> TrainBatch {
     }
 }
 
-/// Everything a run needs, set up from a config and a run directory.
-pub struct Trainer {
-    cfg: TrainConfig,
-    run: RunDir,
-    device: Device,
-    ms: ModelState,
-    objective: Objective,
-    sampler: BatchSampler,
-    val_sampler: BatchSampler,
-    train_x: Tensor,
-    train_y: Tensor,
-    val_x: Tensor,
-    val_y: Tensor,
-    state: LoopState,
-    metrics: MetricsLog,
-    train_curve: Curve,
-    val_curve: Curve,
-    grid_noise: Tensor,
+/// The training and validation images of a run, on its device.
+pub struct TrainData {
+    /// Training images `[N, 1, 28, 28]` in [-1, 1].
+    pub train_x: Tensor,
+    /// Training labels `[N]` (int64).
+    pub train_y: Tensor,
+    /// Validation (test split) images, cut to `train.eval_max_images` when set.
+    pub val_x: Tensor,
+    /// Validation labels.
+    pub val_y: Tensor,
 }
 
-impl Trainer {
-    /// Prepares a run in `run` (new, or resumed from its `last` checkpoint when `resume`).
-    pub fn new(cfg: TrainConfig, run: RunDir, resume: bool) -> Result<Self> {
-        if cfg.train.threads > 0 {
-            tch::set_num_threads(cfg.train.threads as i32);
-        }
-        let device = select_device(cfg.train.device)?;
-        let dir = data_dir(&cfg)?;
+impl TrainData {
+    /// Loads (fetching if needed) the config's dataset onto `device` and checks that the batch
+    /// size fits it.
+    ///
+    /// # Errors
+    ///
+    /// The data cannot be fetched or read; `train.batch_size` exceeds the training images, or
+    /// would leave a last batch of one image (BatchNorm cannot train on it).
+    pub fn load(cfg: &TrainConfig, device: Device) -> Result<Self> {
+        let dir = data_dir(cfg)?;
         let kind = cfg.data.dataset.into();
         let train = Dataset::load(kind, Split::Train, &dir)?;
         let test = Dataset::load(kind, Split::Test, &dir)?;
@@ -164,12 +148,71 @@ impl Trainer {
             test.len(),
             dir.display()
         );
-        let (train_x, train_y) = (train.images_tensor(device), train.labels_tensor(device));
+        check_batch_size(cfg, train.len())?;
         let (mut val_x, mut val_y) = (test.images_tensor(device), test.labels_tensor(device));
         if cfg.train.eval_max_images > 0 && cfg.train.eval_max_images < test.len() {
             val_x = val_x.narrow(0, 0, cfg.train.eval_max_images as i64);
             val_y = val_y.narrow(0, 0, cfg.train.eval_max_images as i64);
         }
+        Ok(Self {
+            train_x: train.images_tensor(device),
+            train_y: train.labels_tensor(device),
+            val_x,
+            val_y,
+        })
+    }
+
+    fn train_len(&self) -> usize {
+        self.train_x.size()[0] as usize
+    }
+}
+
+/// Checks `train.batch_size` against the number of training images: at most all of them, and
+/// no epoch may end in a batch of one image (BatchNorm's variance of one sample is undefined).
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`] naming the key and the allowed range.
+pub fn check_batch_size(cfg: &TrainConfig, n_train: usize) -> Result<(), ConfigError> {
+    let b = cfg.train.batch_size;
+    let invalid = |what: String| ConfigError::Invalid {
+        key: "train.batch_size",
+        value: b.to_string(),
+        what,
+    };
+    if b > n_train {
+        return Err(invalid(format!(
+            "must be at most the {n_train} training images"
+        )));
+    }
+    if !cfg.data.drop_last && n_train % b == 1 {
+        return Err(invalid(format!(
+            "{n_train} training images leave a last batch of 1 image, which BatchNorm cannot \
+             train on: choose another batch size or set data.drop_last = true"
+        )));
+    }
+    Ok(())
+}
+
+/// The samplers of a run: training batches and validation batches.
+pub struct Samplers {
+    /// Training batches (noise `data.train_noise_std`, shuffled per epoch).
+    pub train: BatchSampler,
+    /// Validation batches: no training noise, fixed order, and one fixed draw of noise and
+    /// mismatched labels for every validation. A fixed draw makes successive validations paired
+    /// comparisons of the model alone, so "best" is the checkpoint with the lowest expected
+    /// loss up to model changes, not up to a lucky draw. (The authors redraw the noise at every
+    /// validation; the expectation is the same, only the variance of the selection differs.)
+    pub val: BatchSampler,
+}
+
+impl Samplers {
+    /// Builds both samplers from the config.
+    ///
+    /// # Errors
+    ///
+    /// The sampler settings are invalid.
+    pub fn new(cfg: &TrainConfig) -> Result<Self> {
         let k = if cfg.model.conditioning.is_conditional() {
             cfg.data.mismatch_per_real
         } else {
@@ -183,41 +226,91 @@ impl Trainer {
             drop_last: cfg.data.drop_last,
             seed: cfg.train.seed,
         };
-        let sampler = BatchSampler::new(sampler_cfg.clone())?;
-        // Validation images get no training noise (spec §3).
-        let val_sampler = BatchSampler::new(SamplerConfig {
+        let train = BatchSampler::new(sampler_cfg.clone())?;
+        let val = BatchSampler::new(SamplerConfig {
             noise_std: 0.0,
             drop_last: false,
             seed: cfg.train.seed ^ 0x005E_ED0F_7E57,
             ..sampler_cfg
         })?;
+        Ok(Self { train, val })
+    }
+}
 
+/// Everything a run needs, set up from a config and a run directory.
+pub struct Trainer {
+    cfg: TrainConfig,
+    run: RunDir,
+    device: Device,
+    ms: ModelState,
+    objective: Objective,
+    samplers: Samplers,
+    data: TrainData,
+    state: LoopState,
+    metrics: MetricsLog,
+    train_curve: Curve,
+    val_curve: Curve,
+    grid_noise: Tensor,
+    last_checkpoint: Instant,
+}
+
+/// Running means of the training terms between two `metrics.jsonl` records.
+#[derive(Default)]
+struct LogAccumulator {
+    sum: LossValues,
+    steps: u64,
+    images: usize,
+    seconds: f64,
+}
+
+impl Trainer {
+    /// Prepares a run in `run` (new, or resumed from its `last` checkpoint when `resume`):
+    /// device, data, samplers, model, objective, and the metrics log.
+    ///
+    /// # Errors
+    ///
+    /// No such device, unreadable data, a batch size that does not fit the data, a checkpoint
+    /// that does not fit the config or whose seed differs from `train.seed`.
+    pub fn new(cfg: TrainConfig, run: RunDir, resume: bool) -> Result<Self> {
+        if cfg.train.threads > 0 {
+            tch::set_num_threads(cfg.train.threads as i32);
+        }
+        let device = cfg.train.device.resolve()?;
+        let data = TrainData::load(&cfg, device)?;
+        let samplers = Samplers::new(&cfg)?;
         let mut ms = ModelState::new(&cfg, device)?;
         let objective = Objective::new(&cfg.model, cfg.loss.objective(), device)?;
-        let mut state = LoopState {
-            step: 0,
-            epoch: 0,
-            batch_in_epoch: 0,
-            seed: cfg.train.seed,
-            best_val_loss: f64::INFINITY,
-            train_seconds: 0.0,
-        };
+        let mut state = LoopState::new(cfg.train.seed);
         if resume {
+            run.remove_stale_temporaries();
             let path = run.existing_checkpoint("last")?;
             state = checkpoint::load(&path, &mut ms.vs, &mut ms.optim)?;
+            if state.seed != cfg.train.seed {
+                bail!(
+                    "{}: the checkpoint was trained with train.seed = {}, the config says {}; \
+                     the seed cannot change on resume",
+                    path.display(),
+                    state.seed,
+                    cfg.train.seed
+                );
+            }
             tracing::info!(
-                "resumed from {} at step {} (epoch {}, batch {})",
+                "resumed from {} at step {} (epoch {}, batch {}{})",
                 path.display(),
                 state.step,
                 state.epoch,
-                state.batch_in_epoch
+                state.batch_in_epoch,
+                if state.pending_validation {
+                    "; its interrupted validation runs first"
+                } else {
+                    ""
+                }
             );
-        } else {
-            std::fs::write(run.config(), cfg.to_toml())
-                .with_context(|| format!("cannot write {}", run.config().display()))?;
         }
-        let metrics = MetricsLog::open(&run.metrics())?;
-        let (train_curve, val_curve) = read_curves(&run.metrics());
+        cign_data::atomic::write_atomic_bytes(&run.config(), cfg.to_toml().as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", run.config().display()))?;
+        let metrics = MetricsLog::open(&run.metrics(), resume.then_some(state.step))?;
+        let (train_curve, val_curve) = MetricsLog::read_curves(&run.metrics());
         let grid_noise = {
             tch::manual_seed(cfg.train.seed as i64 + 1);
             cign_core::sample_noise(8, &cfg.model, device)
@@ -228,17 +321,14 @@ impl Trainer {
             device,
             ms,
             objective,
-            sampler,
-            val_sampler,
-            train_x,
-            train_y,
-            val_x,
-            val_y,
+            samplers,
+            data,
             state,
             metrics,
             train_curve,
             val_curve,
             grid_noise,
+            last_checkpoint: Instant::now(),
         })
     }
 
@@ -247,12 +337,33 @@ impl Trainer {
         &self.run
     }
 
+    /// The loop position.
+    pub fn state(&self) -> &LoopState {
+        &self.state
+    }
+
+    fn batches_per_epoch(&self) -> u64 {
+        self.samplers.train.batches_per_epoch(self.data.train_len()) as u64
+    }
+
+    /// Where the loop stands, for people: `end of epoch E` or `epoch E, batch B of N` (epochs
+    /// counted from 1 here; the authors' logs count from 0).
+    pub fn position(&self) -> String {
+        if self.state.batch_in_epoch == 0 {
+            format!("end of epoch {}", self.state.epoch)
+        } else {
+            format!(
+                "epoch {}, batch {} of {}",
+                self.state.epoch + 1,
+                self.state.batch_in_epoch,
+                self.batches_per_epoch()
+            )
+        }
+    }
+
     /// Steps the configured run would take in all (bounded by `max_steps`).
     pub fn planned_steps(&self) -> u64 {
-        let per_epoch = self
-            .sampler
-            .batches_per_epoch(self.train_x.size()[0] as usize) as u64;
-        let all = per_epoch * self.cfg.train.epochs as u64;
+        let all = self.batches_per_epoch() * self.cfg.train.epochs as u64;
         match self.cfg.train.max_steps {
             0 => all,
             m => all.min(m),
@@ -260,15 +371,18 @@ impl Trainer {
     }
 
     /// The validation loss on the test split (eval mode, no gradient, no training noise),
-    /// averaged over images.
-    pub fn validate(&mut self) -> LossValues {
+    /// averaged over images; `None` when `stop` was raised before it finished.
+    pub fn validate(&mut self, stop: &StopFlag) -> Option<LossValues> {
         let mut sum = LossValues::default();
         let mut count = 0usize;
-        let batches: Vec<SampledBatch> = self
-            .val_sampler
-            .epoch(&self.val_x, &self.val_y, 0, 0)
-            .collect();
+        let batches = self
+            .samplers
+            .val
+            .epoch(&self.data.val_x, &self.data.val_y, 0, 0);
         for b in batches {
+            if stop.is_requested() {
+                return None;
+            }
             let n = b.x.size()[0] as usize;
             let terms =
                 self.objective
@@ -276,7 +390,7 @@ impl Trainer {
             sum = sum.add(&terms.to_f64().scale(n as f64));
             count += n;
         }
-        sum.scale(1.0 / count.max(1) as f64)
+        Some(sum.scale(1.0 / count.max(1) as f64))
     }
 
     fn write_samples(&self) -> Result<()> {
@@ -284,7 +398,8 @@ impl Trainer {
         write_grid(&self.run.sample(self.state.step), &rows)
     }
 
-    fn checkpoint(&self, which: &str) -> Result<()> {
+    /// Writes checkpoint `which` (`last` or `best`) and the config beside it.
+    fn checkpoint(&mut self, which: &str) -> Result<()> {
         checkpoint::save(
             &self.run.checkpoint(which),
             &self.ms.vs,
@@ -292,17 +407,43 @@ impl Trainer {
             &self.state,
         )?;
         // burn-style: the config travels with the checkpoints.
-        let cfg_copy = self.run.root().join("checkpoints").join("config.toml");
-        std::fs::write(&cfg_copy, self.cfg.to_toml())
-            .with_context(|| format!("cannot write {}", cfg_copy.display()))
+        let cfg_copy = self.run.checkpoint_config();
+        cign_data::atomic::write_atomic_bytes(&cfg_copy, self.cfg.to_toml().as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", cfg_copy.display()))?;
+        self.last_checkpoint = Instant::now();
+        Ok(())
     }
 
-    fn validate_and_checkpoint(&mut self) -> Result<LossValues> {
+    /// Validates, logs, writes `last` (and `best` when improved), samples and the loss plot.
+    /// Returns `false` (and writes nothing) when a stop request interrupted the validation.
+    fn validate_and_checkpoint(&mut self, stop: &StopFlag) -> Result<bool> {
         let start = Instant::now();
-        let val = self.validate();
+        self.state.pending_validation = true;
+        let Some(val) = self.validate(stop) else {
+            return Ok(false);
+        };
+        self.state.pending_validation = false;
+        if !val.total.is_finite() {
+            bail!(
+                "the validation loss became {} at step {} (rec {}, idem_noise {}, tight_noise {}, \
+                 idem_mismatch {}, tight_mismatch {}): the model diverged; it was not saved, the \
+                 last good checkpoint is kept (resume from it with a lower optim.lr)",
+                val.total,
+                self.state.step,
+                val.rec,
+                val.idem_noise,
+                val.tight_noise,
+                val.idem_mismatch,
+                val.tight_mismatch
+            );
+        }
         let improved = val.total < self.state.best_val_loss;
         if improved {
             self.state.best_val_loss = val.total;
+        }
+        self.checkpoint("last")?;
+        if improved {
+            self.checkpoint("best")?;
         }
         self.metrics.write(&MetricsRecord {
             kind: "validation",
@@ -310,14 +451,10 @@ impl Trainer {
             epoch: self.state.epoch,
             loss: val,
             lr: self.ms.optim.lr(),
-            images_per_s: self.val_x.size()[0] as f64 / start.elapsed().as_secs_f64(),
+            images_per_s: self.data.val_x.size()[0] as f64 / start.elapsed().as_secs_f64(),
             seconds: self.state.train_seconds,
         })?;
         self.val_curve.push((self.state.step as f64, val.total));
-        self.checkpoint("last")?;
-        if improved {
-            self.checkpoint("best")?;
-        }
         if self.cfg.train.sample_every == 0 {
             self.write_samples()?;
         }
@@ -325,9 +462,10 @@ impl Trainer {
             tracing::warn!("loss.png not drawn: {e:#}");
         }
         tracing::info!(
-            "validation at step {}: total {:.4} (rec {:.4}, idem_noise {:.4}, tight_noise {:.4}, \
-             idem_mismatch {:.4}, tight_mismatch {:.4}){} in {:.1} s",
+            "validation at step {} ({}): total {:.4} (rec {:.4}, idem_noise {:.4}, \
+             tight_noise {:.4}, idem_mismatch {:.4}, tight_mismatch {:.4}){} in {:.1} s",
             self.state.step,
+            self.position(),
             val.total,
             val.rec,
             val.idem_noise,
@@ -337,14 +475,124 @@ impl Trainer {
             if improved { ", new best" } else { "" },
             start.elapsed().as_secs_f64()
         );
-        Ok(val)
+        Ok(true)
     }
 
-    /// Trains until the config's limits or `stop` is raised; returns why it stopped.
-    pub fn train(&mut self, stop: Arc<AtomicBool>) -> Result<RunSummary> {
+    /// Why the loop must stop before the next step, if it must.
+    fn should_stop(&self, stop: &StopFlag, session_start: Instant) -> Option<StopReason> {
+        if let Some(sig) = stop.signal() {
+            return Some(StopReason::Interrupted(sig));
+        }
+        if self.state.epoch as usize >= self.cfg.train.epochs {
+            return Some(StopReason::Epochs);
+        }
+        if self.cfg.train.max_steps > 0 && self.state.step >= self.cfg.train.max_steps {
+            return Some(StopReason::MaxSteps);
+        }
+        let budget_s = self.cfg.train.time_budget_minutes * 60.0;
+        if budget_s > 0.0 && session_start.elapsed().as_secs_f64() >= budget_s {
+            return Some(StopReason::TimeBudget);
+        }
+        None
+    }
+
+    /// One optimizer step on the next batch; returns the step's loss terms and its image count.
+    fn step(&mut self) -> Result<(LossValues, usize)> {
+        let (epoch, index) = (self.state.epoch, self.state.batch_in_epoch as usize);
+        let batch =
+            self.samplers
+                .train
+                .batch(&self.data.train_x, &self.data.train_y, epoch, index)?;
+        let images = batch.x.size()[0] as usize;
+        // Dropout masks of this step: seeded per batch, so a resumed run draws the same.
+        tch::manual_seed((self.samplers.train.batch_seed(epoch, index) >> 1) as i64);
+        self.ms.optim.zero_grad();
+        let terms =
+            self.objective
+                .training_loss(&self.ms.model, &self.ms.vs, &to_train_batch(batch));
+        terms.total.backward();
+        self.ms.optim.step();
+        let values = terms.to_f64();
+        if self.device.is_cuda() {
+            tch::Cuda::synchronize(0);
+        }
+        if !values.total.is_finite() {
+            bail!(
+                "the training loss became {} at step {} (rec {}, idem_noise {}, tight_noise {}, \
+                 idem_mismatch {}, tight_mismatch {}): the model diverged; nothing was saved \
+                 after step {}, whose checkpoint is kept (resume from it with a lower optim.lr)",
+                values.total,
+                self.state.step + 1,
+                values.rec,
+                values.idem_noise,
+                values.tight_noise,
+                values.idem_mismatch,
+                values.tight_mismatch,
+                self.state.step
+            );
+        }
+        self.state.step += 1;
+        self.state.batch_in_epoch += 1;
+        Ok((values, images))
+    }
+
+    /// After a step: the metrics record, the end of the epoch, validation, samples and the
+    /// periodic checkpoint. Returns `false` when a stop request interrupted a validation.
+    fn end_of_step(&mut self, acc: &mut LogAccumulator, stop: &StopFlag) -> Result<bool> {
+        let log_every = self.cfg.train.log_every.max(1);
+        if self.state.step.is_multiple_of(log_every) && acc.steps > 0 {
+            let mean = acc.sum.scale(1.0 / acc.steps as f64);
+            self.metrics.write(&MetricsRecord {
+                kind: "train",
+                step: self.state.step,
+                epoch: self.state.epoch,
+                loss: mean,
+                lr: self.ms.optim.lr(),
+                images_per_s: acc.images as f64 / acc.seconds,
+                seconds: self.state.train_seconds,
+            })?;
+            self.train_curve.push((self.state.step as f64, mean.total));
+            *acc = LogAccumulator::default();
+        }
+        let epoch_done = self.state.batch_in_epoch >= self.batches_per_epoch();
+        if epoch_done {
+            self.state.epoch += 1;
+            self.state.batch_in_epoch = 0;
+        }
+        let every = self.cfg.train.eval_every;
+        let due = if every > 0 {
+            self.state.step.is_multiple_of(every)
+        } else {
+            epoch_done
+        };
+        if due && !self.validate_and_checkpoint(stop)? {
+            return Ok(false);
+        }
+        let sample_every = self.cfg.train.sample_every;
+        if sample_every > 0 && self.state.step.is_multiple_of(sample_every) {
+            self.write_samples()?;
+        }
+        let minutes = self.cfg.train.checkpoint_every_minutes;
+        if !due && minutes > 0.0 && self.last_checkpoint.elapsed().as_secs_f64() >= minutes * 60.0 {
+            self.checkpoint("last")?;
+            tracing::info!(
+                "checkpoint at step {} ({}): {:.1} s of training",
+                self.state.step,
+                self.position(),
+                self.state.train_seconds
+            );
+        }
+        Ok(true)
+    }
+
+    /// Trains until the config's limits or a stop request; returns why it stopped. On a stop
+    /// request, `last` is written at once (no validation).
+    ///
+    /// # Errors
+    ///
+    /// A non-finite loss or model, a failed checkpoint or metrics write.
+    pub fn train(&mut self, stop: &StopFlag) -> Result<RunSummary> {
         let planned = self.planned_steps();
-        let n_train = self.train_x.size()[0] as usize;
-        let per_epoch = self.sampler.batches_per_epoch(n_train) as u64;
         let bar = ProgressBar::new(planned);
         bar.set_style(
             ProgressStyle::with_template(
@@ -353,128 +601,85 @@ impl Trainer {
             .expect("valid template"),
         );
         bar.set_position(self.state.step);
-        let budget_s = self.cfg.train.time_budget_minutes * 60.0;
         let session_start = Instant::now();
         let seconds_before = self.state.train_seconds;
-        let mut timed_steps = 0u64;
-        let mut timed_seconds = 0.0f64;
-        let mut projected = false;
-        let mut log_acc = (LossValues::default(), 0u64, 0usize, 0.0f64);
-        let mut reason = StopReason::Epochs;
+        let first_step = self.state.step;
+        let (mut timed_steps, mut timed_seconds, mut projected) = (0u64, 0.0f64, false);
+        let mut acc = LogAccumulator::default();
         let mut just_validated = false;
 
-        'epochs: while (self.state.epoch as usize) < self.cfg.train.epochs {
-            let epoch = self.state.epoch;
-            let start_batch = self.state.batch_in_epoch as usize;
-            for index in start_batch..per_epoch as usize {
-                if self.cfg.train.max_steps > 0 && self.state.step >= self.cfg.train.max_steps {
-                    reason = StopReason::MaxSteps;
-                    break 'epochs;
-                }
-                if budget_s > 0.0 && self.state.train_seconds >= budget_s {
-                    reason = StopReason::TimeBudget;
-                    break 'epochs;
-                }
-                if stop.load(Ordering::SeqCst) {
-                    reason = StopReason::Interrupted;
-                    break 'epochs;
-                }
-                let t0 = Instant::now();
-                let batch = self
-                    .sampler
-                    .batch(&self.train_x, &self.train_y, epoch, index)?;
-                let images = batch.x.size()[0] as usize;
-                // Dropout masks of this step: seeded per batch, so a resumed run draws the same.
-                tch::manual_seed((self.sampler.batch_seed(epoch, index) >> 1) as i64);
-                self.ms.optim.zero_grad();
-                let terms = self.objective.training_loss(
-                    &self.ms.model,
-                    &self.ms.vs,
-                    &to_train_batch(batch),
-                );
-                terms.total.backward();
-                self.ms.optim.step();
-                let values = terms.to_f64();
-                if self.device.is_cuda() {
-                    tch::Cuda::synchronize(0);
-                }
-                let dt = t0.elapsed().as_secs_f64();
-                self.state.step += 1;
-                self.state.batch_in_epoch = index as u64 + 1;
-                self.state.train_seconds = seconds_before + session_start.elapsed().as_secs_f64();
-                just_validated = false;
-                if !values.total.is_finite() {
-                    bail!(
-                        "the loss became {} at step {}",
-                        values.total,
-                        self.state.step
-                    );
-                }
-                // Time per step, leaving out the first (allocations, lazy initialisation).
-                if self.state.step > 1 || start_batch > 0 {
-                    timed_steps += 1;
-                    timed_seconds += dt;
-                }
-                if !projected && timed_steps >= 3 {
-                    projected = true;
-                    self.log_projection(planned, timed_seconds / timed_steps as f64, images);
-                }
-                log_acc = (
-                    log_acc.0.add(&values),
-                    log_acc.1 + 1,
-                    log_acc.2 + images,
-                    log_acc.3 + dt,
-                );
-                bar.set_position(self.state.step);
-                bar.set_message(format!(
-                    "epoch {} loss {:.4} {:.0} img/s",
-                    epoch + 1,
-                    values.total,
-                    images as f64 / dt
-                ));
-                let log_every = self.cfg.train.log_every.max(1);
-                if self.state.step.is_multiple_of(log_every) {
-                    let mean = log_acc.0.scale(1.0 / log_acc.1 as f64);
-                    self.metrics.write(&MetricsRecord {
-                        kind: "train",
-                        step: self.state.step,
-                        epoch,
-                        loss: mean,
-                        lr: self.ms.optim.lr(),
-                        images_per_s: log_acc.2 as f64 / log_acc.3,
-                        seconds: self.state.train_seconds,
-                    })?;
-                    self.train_curve.push((self.state.step as f64, mean.total));
-                    log_acc = (LossValues::default(), 0, 0, 0.0);
-                }
-                let every = self.cfg.train.eval_every;
-                if every > 0 && self.state.step.is_multiple_of(every) {
-                    bar.suspend(|| self.validate_and_checkpoint())?;
-                    just_validated = true;
-                }
-                let sample_every = self.cfg.train.sample_every;
-                if sample_every > 0 && self.state.step.is_multiple_of(sample_every) {
-                    self.write_samples()?;
-                }
-            }
-            self.state.epoch += 1;
-            self.state.batch_in_epoch = 0;
-            if self.cfg.train.eval_every == 0 {
-                bar.suspend(|| self.validate_and_checkpoint())?;
-                just_validated = true;
-            }
+        let mut completed = true;
+        if self.state.pending_validation {
+            completed = bar.suspend(|| self.validate_and_checkpoint(stop))?;
+            just_validated = completed;
         }
+        let reason = loop {
+            if !completed {
+                break StopReason::Interrupted(
+                    stop.signal().unwrap_or(signal_hook::consts::SIGINT),
+                );
+            }
+            if let Some(reason) = self.should_stop(stop, session_start) {
+                break reason;
+            }
+            let t0 = Instant::now();
+            let (values, images) = self.step()?;
+            let dt = t0.elapsed().as_secs_f64();
+            self.state.train_seconds = seconds_before + session_start.elapsed().as_secs_f64();
+            // Time per step, leaving out the first (allocations, lazy initialisation).
+            if self.state.step > first_step + 1 {
+                timed_steps += 1;
+                timed_seconds += dt;
+            }
+            if !projected && timed_steps >= 3 {
+                projected = true;
+                self.log_projection(planned, timed_seconds / timed_steps as f64, images);
+            }
+            acc.sum = acc.sum.add(&values);
+            acc.steps += 1;
+            acc.images += images;
+            acc.seconds += dt;
+            bar.set_position(self.state.step);
+            bar.set_message(format!(
+                "epoch {} loss {:.4} {:.0} img/s",
+                self.state.epoch + 1,
+                values.total,
+                images as f64 / dt
+            ));
+            let validations_before = self.val_curve.len();
+            completed = bar.suspend(|| self.end_of_step(&mut acc, stop))?;
+            just_validated = self.val_curve.len() > validations_before;
+        };
         bar.finish_and_clear();
-        if !just_validated {
-            self.validate_and_checkpoint()?;
+        match reason {
+            StopReason::Interrupted(sig) => {
+                self.checkpoint("last")?;
+                tracing::info!(
+                    "stopped by {} at step {} ({}): wrote {}{}",
+                    crate::signals::signal_name(sig),
+                    self.state.step,
+                    self.position(),
+                    self.run.checkpoint("last").display(),
+                    if self.state.pending_validation {
+                        " (its validation was interrupted and runs first on resume)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            _ => {
+                if !just_validated && !self.validate_and_checkpoint(stop)? {
+                    self.checkpoint("last")?;
+                }
+                tracing::info!(
+                    "stopped ({reason:?}) at step {} ({}): {:.1} s of training; run directory {}",
+                    self.state.step,
+                    self.position(),
+                    self.state.train_seconds,
+                    self.run.root().display()
+                );
+            }
         }
-        tracing::info!(
-            "stopped ({reason:?}) at step {}, epoch {}: {:.1} s of training; run directory {}",
-            self.state.step,
-            self.state.epoch,
-            self.state.train_seconds,
-            self.run.root().display()
-        );
         Ok(RunSummary {
             reason,
             state: self.state,
@@ -482,18 +687,16 @@ impl Trainer {
     }
 
     fn log_projection(&self, planned: u64, s_per_step: f64, images: usize) {
-        let total = s_per_step * planned as f64;
-        let per_epoch = s_per_step
-            * self
-                .sampler
-                .batches_per_epoch(self.train_x.size()[0] as usize) as f64;
+        let total = s_per_step * planned.saturating_sub(self.state.step) as f64;
+        let per_epoch = s_per_step * self.batches_per_epoch() as f64;
         tracing::info!(
-            "{:.3} s/step ({:.0} real images/s) on {:?}: one epoch takes {}, the configured run \
-             ({planned} steps) about {}{}",
+            "{:.3} s/step ({:.0} real images/s) on {:?}: one epoch takes {}, the rest of the \
+             configured run ({} of {planned} steps) about {}{}",
             s_per_step,
             images as f64 / s_per_step,
             self.device,
             human(per_epoch),
+            planned.saturating_sub(self.state.step),
             human(total),
             if self.cfg.train.time_budget_minutes > 0.0 {
                 format!(
@@ -522,29 +725,4 @@ pub fn human(seconds: f64) -> String {
     } else {
         format!("{s} s")
     }
-}
-
-/// A loss curve: (step, total loss) points.
-type Curve = Vec<(f64, f64)>;
-
-/// Reads back the curves of an existing `metrics.jsonl` (when resuming).
-fn read_curves(path: &Path) -> (Curve, Curve) {
-    let mut train = Vec::new();
-    let mut val = Vec::new();
-    if let Ok(text) = std::fs::read_to_string(path) {
-        for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            let (Some(step), Some(total)) = (v["step"].as_f64(), v["total"].as_f64()) else {
-                continue;
-            };
-            match v["kind"].as_str() {
-                Some("train") => train.push((step, total)),
-                Some("validation") => val.push((step, total)),
-                _ => {}
-            }
-        }
-    }
-    (train, val)
 }

@@ -4,10 +4,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use cign_train::run_dir::RunDir;
+use cign_train::signals::StopFlag;
 use cign_train::{StopReason, TrainConfig, Trainer};
 use tch::Tensor;
 
@@ -15,7 +14,7 @@ fn train(cfg_text: &str, overrides: &[&str], run: RunDir, resume: bool) -> RunDi
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     let cfg = TrainConfig::from_toml_str(cfg_text, "test", &overrides).unwrap();
     let mut t = Trainer::new(cfg, run, resume).unwrap();
-    let summary = t.train(Arc::new(AtomicBool::new(false))).unwrap();
+    let summary = t.train(&StopFlag::new()).unwrap();
     assert_eq!(summary.reason, StopReason::MaxSteps);
     t.run_dir().clone()
 }
@@ -50,6 +49,25 @@ fn resumed_run_equals_uninterrupted_run() {
             false,
         );
         let early = tensors(&part);
+        // A stop request (what SIGTERM raises) right after resuming mid-epoch writes `last` at
+        // once, without a step or a validation, and says so; the next resume carries on.
+        // (The real signal, sent to the binary at a random step: tests/interruptions.rs.)
+        {
+            let overrides = vec!["train.max_steps=13".to_string()];
+            let cfg_t = TrainConfig::from_toml_str(&cfg, "test", &overrides).unwrap();
+            let mut t = Trainer::new(cfg_t, RunDir::open(part.root()).unwrap(), true).unwrap();
+            let stop = StopFlag::new();
+            stop.request(15);
+            let summary = t.train(&stop).unwrap();
+            assert_eq!(summary.reason, StopReason::Interrupted(15));
+            assert_eq!((summary.state.step, summary.state.batch_in_epoch), (7, 2));
+            let again = tensors(&part);
+            for (name, t) in &early {
+                if name != "meta.train_seconds" {
+                    assert!(t.equal(&again[name]), "{name} changed by the stop");
+                }
+            }
+        }
         let resumed = train(
             &cfg,
             &["train.max_steps=13"],

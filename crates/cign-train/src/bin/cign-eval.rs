@@ -12,9 +12,9 @@ use cign_metrics::{
     evaluate_generated, ConditionalClassifier, EvalOptions, EvalReport, InceptionExtractor,
     KidOptions, PixelRange, Preprocess, Tap,
 };
-use cign_train::run_model::RunModel;
+use cign_train::device::parse_device;
+use cign_train::run_model::ModelArgs;
 use cign_train::sampling::generate_class;
-use cign_train::trainer::parse_device;
 use clap::Parser;
 use serde::Serialize;
 
@@ -22,12 +22,8 @@ use serde::Serialize;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// The run directory.
-    #[arg(long)]
-    run: PathBuf,
-    /// Which checkpoint: best or last.
-    #[arg(long, default_value = "best")]
-    checkpoint: String,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Generated images per class (the unconditional model generates 10 times this many).
     #[arg(long, default_value_t = 1000)]
     n_per_class: usize,
@@ -71,7 +67,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     let device = parse_device(&cli.device)?;
     let taps = Tap::parse_list(&cli.dims)?;
-    let rm = RunModel::load(&cli.run, &cli.checkpoint, device)?;
+    let rm = cli.model.load(device)?;
     let kind: DatasetKind = rm.config.data.dataset.into();
     let data_dir = cign_train::trainer::data_dir(&rm.config)?;
     let test = Dataset::load(kind, Split::Test, &data_dir)?;
@@ -153,7 +149,7 @@ fn run(cli: Cli) -> Result<()> {
     print!("{}", markdown(&report, class_balance.as_deref()));
     if let Some(path) = &cli.json {
         let out = Output {
-            run: cli.run.display().to_string(),
+            run: cli.model.describe(),
             checkpoint: rm.checkpoint.display().to_string(),
             n_per_class: cli.n_per_class,
             seed: cli.seed,

@@ -1,7 +1,7 @@
-//! `cign-sample --run RUN_DIR [--checkpoint best|last] --label L|all --n N [--seed S]
-//! [--reapply K] --out FILE.png [--idx FILE] [--idx-labels FILE]`: generate images from a
-//! trained run as a PNG grid (with `all`: one row per class, the same noise in every column),
-//! and optionally as raw IDX files for metrics.
+//! `cign-sample (--run RUN_DIR [--checkpoint best|last] | --weights FILE --config CONFIG)
+//! --label L|all --n N [--seed S] [--reapply K] [--out FILE.png] [--idx FILE]
+//! [--idx-labels FILE]`: generate images from a trained model as a PNG grid (with `all`: one row
+//! per class, the same noise in every column) and/or as raw IDX files for metrics.
 //!
 //! `--project IMAGE.png --label L` instead projects a given image onto the model's fixed
 //! points under label L (the IGN "global projector") and writes input and output side by side.
@@ -9,10 +9,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use cign_train::device::parse_device;
 use cign_train::images::{read_gray, to_u8, write_grid};
-use cign_train::run_model::RunModel;
+use cign_train::run_model::ModelArgs;
 use cign_train::sampling::{apply, class_grid_rows};
-use cign_train::trainer::parse_device;
 use clap::Parser;
 use tch::{Kind, Tensor};
 
@@ -20,12 +20,8 @@ use tch::{Kind, Tensor};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// The run directory (holds config.toml and checkpoints/).
-    #[arg(long)]
-    run: PathBuf,
-    /// Which checkpoint: best or last.
-    #[arg(long, default_value = "best")]
-    checkpoint: String,
+    #[command(flatten)]
+    model: ModelArgs,
     /// A class index, or `all` for one row per class.
     #[arg(long, default_value = "all")]
     label: String,
@@ -39,9 +35,9 @@ struct Cli {
     /// uses more).
     #[arg(long, default_value_t = 1)]
     reapply: usize,
-    /// The PNG grid to write.
-    #[arg(long)]
-    out: PathBuf,
+    /// The PNG grid to write (at least one of --out and --idx is needed).
+    #[arg(long, required_unless_present = "idx")]
+    out: Option<PathBuf>,
     /// Also write the images as a raw IDX image file.
     #[arg(long)]
     idx: Option<PathBuf>,
@@ -61,7 +57,7 @@ fn run(cli: Cli) -> Result<()> {
         bail!("--n must be at least 1");
     }
     let device = parse_device(&cli.device)?;
-    let rm = RunModel::load(&cli.run, &cli.checkpoint, device)?;
+    let rm = cli.model.load(device)?;
     let model = &rm.state.model;
     let conditional = rm.config.model.conditioning.is_conditional();
 
@@ -85,10 +81,13 @@ fn run(cli: Cli) -> Result<()> {
         for k in 1..=cli.reapply.max(1) {
             row.push(apply(model, &x, Some(&labels), k));
         }
-        write_grid(&cli.out, &[Tensor::cat(&row, 0)])?;
+        let Some(out) = &cli.out else {
+            bail!("--project writes a PNG: give --out FILE.png");
+        };
+        write_grid(out, &[Tensor::cat(&row, 0)])?;
         println!(
             "wrote {} (input, then f applied 1..={} times under label {label})",
-            cli.out.display(),
+            out.display(),
             cli.reapply.max(1)
         );
         return Ok(());
@@ -124,15 +123,13 @@ fn run(cli: Cli) -> Result<()> {
             vec![label as u8; cli.n],
         )
     };
-    write_grid(&cli.out, &rows)?;
-    println!(
-        "wrote {} ({} rows of {})",
-        cli.out.display(),
-        rows.len(),
-        cli.n
-    );
+    // Checked before anything is written: a diverged model writes nothing.
+    let all = to_u8(&Tensor::cat(&rows, 0))?;
+    if let Some(out) = &cli.out {
+        write_grid(out, &rows)?;
+        println!("wrote {} ({} rows of {})", out.display(), rows.len(), cli.n);
+    }
     if let Some(path) = &cli.idx {
-        let all = to_u8(&Tensor::cat(&rows, 0));
         cign_data::idx::write_idx_images(path, &all)?;
         println!("wrote {} ({} images)", path.display(), all.count);
     }

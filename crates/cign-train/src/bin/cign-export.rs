@@ -1,0 +1,47 @@
+//! `cign-export --run RUN_DIR [--checkpoint best|last] --out FILE.safetensors`: writes the
+//! model of a checkpoint as a weights file (fp32 tensors under the authors' state-dict names,
+//! no optimizer or loop state), the format `cign-sample --weights` and `cign-eval --weights`
+//! read together with the run's config.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use cign_train::checkpoint::save_weights;
+use cign_train::run_model::RunModel;
+use clap::Parser;
+
+/// Export a checkpoint's model as a weights file.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The run directory.
+    #[arg(long, value_name = "RUN_DIR")]
+    run: PathBuf,
+    /// Which checkpoint: best or last.
+    #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+    checkpoint: String,
+    /// The weights file to write.
+    #[arg(long, value_name = "FILE.safetensors")]
+    out: PathBuf,
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let rm = RunModel::load(&cli.run, &cli.checkpoint, tch::Device::Cpu)?;
+    save_weights(&cli.out, &rm.state.vs)?;
+    println!(
+        "wrote {} ({} tensors from {}); load it with --weights {} --config {}",
+        cli.out.display(),
+        rm.state.vs.variables().len(),
+        rm.checkpoint.display(),
+        cli.out.display(),
+        cli.run.join("config.toml").display()
+    );
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        cign_train::exit_with_error(&e);
+    }
+}
