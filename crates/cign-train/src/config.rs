@@ -196,39 +196,8 @@ impl OptimSection {
     }
 }
 
-/// Where to train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceChoice {
-    /// CUDA when visible, else CPU.
-    Auto,
-    /// CPU.
-    Cpu,
-    /// The first CUDA device (an error when none is visible).
-    Cuda,
-}
-
-impl DeviceChoice {
-    /// The libtorch device: `auto` takes CUDA 0 when libtorch sees it, `cuda` requires it.
-    ///
-    /// # Errors
-    ///
-    /// `cuda` was asked for and libtorch sees no CUDA device.
-    pub fn resolve(self) -> anyhow::Result<tch::Device> {
-        Ok(match self {
-            DeviceChoice::Cpu => tch::Device::Cpu,
-            DeviceChoice::Auto => tch::Device::cuda_if_available(),
-            DeviceChoice::Cuda => {
-                if !tch::Cuda::is_available() {
-                    anyhow::bail!(
-                        "train.device = cuda but libtorch sees no CUDA device (run scripts/doctor.sh)"
-                    );
-                }
-                tch::Device::Cuda(0)
-            }
-        })
-    }
-}
+/// Where to train: `auto`, `cpu`, `cuda` or `cuda:N`; the one device type of all cign crates.
+pub use cign_metrics::device::DeviceChoice;
 
 /// `[train]`: the loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,7 +209,7 @@ pub struct TrainSection {
     pub epochs: usize,
     /// Seed of initialisation, shuffling and noise (0).
     pub seed: u64,
-    /// `auto`, `cpu` or `cuda` (auto).
+    /// `auto`, `cpu`, `cuda` or `cuda:N` (auto).
     pub device: DeviceChoice,
     /// Stop after this many steps; 0 = no limit (0).
     pub max_steps: u64,

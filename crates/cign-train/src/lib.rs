@@ -9,7 +9,6 @@
 
 pub mod checkpoint;
 pub mod config;
-pub mod device;
 pub mod doctor;
 pub mod images;
 pub mod lock;
@@ -24,13 +23,3 @@ pub mod trainer;
 
 pub use config::TrainConfig;
 pub use trainer::{ModelState, RunSummary, StopReason, Trainer};
-
-/// Prints `error: <message>` on one line and exits with code 2 (bad input or a failed run).
-pub fn exit_with_error(e: &anyhow::Error) -> ! {
-    let msg = format!("{e:#}");
-    eprintln!(
-        "error: {}",
-        msg.split_whitespace().collect::<Vec<_>>().join(" ")
-    );
-    std::process::exit(2)
-}

@@ -2,6 +2,7 @@
 //! the main job. Trains a CIGN model as the config says and writes a run directory.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use cign_train::lock::RunLock;
@@ -129,10 +130,18 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn main() {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
     cign_core::runtime::tune_malloc();
-    if let Err(e) = run(cli) {
-        cign_train::exit_with_error(&e);
+    cign_metrics::cli::install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cign_metrics::cli::clap_exit(&e),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", cign_metrics::cli::error_line(&e));
+            ExitCode::from(cign_metrics::cli::USER_ERROR_EXIT)
+        }
     }
 }

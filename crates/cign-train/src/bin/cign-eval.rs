@@ -8,18 +8,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use cign_data::{Dataset, DatasetKind, Split};
+use cign_metrics::device::DeviceChoice;
 use cign_metrics::{
     evaluate_generated, ConditionalClassifier, EvalOptions, EvalReport, InceptionExtractor,
     KidOptions, PixelRange, Preprocess, Tap,
 };
-use cign_train::device::parse_device;
 use cign_train::run_model::ModelArgs;
 use cign_train::sampling::generate_class;
-use clap::Parser;
 use serde::Serialize;
 
 /// Evaluate a trained CIGN run: per-class FID, all-class FID, KID, conditional accuracy.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about)]
 struct Cli {
     #[command(flatten)]
@@ -42,9 +41,9 @@ struct Cli {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// cpu, cuda or auto.
+    /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceChoice,
     /// Do not quantise generated images to 8 bits before the metrics.
     #[arg(long)]
     no_quantize: bool,
@@ -65,7 +64,7 @@ fn run(cli: Cli) -> Result<()> {
     if cli.n_per_class < 2 {
         anyhow::bail!("--n-per-class must be at least 2 (a covariance needs two samples)");
     }
-    let device = parse_device(&cli.device)?;
+    let device = cli.device.resolve()?;
     let taps = Tap::parse_list(&cli.dims)?;
     let rm = cli.model.load(device)?;
     let kind: DatasetKind = rm.config.data.dataset.into();
@@ -218,10 +217,7 @@ fn markdown(r: &EvalReport, balance: Option<&[f64]>) -> String {
     s
 }
 
-fn main() {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
     cign_core::runtime::tune_malloc();
-    if let Err(e) = run(cli) {
-        cign_train::exit_with_error(&e);
-    }
+    cign_metrics::cli::main_with("info", run)
 }

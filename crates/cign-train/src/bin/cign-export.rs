@@ -8,10 +8,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use cign_train::checkpoint::save_weights;
 use cign_train::run_model::RunModel;
-use clap::Parser;
 
 /// Export a checkpoint's model as a weights file.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about)]
 struct Cli {
     /// The run directory.
@@ -39,9 +38,7 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        cign_train::exit_with_error(&e);
-    }
+fn main() -> std::process::ExitCode {
+    cign_core::runtime::tune_malloc();
+    cign_metrics::cli::main_with("info", run)
 }

@@ -9,15 +9,14 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use cign_train::device::parse_device;
+use cign_metrics::device::DeviceChoice;
 use cign_train::images::{read_gray, to_u8, write_grid};
 use cign_train::run_model::ModelArgs;
 use cign_train::sampling::{apply, class_grid_rows};
-use clap::Parser;
 use tch::{Kind, Tensor};
 
 /// Generate images from a trained CIGN run.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about)]
 struct Cli {
     #[command(flatten)]
@@ -47,16 +46,16 @@ struct Cli {
     /// Project this image (PNG/JPEG, resized to 28x28) under --label instead of generating.
     #[arg(long)]
     project: Option<PathBuf>,
-    /// cpu, cuda or auto.
+    /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceChoice,
 }
 
 fn run(cli: Cli) -> Result<()> {
     if cli.n == 0 {
         bail!("--n must be at least 1");
     }
-    let device = parse_device(&cli.device)?;
+    let device = cli.device.resolve()?;
     let rm = cli.model.load(device)?;
     let model = &rm.state.model;
     let conditional = rm.config.model.conditioning.is_conditional();
@@ -143,10 +142,7 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn main() {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
     cign_core::runtime::tune_malloc();
-    if let Err(e) = run(cli) {
-        cign_train::exit_with_error(&e);
-    }
+    cign_metrics::cli::main_with("info", run)
 }
