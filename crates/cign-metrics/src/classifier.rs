@@ -211,15 +211,49 @@ impl ConditionalClassifier {
     ///
     /// # Errors
     /// [`MetricsError::Device`] when `device` is not available, [`MetricsError::BadFile`]
-    /// when the file is missing or does not hold this classifier's tensors.
+    /// when the file is missing, is not safetensors, or lacks a tensor of this classifier or
+    /// holds one of another shape or kind.
     pub fn load(path: &Path, device: Device) -> Result<Self> {
-        let mut c = Self::new(device)?;
-        c.vs.load(path).map_err(|e| MetricsError::BadFile {
+        let c = Self::new(device)?;
+        let bad = |what: String| {
+            MetricsError::BadFile {
             path: path.to_path_buf(),
             what: format!(
-                "not a classifier weights file ({e}); train one with `cargo run --release -p cign-metrics --bin cign-classifier -- train`"
+                "{what}; train a classifier with `cargo run --release -p cign-metrics --bin cign-classifier -- train`"
             ),
-        })?;
+        }
+        };
+        if !path.is_file() {
+            return Err(bad("no such file".into()));
+        }
+        // Read and check every tensor before copying: tch's VarStore::load would take a
+        // broadcastable shape or another kind without a word.
+        let file: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(path)
+            .map_err(|e| {
+                bad(format!(
+                    "not a safetensors file ({})",
+                    crate::error::torch_message(&e)
+                ))
+            })?
+            .into_iter()
+            .collect();
+        let mut vars: Vec<(String, Tensor)> = c.vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, mut var) in vars {
+            let src = file
+                .get(&name)
+                .ok_or_else(|| bad(format!("has no tensor '{name}'")))?;
+            if src.size() != var.size() || !src.is_floating_point() {
+                return Err(bad(format!(
+                    "tensor '{name}' is {:?} {:?}, expected a float tensor of shape {:?}",
+                    src.kind(),
+                    src.size(),
+                    var.size()
+                )));
+            }
+            let src = src.f_to_kind(var.kind())?;
+            tch::no_grad(|| var.f_copy_(&src))?;
+        }
         Ok(c)
     }
 

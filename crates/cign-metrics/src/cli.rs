@@ -54,6 +54,10 @@ where
     init_logging(default_filter);
     let args = match A::try_parse() {
         Ok(args) => args,
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("{}", missing_line(&A::command()));
+            return ExitCode::from(USER_ERROR_EXIT);
+        }
         Err(e) => return clap_exit(&e),
     };
     match run(args) {
@@ -159,6 +163,28 @@ pub fn clap_error_line(err: &clap::Error) -> String {
     format!("error: {} (see --help)", parts.join("; "))
 }
 
+/// The one line for a command run without its required subcommand or arguments (where clap
+/// would print the whole help).
+pub fn missing_line(command: &clap::Command) -> String {
+    let subcommands: Vec<&str> = command
+        .get_subcommands()
+        .map(|c| c.get_name())
+        .filter(|n| *n != "help")
+        .collect();
+    if subcommands.is_empty() {
+        format!(
+            "error: {}: arguments are missing (see --help)",
+            command.get_name()
+        )
+    } else {
+        format!(
+            "error: {}: a subcommand is missing: {} (see --help)",
+            command.get_name(),
+            subcommands.join(", ")
+        )
+    }
+}
+
 /// Prints a clap outcome: help and version to stdout with exit code 0, any other error as one
 /// line ([`clap_error_line`]) with exit code [`USER_ERROR_EXIT`].
 pub fn clap_exit(err: &clap::Error) -> ExitCode {
@@ -227,6 +253,23 @@ mod tests {
             line.starts_with("error: invalid value 'gpu' for '--device <DEVICE>'")
                 && line.contains("expected auto, cpu, cuda or cuda:N"),
             "{line}"
+        );
+        #[derive(Debug, Parser)]
+        #[command(name = "tool", arg_required_else_help = true)]
+        enum Tool {
+            /// Train.
+            Train,
+            /// Evaluate.
+            Eval,
+        }
+        let e = Tool::try_parse_from(["tool"]).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        assert_eq!(
+            missing_line(&<Tool as clap::CommandFactory>::command()),
+            "error: tool: a subcommand is missing: train, eval (see --help)"
         );
         let e = Args::try_parse_from(["x", "--dim", "1"]).unwrap_err();
         let line = clap_error_line(&e);

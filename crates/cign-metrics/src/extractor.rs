@@ -88,6 +88,9 @@ impl InceptionExtractor {
             return Err(MetricsError::invalid("taps", "no tap requested"));
         }
         crate::preprocess::check_images("images", images_0_1)?;
+        if images_0_1.size()[0] == 0 {
+            return Ok(empty_features(&taps));
+        }
         let x = images_0_1.f_to_device(self.device())?;
         let input = tch::no_grad(|| inception_input(&x))?;
         let feats = self.network.forward_taps(&input, &taps)?;
@@ -121,11 +124,7 @@ impl InceptionExtractor {
             start += len;
         }
         if parts.is_empty() {
-            // No images: one [0, dims] tensor per tap.
-            return Ok(normalize(taps)
-                .iter()
-                .map(|t| Tensor::zeros([0, t.dims() as i64], (tch::Kind::Float, Device::Cpu)))
-                .collect());
+            return self.features(images_0_1, taps);
         }
         let ntaps = normalize(taps).len();
         (0..ntaps)
@@ -137,6 +136,13 @@ impl InceptionExtractor {
             })
             .collect()
     }
+}
+
+/// One `[0, dims]` float32 CPU tensor per tap: the features of no image.
+fn empty_features(taps: &[Tap]) -> Vec<Tensor> {
+    taps.iter()
+        .map(|t| Tensor::zeros([0, t.dims() as i64], (tch::Kind::Float, Device::Cpu)))
+        .collect()
 }
 
 /// The activation layout used by default on `device` (channels-last on CPU, where oneDNN

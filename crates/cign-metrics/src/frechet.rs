@@ -87,10 +87,14 @@ pub fn frechet_details(a: &Stats, b: &Stats) -> Result<FrechetDetails> {
         }
     };
     if singular {
+        let count = |n: usize| match n {
+            0 => "an unknown number of".to_string(),
+            n => n.to_string(),
+        };
         tracing::warn!(
             "a covariance is singular ({} and {} samples for {d} dimensions): the Fréchet distance is computed exactly but is a poor estimate",
-            a.n,
-            b.n
+            count(a.n),
+            count(b.n)
         );
     }
     Ok(FrechetDetails {
@@ -117,8 +121,8 @@ fn psd_factor(s: &Tensor, which: &str) -> Result<(Tensor, bool)> {
     Ok((factor, rank < d))
 }
 
-/// `tr sqrt(S1 S2)` for symmetric positive semi-definite `S1`, `S2` (float64 CPU tensors),
-/// and whether either is numerically singular.
+/// `tr sqrt(S1 S2)` for symmetric positive semi-definite `S1`, `S2` (`[d, d]`, any float kind
+/// and device; computed in float64 on the CPU), and whether either is numerically singular.
 ///
 /// With factors `Si = Fi Fi^T` (from the eigen-decompositions, see the module docs), the
 /// non-zero eigenvalues of `S1 S2` are those of `F1^T S2 F1 = (F2^T F1)^T (F2^T F1)`, the
@@ -127,7 +131,20 @@ fn psd_factor(s: &Tensor, which: &str) -> Result<(Tensor, bool)> {
 /// rather than `C^T C` keeps the accuracy of the small eigenvalues (square roots of
 /// round-off in `C^T C` would dominate for ill-conditioned inputs), and `C` is only
 /// rank(S2) x rank(S1), small when there are fewer samples than dimensions.
+///
+/// # Errors
+/// [`MetricsError::InvalidInput`] unless both are square matrices of the same size;
+/// [`MetricsError::Numerical`] when a decomposition fails.
 pub fn trace_sqrt_product(s1: &Tensor, s2: &Tensor) -> Result<(f64, bool)> {
+    let (z1, z2) = (s1.size(), s2.size());
+    if z1.len() != 2 || z1[0] != z1[1] || z1 != z2 || z1[0] == 0 {
+        return Err(MetricsError::invalid(
+            "covariances",
+            format!("expected two [d, d] matrices with d >= 1, got {z1:?} and {z2:?}"),
+        ));
+    }
+    let s1 = &s1.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?;
+    let s2 = &s2.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?;
     let (f1, sing1) = psd_factor(s1, "S1")?;
     let (f2, sing2) = psd_factor(s2, "S2")?;
     if f1.size()[1] == 0 || f2.size()[1] == 0 {

@@ -67,19 +67,40 @@ pub struct Kid {
     pub subset_size: usize,
 }
 
-/// Unbiased MMD² between the rows of `x` and `y` (float64 `[m, d]`) with the cubic
-/// polynomial kernel.
-pub fn mmd2_unbiased(x: &Tensor, y: &Tensor) -> f64 {
-    let m = x.size()[0] as f64;
-    let n = y.size()[0] as f64;
-    let d = x.size()[1] as f64;
-    let kernel = |a: &Tensor, b: &Tensor| (a.matmul(&b.tr()) / d + 1.0).pow_tensor_scalar(3);
-    let kxx = kernel(x, x);
-    let kyy = kernel(y, y);
-    let kxy = kernel(x, y);
-    let sum_off = |k: &Tensor| k.sum(Kind::Double).double_value(&[]) - k.trace().double_value(&[]);
-    sum_off(&kxx) / (m * (m - 1.0)) + sum_off(&kyy) / (n * (n - 1.0))
-        - 2.0 * kxy.sum(Kind::Double).double_value(&[]) / (m * n)
+/// Unbiased MMD² between the rows of `x` (`[m, d]`) and `y` (`[n, d]`), any float kind and
+/// device, with the cubic polynomial kernel, computed in float64 on the CPU.
+///
+/// # Errors
+/// [`MetricsError::InvalidInput`] for other shapes, [`MetricsError::TooFewSamples`] when `m`
+/// or `n` is below 2.
+pub fn mmd2_unbiased(x: &Tensor, y: &Tensor) -> Result<f64> {
+    let (sx, sy) = (x.size(), y.size());
+    if sx.len() != 2 || sy.len() != 2 || sx[1] != sy[1] || sx[1] == 0 {
+        return Err(MetricsError::invalid(
+            "features",
+            format!("expected [m, d] and [n, d] with d >= 1, got {sx:?} and {sy:?}"),
+        ));
+    }
+    if sx[0] < 2 || sy[0] < 2 {
+        return Err(MetricsError::TooFewSamples {
+            what: "unbiased MMD²".into(),
+            n: sx[0].min(sy[0]) as usize,
+            needed: 2,
+        });
+    }
+    let x = x.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?;
+    let y = y.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?;
+    let (m, n, d) = (sx[0] as f64, sy[0] as f64, sx[1] as f64);
+    let kernel = |a: &Tensor, b: &Tensor| -> Result<Tensor> {
+        Ok((a.f_matmul(&b.tr())? / d + 1.0).f_pow_tensor_scalar(3)?)
+    };
+    let sum = |k: &Tensor| -> Result<f64> { Ok(k.f_sum(Kind::Double)?.f_double_value(&[])?) };
+    let sum_off = |k: &Tensor| -> Result<f64> { Ok(sum(k)? - k.f_trace()?.f_double_value(&[])?) };
+    let (kxx, kyy, kxy) = (kernel(&x, &x)?, kernel(&y, &y)?, kernel(&x, &y)?);
+    Ok(
+        sum_off(&kxx)? / (m * (m - 1.0)) + sum_off(&kyy)? / (n * (n - 1.0))
+            - 2.0 * sum(&kxy)? / (m * n),
+    )
 }
 
 /// KID between the feature sets `a` (`[n_a, d]`) and `b` (`[n_b, d]`), any float kind and
@@ -114,9 +135,9 @@ pub fn kid(a: &Tensor, b: &Tensor, options: &KidOptions) -> Result<Kid> {
         let ia = subset(&mut rng, sa[0] as usize, m);
         let ib = subset(&mut rng, sb[0] as usize, m);
         values.push(mmd2_unbiased(
-            &a.index_select(0, &ia),
-            &b.index_select(0, &ib),
-        ));
+            &a.f_index_select(0, &ia)?,
+            &b.f_index_select(0, &ib)?,
+        )?);
     }
     let mean = values.iter().sum::<f64>() / values.len() as f64;
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;

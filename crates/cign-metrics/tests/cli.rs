@@ -171,7 +171,10 @@ fn bad_inputs_are_clear_errors() {
     let out = cign_fid(&["--dims", "64", p(&empty), p(&empty)]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no image file") && err.contains("it is empty"), "{err}");
+    assert!(
+        err.contains("no image file") && err.contains("it is empty"),
+        "{err}"
+    );
 
     let out = cign_fid(&["--per-class", p(&empty), p(&empty)]);
     assert!(!out.status.success());

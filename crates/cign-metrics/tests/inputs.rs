@@ -595,3 +595,119 @@ fn errors_name_the_input_and_come_before_any_work() {
     let out = cign_fid_without_weights(&["--dims", "64", p(&a), p(&b)]);
     assert_one_error_line(&out, &["CIGN_FID_WEIGHTS"]);
 }
+
+// Issue 13 item 1, the kind: tch calls on user-controlled tensors and files (shapes, kinds,
+// sizes, weights files) return errors instead of panicking.
+#[test]
+fn tensors_and_files_of_the_wrong_shape_or_kind_are_errors() {
+    let _heavy = common::heavy();
+    let ex = common::extractor();
+    let cpu = (Kind::Float, Device::Cpu);
+    let taps = [cign_metrics::Tap::D64];
+    let invalid = |r: cign_metrics::Result<Vec<Tensor>>, want: &str| {
+        let err = r.unwrap_err();
+        assert!(
+            matches!(err, MetricsError::InvalidInput { .. }) && err.to_string().contains(want),
+            "{want}: {err}"
+        );
+    };
+    invalid(
+        ex.features(&Tensor::zeros([2, 2, 28, 28], cpu), &taps),
+        "channels",
+    );
+    invalid(
+        ex.features(&Tensor::zeros([2, 28, 28], cpu), &taps),
+        "[N, C, H, W]",
+    );
+    invalid(
+        ex.features(&Tensor::zeros([2, 1, 0, 28], cpu), &taps),
+        "empty",
+    );
+    invalid(
+        ex.features(
+            &Tensor::zeros([2, 1, 28, 28], (Kind::Int64, Device::Cpu)),
+            &taps,
+        ),
+        "float or u8",
+    );
+    invalid(
+        ex.features(&(Tensor::zeros([1, 1, 4, 4], cpu) / 0.0), &taps),
+        "NaN",
+    );
+    invalid(
+        ex.features_batched(&Tensor::zeros([2, 1, 8, 8], cpu), &taps, 0),
+        "at least 1",
+    );
+    // No image: no feature, not a libtorch error.
+    let none = ex
+        .features(&Tensor::zeros([0, 1, 28, 28], cpu), &taps)
+        .unwrap();
+    assert_eq!(none[0].size(), vec![0, 64]);
+    // The network itself refuses inputs it cannot take (below 75 x 75 the deepest block has
+    // no pixel left).
+    let net = cign_metrics::inception::InceptionNetwork::new(
+        &cign_metrics::weights::load_fid_params(ex.weights_path()).unwrap(),
+        Device::Cpu,
+        cign_metrics::inception::Layout::Nchw,
+    )
+    .unwrap();
+    let small = net.forward_taps(
+        &Tensor::zeros([1, 3, 74, 74], cpu),
+        &[cign_metrics::Tap::D2048],
+    );
+    assert!(small.unwrap_err().to_string().contains(">= 75"));
+    let ok = net.forward_taps(
+        &Tensor::zeros([1, 3, 75, 75], cpu),
+        &[cign_metrics::Tap::D2048],
+    );
+    assert_eq!(ok.unwrap()[0].size(), vec![1, 2048]);
+    let mut params = cign_metrics::weights::load_fid_params(ex.weights_path()).unwrap();
+    params.insert(
+        "Conv2d_1a_3x3.conv.weight".into(),
+        Tensor::zeros([32, 3, 5, 5], cpu),
+    );
+    let err = cign_metrics::inception::InceptionNetwork::new(
+        &params,
+        Device::Cpu,
+        cign_metrics::inception::Layout::Nchw,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("[32, 3, 5, 5]"), "{err}");
+
+    // KID and the trace of the square root with shapes that do not fit.
+    let f = Tensor::zeros([4, 3], cpu);
+    assert!(cign_metrics::kid::mmd2_unbiased(&f, &Tensor::zeros([4, 2], cpu)).is_err());
+    assert!(cign_metrics::kid::mmd2_unbiased(&f.narrow(0, 0, 1), &f).is_err());
+    assert!(cign_metrics::frechet::trace_sqrt_product(&f, &f).is_err());
+    assert!(cign_metrics::frechet::trace_sqrt_product(&Tensor::zeros([], cpu), &f).is_err());
+
+    // Classifier files: missing tensors, other shapes (even broadcastable ones) or kinds.
+    let tmp = tempfile::tempdir().unwrap();
+    let clf = ConditionalClassifier::new(Device::Cpu).unwrap();
+    let good = tmp.path().join("good.safetensors");
+    clf.save(&good).unwrap();
+    ConditionalClassifier::load(&good, Device::Cpu).unwrap();
+    let mut tensors = Tensor::read_safetensors(&good).unwrap();
+    let bias = tensors.iter().position(|(n, _)| n == "fc.bias").unwrap();
+    for (replacement, want) in [
+        (Tensor::zeros([1], cpu), "[1]"),
+        (Tensor::zeros([10], (Kind::Int64, Device::Cpu)), "Int64"),
+    ] {
+        tensors[bias].1 = replacement;
+        let path = tmp.path().join("bad.safetensors");
+        Tensor::write_safetensors(&tensors, &path).unwrap();
+        let err = ConditionalClassifier::load(&path, Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fc.bias") && err.contains(want), "{err}");
+    }
+    let _ = tensors.remove(bias);
+    let path = tmp.path().join("short.safetensors");
+    Tensor::write_safetensors(&tensors, &path).unwrap();
+    let err = ConditionalClassifier::load(&path, Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has no tensor 'fc.bias'"), "{err}");
+    std::fs::write(&path, b"junk").unwrap();
+    assert!(ConditionalClassifier::load(&path, Device::Cpu).is_err());
+}

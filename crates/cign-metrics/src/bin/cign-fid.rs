@@ -178,11 +178,17 @@ fn open_side(
         include_hidden: args.include_hidden,
     };
     let label = format!("input {name} ({})", path.display());
-    let input = open_input_with(path, &folder).with_context(|| label.clone())?;
+    let input = named(
+        open_input_with(path, &folder),
+        &format!("input {name}"),
+        path,
+    )?;
     let labels = match labels {
-        Some(p) => Some(
-            read_labels(p).with_context(|| format!("labels of input {name} ({})", p.display()))?,
-        ),
+        Some(p) => Some(named(
+            read_labels(p),
+            &format!("labels of input {name}"),
+            p,
+        )?),
         None => None,
     };
     match &input {
@@ -223,6 +229,19 @@ fn open_side(
         path: path.to_path_buf(),
         input,
         labels,
+    })
+}
+
+/// Prefixes an error with `what` ("input A") and the path, unless the message names the
+/// path already (then `what` alone: the path once is enough).
+fn named<T>(result: cign_metrics::Result<T>, what: &str, path: &Path) -> Result<T> {
+    result.map_err(|e| {
+        let shown = path.display().to_string();
+        if e.to_string().contains(&shown) {
+            anyhow::Error::new(e).context(what.to_string())
+        } else {
+            anyhow::Error::new(e).context(format!("{what} ({shown})"))
+        }
     })
 }
 

@@ -34,12 +34,19 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// `x` with this layout's strides (same shape and values).
-    pub fn apply(self, x: &Tensor) -> Tensor {
-        match self {
-            Layout::Nchw => x.contiguous(),
-            Layout::ChannelsLast => x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]),
-        }
+    /// `x` (`[N, C, H, W]`) with this layout's strides (same shape and values).
+    ///
+    /// # Errors
+    /// [`MetricsError::Torch`] when `x` has another number of dimensions or libtorch runs
+    /// out of memory.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Layout::Nchw => x.f_contiguous()?,
+            Layout::ChannelsLast => x
+                .f_permute([0, 2, 3, 1])?
+                .f_contiguous()?
+                .f_permute([0, 3, 1, 2])?,
+        })
     }
 }
 
@@ -93,7 +100,7 @@ impl BasicConv {
     pub fn new(params: &ParamMap, spec: &ConvSpec, device: Device, layout: Layout) -> Result<Self> {
         let (weight, bias) = folded(params, spec)?;
         Ok(BasicConv {
-            weight: layout.apply(&weight.f_to_device(device)?),
+            weight: layout.apply(&weight.f_to_device(device)?)?,
             bias: bias.f_to_device(device)?,
             stride: spec.stride,
             padding: spec.padding,
@@ -118,7 +125,7 @@ impl BasicConv {
             biases.push(b);
         }
         Ok(BasicConv {
-            weight: layout.apply(&Tensor::f_cat(&weights, 0)?.f_to_device(device)?),
+            weight: layout.apply(&Tensor::f_cat(&weights, 0)?.f_to_device(device)?)?,
             bias: Tensor::f_cat(&biases, 0)?.f_to_device(device)?,
             stride: 1,
             padding: [0, 0],
@@ -126,22 +133,29 @@ impl BasicConv {
     }
 
     /// conv + bias + ReLU.
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        let mut y = self.forward_linear(x);
-        let _ = y.relu_();
-        y
+    ///
+    /// # Errors
+    /// [`MetricsError::Torch`] when libtorch fails (wrong input shape or device, out of
+    /// memory).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut y = self.forward_linear(x)?;
+        let _ = y.f_relu_()?;
+        Ok(y)
     }
 
     /// conv + bias, without the ReLU.
-    pub fn forward_linear(&self, x: &Tensor) -> Tensor {
-        x.conv2d(
+    ///
+    /// # Errors
+    /// As [`BasicConv::forward`].
+    pub fn forward_linear(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_conv2d(
             &self.weight,
             Some(&self.bias),
             [self.stride, self.stride],
             self.padding,
             [1, 1],
             1,
-        )
+        )?)
     }
 }
 
@@ -176,32 +190,38 @@ impl Heads {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Vec<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         if !self.pooled_last {
-            return self
+            return Ok(self
                 .conv
-                .forward(x)
-                .split_with_sizes(self.splits.as_slice(), 1);
+                .forward(x)?
+                .f_split_with_sizes(self.splits.as_slice(), 1)?);
         }
-        let y = self.conv.forward_linear(x);
-        let mut parts = y.split_with_sizes(self.splits.as_slice(), 1);
-        let pool = parts.pop().map(|p| avg_pool_3x3_same(&p).relu());
+        let y = self.conv.forward_linear(x)?;
+        let mut parts = y.f_split_with_sizes(self.splits.as_slice(), 1)?;
+        let pool = match parts.pop() {
+            Some(p) => Some(avg_pool_3x3_same(&p)?.f_relu()?),
+            None => None,
+        };
         for p in parts.iter_mut() {
-            let _ = p.relu_();
+            let _ = p.f_relu_()?;
         }
         parts.extend(pool);
-        parts
+        Ok(parts)
     }
 }
 
 /// Average pool 3x3, stride 1, padding 1, padding not counted (TensorFlow's behaviour).
-fn avg_pool_3x3_same(x: &Tensor) -> Tensor {
-    x.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None)
+fn avg_pool_3x3_same(x: &Tensor) -> Result<Tensor> {
+    Ok(x.f_avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None)?)
 }
 
 /// Max pool 3x3, stride 2, no padding.
-pub fn max_pool_3x3_s2(x: &Tensor) -> Tensor {
-    x.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false)
+///
+/// # Errors
+/// [`MetricsError::Torch`] when libtorch fails (input smaller than 3 x 3, out of memory).
+pub fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
+    Ok(x.f_max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false)?)
 }
 
 fn convs(
@@ -237,12 +257,15 @@ impl Chain {
     }
 
     /// Runs the convolutions in order.
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        let mut y = self.0[0].forward(x);
-        for c in &self.0[1..] {
-            y = c.forward(&y);
+    ///
+    /// # Errors
+    /// As [`BasicConv::forward`].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut y = x.shallow_clone();
+        for c in &self.0 {
+            y = c.forward(&y)?;
         }
-        y
+        Ok(y)
     }
 }
 
@@ -273,11 +296,14 @@ impl BlockA {
     }
 
     /// Forward pass.
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        let h = self.heads.forward(x);
-        let b5 = self.b5[0].forward(&h[1]);
-        let dbl = self.dbl[1].forward(&self.dbl[0].forward(&h[2]));
-        Tensor::cat(&[&h[0], &b5, &dbl, &h[3]], 1)
+    ///
+    /// # Errors
+    /// As [`BasicConv::forward`].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.heads.forward(x)?;
+        let b5 = self.b5[0].forward(&h[1])?;
+        let dbl = self.dbl[1].forward(&self.dbl[0].forward(&h[2])?)?;
+        Ok(Tensor::f_cat(&[&h[0], &b5, &dbl, &h[3]], 1)?)
     }
 }
 
@@ -305,11 +331,14 @@ impl BlockB {
     }
 
     /// Forward pass.
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        let b3 = self.b3.forward(x);
-        let dbl = self.dbl[2].forward(&self.dbl[1].forward(&self.dbl[0].forward(x)));
-        let pool = max_pool_3x3_s2(x);
-        Tensor::cat(&[&b3, &dbl, &pool], 1)
+    ///
+    /// # Errors
+    /// As [`BasicConv::forward`].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let b3 = self.b3.forward(x)?;
+        let dbl = self.dbl[2].forward(&self.dbl[1].forward(&self.dbl[0].forward(x)?)?)?;
+        let pool = max_pool_3x3_s2(x)?;
+        Ok(Tensor::f_cat(&[&b3, &dbl, &pool], 1)?)
     }
 }
 
@@ -340,14 +369,17 @@ impl BlockC {
     }
 
     /// Forward pass.
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        let h = self.heads.forward(x);
-        let b7 = self.b7[1].forward(&self.b7[0].forward(&h[1]));
-        let mut dbl = self.dbl[0].forward(&h[2]);
-        for c in &self.dbl[1..] {
-            dbl = c.forward(&dbl);
+    ///
+    /// # Errors
+    /// As [`BasicConv::forward`].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.heads.forward(x)?;
+        let b7 = self.b7[1].forward(&self.b7[0].forward(&h[1])?)?;
+        let mut dbl = h[2].shallow_clone();
+        for c in &self.dbl {
+            dbl = c.forward(&dbl)?;
         }
-        Tensor::cat(&[&h[0], &b7, &dbl, &h[3]], 1)
+        Ok(Tensor::f_cat(&[&h[0], &b7, &dbl, &h[3]], 1)?)
     }
 }
 
@@ -377,12 +409,15 @@ impl BlockD {
     }
 
     /// Forward pass.
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        let h = self.heads.forward(x);
-        let b3 = self.b3.forward(&h[0]);
-        let b7 = self.b7[2].forward(&self.b7[1].forward(&self.b7[0].forward(&h[1])));
-        let pool = max_pool_3x3_s2(x);
-        Tensor::cat(&[&b3, &b7, &pool], 1)
+    ///
+    /// # Errors
+    /// As [`BasicConv::forward`].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.heads.forward(x)?;
+        let b3 = self.b3.forward(&h[0])?;
+        let b7 = self.b7[2].forward(&self.b7[1].forward(&self.b7[0].forward(&h[1])?)?)?;
+        let pool = max_pool_3x3_s2(x)?;
+        Ok(Tensor::f_cat(&[&b3, &b7, &pool], 1)?)
     }
 }
 
@@ -438,17 +473,22 @@ impl BlockE {
     }
 
     /// Forward pass.
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        let h = self.heads.forward(x);
-        let b3a = self.b3[0].forward(&h[1]);
-        let b3b = self.b3[1].forward(&h[1]);
-        let d = self.dbl2.forward(&h[2]);
-        let d3a = self.dbl3[0].forward(&d);
-        let d3b = self.dbl3[1].forward(&d);
+    ///
+    /// # Errors
+    /// As [`BasicConv::forward`].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.heads.forward(x)?;
+        let b3a = self.b3[0].forward(&h[1])?;
+        let b3b = self.b3[1].forward(&h[1])?;
+        let d = self.dbl2.forward(&h[2])?;
+        let d3a = self.dbl3[0].forward(&d)?;
+        let d3b = self.dbl3[1].forward(&d)?;
         let pool = match &self.pool_conv {
-            Some(conv) => conv.forward(&x.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false)),
+            Some(conv) => {
+                conv.forward(&x.f_max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false)?)?
+            }
             None => h[3].shallow_clone(),
         };
-        Tensor::cat(&[&h[0], &b3a, &b3b, &d3a, &d3b, &pool], 1)
+        Ok(Tensor::f_cat(&[&h[0], &b3a, &b3b, &d3a, &d3b, &pool], 1)?)
     }
 }

@@ -67,24 +67,24 @@ impl InceptionNetwork {
 
     /// Output of block `index` (0..=3) for the output of block `index - 1` (or the network
     /// input for block 0), before spatial averaging.
-    fn block(&self, index: usize, x: &Tensor) -> Tensor {
+    fn block(&self, index: usize, x: &Tensor) -> Result<Tensor> {
         match index {
-            0 => max_pool_3x3_s2(&self.stem64.forward(x)),
-            1 => max_pool_3x3_s2(&self.stem192.forward(x)),
+            0 => max_pool_3x3_s2(&self.stem64.forward(x)?),
+            1 => max_pool_3x3_s2(&self.stem192.forward(x)?),
             2 => {
-                let mut y = self.mixed5[0].forward(x);
-                for b in &self.mixed5[1..] {
-                    y = b.forward(&y);
+                let mut y = x.shallow_clone();
+                for b in &self.mixed5 {
+                    y = b.forward(&y)?;
                 }
-                y = self.mixed6a.forward(&y);
+                y = self.mixed6a.forward(&y)?;
                 for b in &self.mixed6 {
-                    y = b.forward(&y);
+                    y = b.forward(&y)?;
                 }
-                y
+                Ok(y)
             }
             _ => {
-                let y = self.mixed7a.forward(x);
-                let y = self.mixed7b.forward(&y);
+                let y = self.mixed7a.forward(x)?;
+                let y = self.mixed7b.forward(&y)?;
                 self.mixed7c.forward(&y)
             }
         }
@@ -114,18 +114,17 @@ impl InceptionNetwork {
         };
         let x = self
             .layout
-            .apply(&input.f_to_kind(Kind::Float)?.f_to_device(self.device)?);
-        let out = tch::no_grad(|| {
+            .apply(&input.f_to_kind(Kind::Float)?.f_to_device(self.device)?)?;
+        tch::no_grad(|| {
             let mut feats = Vec::with_capacity(taps.len());
             let mut y = x;
             for index in 0..=deepest.block_index() {
-                y = self.block(index, &y);
+                y = self.block(index, &y)?;
                 if taps.iter().any(|t| t.block_index() == index) {
-                    feats.push(y.mean_dim([2i64, 3].as_slice(), false, Kind::Float));
+                    feats.push(y.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)?);
                 }
             }
-            feats
-        });
-        Ok(out)
+            Ok(feats)
+        })
     }
 }
