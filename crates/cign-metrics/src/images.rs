@@ -747,6 +747,26 @@ mod tests {
         assert!(all.skipped().is_empty());
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn broken_links_are_counted_and_link_loops_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        image::GrayImage::from_pixel(4, 4, image::Luma([9]))
+            .save(dir.path().join("a.png"))
+            .unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone.png"), dir.path().join("b.png")).unwrap();
+        let files = ImageFiles::from_folder(dir.path()).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files.skipped().broken_links, 1);
+        assert!(files
+            .skipped()
+            .summary()
+            .contains("1 broken symbolic link(s)"));
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+        let err = ImageFiles::from_folder(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("symbolic link loop"), "{err}");
+    }
+
     #[test]
     fn a_folder_without_readable_images_names_what_it_found() {
         let dir = tempfile::tempdir().unwrap();

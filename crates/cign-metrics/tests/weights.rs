@@ -42,3 +42,42 @@ fn cached_weights_equal_a_fresh_conversion_of_the_wheel() {
         );
     }
 }
+
+/// Issue 11 item 7: the weights directory is the user's cache directory (not a folder of the
+/// source checkout, which a registry or git dependency does not have); `CIGN_WEIGHTS_DIR`
+/// wins. Checked through `cign-classifier path` in child processes (no environment changes
+/// in this test process).
+#[test]
+fn weights_dir_defaults_to_the_user_cache_and_the_variable_wins() {
+    let path_of = |envs: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cign-classifier"));
+        cmd.args(["path", "--dataset", "fashion-mnist"])
+            .env_remove("CIGN_WEIGHTS_DIR")
+            .env_remove("XDG_CACHE_HOME");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(
+        path_of(&[("HOME", "/home/someone")]),
+        "/home/someone/.cache/cign/weights/cign-classifier-fashion-mnist.safetensors"
+    );
+    assert_eq!(
+        path_of(&[
+            ("HOME", "/home/someone"),
+            ("XDG_CACHE_HOME", "/var/cache/me")
+        ]),
+        "/var/cache/me/cign/weights/cign-classifier-fashion-mnist.safetensors"
+    );
+    assert_eq!(
+        path_of(&[("HOME", "/home/someone"), ("CIGN_WEIGHTS_DIR", "/data/w")]),
+        "/data/w/cign-classifier-fashion-mnist.safetensors"
+    );
+}

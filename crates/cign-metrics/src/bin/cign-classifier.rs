@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p cign-metrics --bin cign-classifier -- train [--dataset mnist] [--epochs 4]
 //! cargo run --release -p cign-metrics --bin cign-classifier -- eval [--dataset mnist]
+//! cargo run --release -p cign-metrics --bin cign-classifier -- path [--dataset mnist]
 //! ```
 
 use std::path::PathBuf;
@@ -56,6 +57,13 @@ enum Command {
         /// that is not there is an error.
         #[arg(long, default_value = "cpu")]
         device: DeviceChoice,
+    },
+    /// Print the default (cache) path of the classifier of a dataset, for scripts:
+    /// `[ -f "$(cign-classifier path)" ] || cign-classifier train`.
+    Path {
+        /// mnist or fashion-mnist.
+        #[arg(long, default_value = "mnist")]
+        dataset: DatasetKind,
     },
     /// Test accuracy of a trained classifier.
     Eval {
@@ -110,6 +118,9 @@ fn run(args: Args) -> Result<()> {
                 out.unwrap_or_else(|| default_classifier_path(kind))
                     .display()
             );
+        }
+        Command::Path { dataset } => {
+            println!("{}", default_classifier_path(dataset).display());
         }
         Command::Eval {
             dataset: kind,
