@@ -186,12 +186,18 @@ pub fn missing_line(command: &clap::Command) -> String {
 }
 
 /// Prints a clap outcome: help and version to stdout with exit code 0, any other error as one
-/// line ([`clap_error_line`]) with exit code [`USER_ERROR_EXIT`].
+/// line ([`clap_error_line`]; a missing subcommand or argument without the help clap would
+/// print) with exit code [`USER_ERROR_EXIT`].
 pub fn clap_exit(err: &clap::Error) -> ExitCode {
     match err.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = err.print();
             ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // clap would print the whole help; [`main_with`] names the subcommands instead.
+            eprintln!("error: arguments or a subcommand are missing (see --help)");
+            ExitCode::from(USER_ERROR_EXIT)
         }
         _ => {
             eprintln!("{}", clap_error_line(err));
