@@ -42,7 +42,7 @@ SEP = "|---|---|---|---|---|---|---|---|---|"
 
 
 def main():
-    runs = {n: load(n) for n in ["k0", "k1", "k3", "k9", "clamp"]}
+    runs = {n: load(n) for n in ["k0", "k1", "k3", "k9", "clamp", "clamp_per_sample"]}
     any_run = next((d for d in runs.values() if d), None)
     out = ["# Ablations (small channel model, equal training time)", ""]
     if any_run is None:
@@ -86,10 +86,13 @@ def main():
                 + (f" The highest conditional accuracy is at k = {best[1:]} ({acc[best] * 100:.1f}%)." if best else ""),
                 "Whether the mismatch terms help at equal *steps*, or late in training, is not answered here."]
     out += ["", "## Tightness clamp (k = 9)", "",
-            "Off: the authors' loss. On: the IGN follow-ups' smooth clamp",
-            "`tanh(L_t / (a L_rec)) a L_rec` with a = 1.5 on both tightness terms.", "",
+            "Off: the authors' loss. Batch: the smooth clamp `tanh(L_t / (a L_rec)) a L_rec`",
+            "(a = 1.5, both tightness terms) applied once to the batch-mean distance",
+            "(`loss.tight_clamp = \"batch\"`; runs made before the option had three forms say",
+            "`tight_clamp = true`, the same). Per sample: the IGN follow-ups' form, each sample's",
+            "distance clamped before averaging (`loss.tight_clamp = \"per_sample\"`).", "",
             "| clamp | " + HEAD[2:], "|---" + SEP]
-    for name, label in [("k9", "off"), ("clamp", "on")]:
+    for name, label in [("k9", "off"), ("clamp", "batch"), ("clamp_per_sample", "per sample")]:
         d = runs[name]
         out.append(f"| {label} | " + (" | ".join(cells(d)) if d else " | ".join(["not run"] + ["-"] * 8)) + " |")
     out += ["", "Sample grids (one row per class, the same noise in every column): "

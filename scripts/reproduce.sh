@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Trains the paper's four models and the IGN baseline (and the Fashion-MNIST model) with a
+# Trains the paper's four models, the IGN baseline (the IGN network, configs/ign_baseline.toml),
+# the label-free ablation of the CIGN network (configs/cign_no_labels.toml) and the
+# Fashion-MNIST model with a
 # per-run time budget, evaluates each (scripts/train_and_eval.sh) and writes the table in
 # results/README.md (scripts/results_table.py). Runs are short on a CPU: the table says so.
 #
@@ -9,7 +11,7 @@
 # N_PER_CLASS      generated images per class for the metrics (default 1000, the paper's size)
 # REAL_LIMIT       test images used as the reference (default 0 = all 10,000)
 # MODELS           config names (default: large_channel small_filter small_channel large_filter
-#                  ign_baseline fashion_small_channel)
+#                  ign_baseline cign_no_labels fashion_small_channel)
 # Environment: CIGN_THREADS, CIGN_EVAL_MAX_IMAGES, CIGN_BIN_DIR and CIGN_COMMIT as in
 # scripts/train_and_eval.sh; CIGN_CLASSIFIER_ARGS: extra options of `cign-classifier train` when
 # a classifier is missing (for example "--epochs 1 --train-limit 20000" on a CPU).
@@ -20,7 +22,7 @@ n_per_class="${2:-1000}"
 real_limit="${3:-0}"
 shift $(( $# < 3 ? $# : 3 ))
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(large_channel small_filter small_channel large_filter ign_baseline fashion_small_channel)
+[ ${#models[@]} -gt 0 ] || models=(large_channel small_filter small_channel large_filter ign_baseline cign_no_labels fashion_small_channel)
 
 bin="${CIGN_BIN_DIR:-target/release}"
 [ -n "${CIGN_BIN_DIR:-}" ] || cargo build --release -q -p cign-train --bins -p cign-metrics

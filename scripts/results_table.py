@@ -9,10 +9,10 @@ import re
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAPER = {64: 0.1149, 192: 0.6598, 768: 0.2852}
 PARAMS = {"large_channel": "5,607,110", "small_filter": "616,005", "small_channel": "462,182",
-          "large_filter": "1,916,485", "ign_baseline": "5,576,704",
+          "large_filter": "1,916,485", "ign_baseline": "5,550,336", "cign_no_labels": "5,576,704",
           "fashion_large_channel": "5,607,110", "fashion_small_channel": "462,182",
           "cpu_demo": "462,182"}
-ORDER = ["large_channel", "small_filter", "small_channel", "large_filter", "ign_baseline",
+ORDER = ["large_channel", "small_filter", "small_channel", "large_filter", "ign_baseline", "cign_no_labels",
          "fashion_small_channel", "fashion_large_channel", "cpu_demo"]
 
 
@@ -21,7 +21,12 @@ def fmt(x, nd=4):
 
 
 def model_of(name, d):
-    """The config a run trained (its name, or the config in its command)."""
+    """The config a run trained (its name, or the config in its command). Runs named
+    ign_baseline whose resolved config has no `architecture = "ign"` were made before the IGN
+    network existed, with the config now called cign_no_labels (the CIGN network without
+    labels), and are labelled as such."""
+    if name == "ign_baseline" and 'architecture = "ign"' not in (d["training"].get("config") or ""):
+        return "cign_no_labels"
     if name in PARAMS:
         return name
     m = re.search(r"configs/(\w+)\.toml", d["training"].get("command", ""))
@@ -63,8 +68,10 @@ def main():
             acc_s = "unconditional; classes " + "/".join(f"{b * 100:.0f}" for b in balance) + "%"
         else:
             acc_s = "-"
+        model = model_of(name, d)
+        label = name if model == name else f"{name} (old config = {model}, not the IGN network)"
         out.append(
-            f"| {name} | {PARAMS.get(model_of(name, d), '?')} | {r.get('dataset', '?')} | {trained} | {device} | "
+            f"| {label} | {PARAMS.get(model, '?')} | {r.get('dataset', '?')} | {trained} | {device} | "
             f"{fmt(mean(64))} | {fmt(mean(192))} | {fmt(mean(768))} | {fmt(allc)} | {acc_s} | "
             f"{t.get('commit', '?')} | `{t.get('command', '?')}` |")
     out += ["", "Metrics (`cign-eval`): per-class FID of N generated images per class against the test images",

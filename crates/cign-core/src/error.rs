@@ -6,6 +6,9 @@ pub enum CoreError {
     /// A configuration value is out of range or inconsistent.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A configuration value out of range, with its key.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] crate::config::ConfigValueError),
     /// A named tensor that was expected is absent.
     #[error("missing tensors: {0}")]
     MissingTensors(String),

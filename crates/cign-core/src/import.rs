@@ -7,7 +7,7 @@ use safetensors::{Dtype, SafeTensors};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use crate::{Conditioning, CoreError, ModelConfig};
+use crate::{Architecture, Conditioning, CoreError, ModelConfig};
 
 fn kind_of(d: Dtype) -> Option<Kind> {
     Some(match d {
@@ -143,8 +143,15 @@ pub fn load_safetensors_into(
 }
 
 /// The model config a fixture's (or an export's) metadata names: keys `kind` (`channel`,
-/// `filter` or `none`), `latent_dim`, `intermediate_dim`, `embedding_dim`, and optionally
-/// `dropout`, `num_classes`, `image_channels`. Absent optional keys take their defaults.
+/// `filter`, `none` for the CIGN network without labels, or `ign` for the IGN network),
+/// `latent_dim`, `intermediate_dim` and `embedding_dim` (the last two optional for `ign`:
+/// `8 * latent_dim` and unused), and optionally `dropout`, `num_classes`, `image_channels`.
+/// Absent optional keys take their defaults (`dropout` 0.1 for `ign`).
+///
+/// # Errors
+///
+/// [`CoreError::InvalidConfig`] for a missing required key, an unparsable value or an unknown
+/// kind; [`CoreError::Config`] when the result fails [`ModelConfig::validate`].
 pub fn model_config_from_metadata(
     meta: &HashMap<String, String>,
 ) -> Result<ModelConfig, CoreError> {
@@ -160,35 +167,45 @@ pub fn model_config_from_metadata(
     let req = |k: &str| -> Result<i64, CoreError> {
         int(k)?.ok_or_else(|| CoreError::InvalidConfig(format!("metadata has no {k}")))
     };
-    let conditioning = match meta
+    let kind = meta
         .get("kind")
         .or_else(|| meta.get("conditioning"))
-        .map(|s| s.trim().to_lowercase())
-    {
-        Some(k) if k == "channel" => Conditioning::Channel,
-        Some(k) if k == "filter" => Conditioning::Filter,
-        Some(k) if k == "none" || k == "ign" || k == "unconditional" => Conditioning::None,
+        .map(|s| s.trim().to_lowercase());
+    let base = match kind.as_deref() {
+        Some("channel") => ModelConfig::with_dims(Conditioning::Channel, 1, 1, 1),
+        Some("filter") => ModelConfig::with_dims(Conditioning::Filter, 1, 1, 1),
+        Some("none") | Some("unconditional") => ModelConfig::with_dims(Conditioning::None, 1, 1, 1),
+        Some("ign") => ModelConfig::ign(1),
         other => {
             return Err(CoreError::InvalidConfig(format!(
-                "metadata kind {other:?} is not channel, filter or none"
+                "metadata kind {other:?} is not channel, filter, none or ign"
             )))
         }
     };
-    let d = ModelConfig::default();
+    let ign = base.architecture == Architecture::Ign;
+    let latent_dim = req("latent_dim")?;
     let cfg = ModelConfig {
-        conditioning,
-        latent_dim: req("latent_dim")?,
-        intermediate_dim: req("intermediate_dim")?,
-        embedding_dim: req("embedding_dim")?,
+        latent_dim,
+        intermediate_dim: if ign {
+            int("intermediate_dim")?.unwrap_or(8 * latent_dim)
+        } else {
+            req("intermediate_dim")?
+        },
+        embedding_dim: if ign {
+            int("embedding_dim")?.unwrap_or(base.embedding_dim)
+        } else {
+            req("embedding_dim")?
+        },
         dropout: match meta.get("dropout") {
             Some(v) => v
                 .trim()
                 .parse()
                 .map_err(|e| CoreError::InvalidConfig(format!("metadata dropout={v}: {e}")))?,
-            None => d.dropout,
+            None => base.dropout,
         },
-        num_classes: int("num_classes")?.unwrap_or(d.num_classes),
-        image_channels: int("image_channels")?.unwrap_or(d.image_channels),
+        num_classes: int("num_classes")?.unwrap_or(base.num_classes),
+        image_channels: int("image_channels")?.unwrap_or(base.image_channels),
+        ..base
     };
     cfg.validate()?;
     Ok(cfg)

@@ -1,10 +1,12 @@
 //! # cign-core
 //!
 //! Conditional Idempotent Generative Networks (Ronchetti, arXiv 2406.02841) on libtorch via
-//! `tch`: the channel- and filter-conditioned networks of the authors' MNIST code, the
-//! unconditional IGN baseline, the five-term CIGN objective (three-term IGN objective for the
-//! baseline) with its gradient routing, an AdamW equal to PyTorch's, and import of the authors'
-//! weights from safetensors files that use their state-dict names.
+//! `tch`: the channel- and filter-conditioned networks of the authors' MNIST code (and the same
+//! network without labels, an ablation), the unconditional IGN network the paper compares
+//! against ([`ign`], [`Architecture::Ign`]), the five-term CIGN objective (three-term IGN
+//! objective without labels) with its gradient routing and optional tightness clamp
+//! ([`TightClamp`]), an AdamW equal to PyTorch's, and import of the authors' weights from
+//! safetensors files that use their state-dict names.
 //!
 //! ```no_run
 //! use cign_core::{AdamW, AdamWConfig, CignModel, Conditioning, ModelConfig, Objective,
@@ -60,17 +62,22 @@
 //!   never received a gradient is skipped by [`AdamW::step`] as in PyTorch, one whose gradient
 //!   was zeroed is updated with a zero gradient (in CIGN every parameter gets a gradient every
 //!   step, so the two agree).
-//! * The golden tests reproduce the authors' fixtures bit for bit, provided oneDNN uses the AVX2
-//!   kernels the fixtures were made with (`ONEDNN_MAX_CPU_ISA=AVX2`, which the tests set): the
-//!   tiny fixtures (batch 4) amplify summation-order differences beyond the gradient tolerance.
+//! * The golden tests reproduce the fixtures made by `tests/fixtures/make_fixtures.py` bit for
+//!   bit, running as they were made: oneDNN's AVX2 kernels (`ONEDNN_MAX_CPU_ISA=AVX2`) and one
+//!   intra-op thread (training-mode BatchNorm splits its sums by thread); every formulation is
+//!   held to a multiple of the fixture's own float32 error from a float64 run of its inputs.
 //! * Speed on the CPU without changing the objective ([`Formulation`]; the default is the
-//!   fastest measured, [`Formulation::AUTHORS`] reproduces the authors' fixtures bit for bit):
+//!   fastest measured among those whose float32 step stays within 10 times the authors' own
+//!   float32 error of the exact step on every fixture (`tests/golden.rs`),
+//!   [`Formulation::AUTHORS`] reproduces the authors' code bit for bit on fixtures made on the
+//!   same machine):
 //!   dropout masks from a counter-based generator instead of torch's per-element Bernoulli
 //!   draws, fused with the following (leaky) ReLU into one multiplication ([`dropout`]); the
 //!   filter model's channel mixer as a 1x1 convolution so activations stay contiguous NCHW
 //!   ([`MixerImpl`]); label maps and kernels computed once per class and gathered, the channel
-//!   model's label channel as a separate convolution ([`LabelImpl`]); BatchNorm of 1x1 and 2x2
-//!   maps as rows ([`BnLayout`]). Binaries also raise glibc's malloc thresholds
+//!   model's label channel as a separate convolution ([`LabelImpl`]); optionally BatchNorm of
+//!   1x1 and 2x2 maps as rows ([`BnLayout`], not the default: less accurate in float32).
+//!   Binaries also raise glibc's malloc thresholds
 //!   ([`runtime::tune_malloc`]) so freed activations are reused instead of unmapped.
 //! * FLOPs: [`flops`]; the benchmark (`cargo bench -p cign-core`) prints them next to the times.
 
@@ -79,13 +86,17 @@ pub mod depthwise;
 pub mod dropout;
 pub mod error;
 pub mod flops;
+pub mod ign;
 pub mod import;
 pub mod model;
 pub mod objective;
 pub mod optim;
 pub mod runtime;
 
-pub use config::{AdamWConfig, Conditioning, LossWeights, ModelConfig, ObjectiveConfig};
+pub use config::{
+    AdamWConfig, Architecture, Conditioning, ConfigValueError, LossWeights, ModelConfig,
+    ObjectiveConfig, TightClamp,
+};
 pub use depthwise::DepthwiseImpl;
 pub use error::CoreError;
 pub use import::{

@@ -1,6 +1,8 @@
-//! The network `f`: an encoder (the authors' "discriminator") and a decoder ("generator"),
-//! conditioned on the label by extra channels (spec §4a), by per-sample depthwise filters
-//! (§4b), or not at all (the unconditional IGN baseline).
+//! The network `f`: an encoder (the authors' "discriminator") and a decoder ("generator").
+//! The CIGN network (arXiv 2406.02841, Sec. 3.2 and the authors' `MNIST/CIGN_channel` and
+//! `MNIST/CIGN_filter` modules) is conditioned on the label by extra channels, by per-sample
+//! depthwise filters, or not at all (a label-free ablation); [`Architecture::Ign`] selects
+//! the unconditional IGN network instead ([`crate::ign`]).
 //!
 //! Variable names equal the authors' PyTorch state-dict keys, e.g.
 //! `discriminator.conv_1.weight`, `discriminator.batch_norm_1.running_mean`,
@@ -15,7 +17,8 @@ use tch::{Device, Kind, Tensor};
 use crate::depthwise::{
     conv_out, conv_transpose_out, depthwise_conv2d, depthwise_conv_transpose2d, DepthwiseImpl,
 };
-use crate::{Conditioning, CoreError, ModelConfig};
+use crate::ign::{ign_layer_geometry, IgnNetwork};
+use crate::{Architecture, Conditioning, CoreError, ModelConfig};
 
 /// Side length of the (square) images.
 pub const IMAGE_SIZE: i64 = 28;
@@ -35,8 +38,14 @@ pub struct LayerGeometry {
     pub transposed: bool,
 }
 
-/// The five encoder layers followed by the five decoder layers of a config (spec §4a/§4b).
+/// The five encoder layers followed by the five decoder layers of a config: for the CIGN
+/// network the kernel sizes, strides and paddings of the authors' modules (`conv_1` to
+/// `conv_5` of each half; the filter model's depthwise layers have the same geometry), for
+/// the IGN network those of [`crate::ign`].
 pub fn layer_geometry(cfg: &ModelConfig) -> [LayerGeometry; 10] {
+    if cfg.architecture == Architecture::Ign {
+        return ign_layer_geometry(cfg);
+    }
     let (l, i, c) = (cfg.latent_dim, cfg.intermediate_dim, cfg.image_channels);
     // (c_in, c_out, k, s, p)
     let enc = [
@@ -187,13 +196,17 @@ pub enum LabelImpl {
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum BnLayout {
-    /// NCHW, as the authors.
+    /// NCHW, as the authors (default).
+    #[default]
     Nchw,
     /// Maps of at most 2x2 pixels (the encoder's last BatchNorms and the decoder's first) are
     /// normalised as rows `[N H W, C]`: the same statistics (over batch and pixels, per
     /// channel), but the CPU kernel vectorises over channels instead of over 1 to 4 pixels
-    /// (default; its backward was 5% of a filter model step).
-    #[default]
+    /// (its backward was 5% of a filter model step). Exact in float64, but in float32 it
+    /// lands further from the exact step than the authors' code on an ill-conditioned
+    /// fixture (`tests/golden.rs`: 24.6 times the authors' own float32 error scale on
+    /// `channel_L8_I16_E5_seed1`, every other formulation at most 3.5 times), so it is not
+    /// the default.
     RowsForSmallMaps,
 }
 
@@ -576,13 +589,19 @@ impl Half {
     }
 }
 
+/// The layers of one architecture.
+#[derive(Debug)]
+enum Net {
+    Cign { encoder: Half, decoder: Half },
+    Ign(IgnNetwork),
+}
+
 /// The network `f(x, c) -> x'` (encoder under the path `discriminator`, decoder under
-/// `generator`).
+/// `generator`): the CIGN network or, with [`Architecture::Ign`], the IGN network.
 #[derive(Debug)]
 pub struct CignModel {
     cfg: ModelConfig,
-    encoder: Half,
-    decoder: Half,
+    net: Net,
     /// Negative slope of LeakyReLU (0.2) as a one-element tensor (used through `prelu`, whose
     /// value and gradient equal `leaky_relu`'s).
     slope: Tensor,
@@ -592,16 +611,26 @@ pub struct CignModel {
 impl CignModel {
     /// Creates the variables of `f` under `root` (usually `vs.root()`), initialised like
     /// PyTorch's default initialisation.
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::Config`] when `cfg` fails [`ModelConfig::validate`].
     pub fn new(root: &nn::Path, cfg: &ModelConfig) -> Result<Self, CoreError> {
         cfg.validate()?;
-        let geos = layer_geometry(cfg);
-        let encoder = Half::new(&root.sub("discriminator"), cfg, &geos[..5], false);
-        let decoder = Half::new(&root.sub("generator"), cfg, &geos[5..], true);
+        let net = match cfg.architecture {
+            Architecture::Cign => {
+                let geos = layer_geometry(cfg);
+                Net::Cign {
+                    encoder: Half::new(&root.sub("discriminator"), cfg, &geos[..5], false),
+                    decoder: Half::new(&root.sub("generator"), cfg, &geos[5..], true),
+                }
+            }
+            Architecture::Ign => Net::Ign(IgnNetwork::new(root, cfg)),
+        };
         let slope = Tensor::from_slice(&[LEAKY_SLOPE as f32]).to_device(root.device());
         Ok(CignModel {
             cfg: cfg.clone(),
-            encoder,
-            decoder,
+            net,
             slope,
             form: Cell::new(Formulation::default_for(root.device())),
         })
@@ -617,7 +646,8 @@ impl CignModel {
     }
 
     /// Chooses the formulation (all compute the same function; they differ in summation order
-    /// and speed). [`Formulation::AUTHORS`] reproduces the authors' code bit for bit.
+    /// and speed). [`Formulation::AUTHORS`] reproduces the authors' code bit for bit. The IGN
+    /// network has one formulation and ignores this.
     pub fn set_formulation(&self, form: Formulation) {
         self.form.set(form);
     }
@@ -643,9 +673,14 @@ impl CignModel {
         }
     }
 
-    /// One pass of `f`. `x`: `[B, C, 28, 28]` in [-1, 1]; `labels`: Int64 `[B]` (ignored, and
-    /// may be `None`, for [`Conditioning::None`]). `train` is PyTorch's training mode: batch
-    /// statistics (the BatchNorm running statistics are updated) and dropout; otherwise eval mode.
+    /// One pass of `f`. `x`: `[B, C, 28, 28]` in [-1, 1]; `labels`: Int64 `[B]` in
+    /// `0..num_classes` (ignored, and may be `None`, for [`Conditioning::None`]). `train` is
+    /// PyTorch's training mode: batch statistics (the BatchNorm running statistics are
+    /// updated) and dropout; otherwise eval mode. Returns `[B, C, 28, 28]` in [-1, 1].
+    ///
+    /// # Panics
+    ///
+    /// A conditional model given no labels; shapes other than the above (libtorch's error).
     pub fn forward_t(&self, x: &Tensor, labels: Option<&Tensor>, train: bool) -> Tensor {
         self.forward_mode(x, labels, Mode::from_train(train))
     }
@@ -659,27 +694,33 @@ impl CignModel {
     /// The encoder alone: `[B, C, 28, 28] -> [B, I, 1, 1]`.
     pub fn encode_mode(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
         let labels = self.labels(labels);
-        self.encoder.forward(
-            x,
-            labels,
-            mode,
-            self.cfg.dropout,
-            self.form.get(),
-            &self.slope,
-        )
+        match &self.net {
+            Net::Cign { encoder, .. } => encoder.forward(
+                x,
+                labels,
+                mode,
+                self.cfg.dropout,
+                self.form.get(),
+                &self.slope,
+            ),
+            Net::Ign(net) => net.encode(x, mode),
+        }
     }
 
     /// The decoder alone: `[B, I, 1, 1] -> [B, C, 28, 28]`.
     pub fn decode_mode(&self, h: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
         let labels = self.labels(labels);
-        self.decoder.forward(
-            h,
-            labels,
-            mode,
-            self.cfg.dropout,
-            self.form.get(),
-            &self.slope,
-        )
+        match &self.net {
+            Net::Cign { decoder, .. } => decoder.forward(
+                h,
+                labels,
+                mode,
+                self.cfg.dropout,
+                self.form.get(),
+                &self.slope,
+            ),
+            Net::Ign(net) => net.decode(h, mode),
+        }
     }
 
     /// Generation: `f(z, labels)` in eval mode without gradients (one call, as in the paper).

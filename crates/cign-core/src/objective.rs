@@ -1,4 +1,5 @@
-//! The CIGN objective (spec §2) and the IGN objective of the unconditional baseline.
+//! The CIGN objective (arXiv 2406.02841, Sec. 3.1; `get_losses` of the authors'
+//! `MNIST/idempotent_networks.py`) and the IGN objective of the unconditional networks.
 //!
 //! With `D` the mean absolute error, `f_copy` a frozen copy of `f` and `sg` stop-gradient:
 //!
@@ -18,19 +19,29 @@
 //! so whatever its training-mode passes do to them is thrown away.
 //!
 //! For [`Conditioning::None`] the objective is IGN's: rec, idem and tight on noise, labels
-//! ignored; the mismatch terms are zero.
+//! ignored; the mismatch terms are zero. (The IGN code the authors modified,
+//! PapersReimplementations `src/cv/ign/ign.py`, runs the same four passes in the same order:
+//! f(x), f(z), f_copy(f(z)), f(sg f(z)).)
+//!
+//! The optional smooth clamp of the tightness terms ([`TightClamp`], off by default as in the
+//! authors' code) replaces `-w d` by `-w tanh(d / (a D_rec)) a D_rec`, with `D_rec` the
+//! (unweighted) reconstruction distance of the real batch, gradients flowing through both
+//! (IGN, arXiv 2311.01462, Sec. 3). [`TightClamp::Batch`] clamps the batch's distance `d`;
+//! [`TightClamp::PerSample`] clamps each sample's distance `d_i` (the mean over its elements)
+//! and then averages over the samples.
 
 use serde::Serialize;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::model::{CignModel, Mode};
-use crate::{Conditioning, CoreError, ModelConfig, ObjectiveConfig};
+use crate::{Conditioning, CoreError, ModelConfig, ObjectiveConfig, TightClamp};
 
 /// One step's data. Labels are Int64 `[N]`; images `[N, C, 28, 28]`.
 #[derive(Debug)]
 pub struct TrainBatch {
-    /// Real images (with the training noise already applied, spec §3).
+    /// Real images (with the training noise already applied: `N(0, 0.15^2)` then clamped to
+    /// [-1, 1] in the authors' `MNIST/main.py`).
     pub x: Tensor,
     pub y: Tensor,
     /// Noise images `N(0, I)` and their labels (uniform over the classes).
@@ -184,6 +195,11 @@ pub struct Objective {
 }
 
 impl Objective {
+    /// The objective for models of `model_cfg`, with its own frozen copy on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::Config`] when either config fails its `validate`.
     pub fn new(
         model_cfg: &ModelConfig,
         obj_cfg: ObjectiveConfig,
@@ -231,21 +247,35 @@ impl Objective {
     }
 
     fn check_model(&self, model: &CignModel) {
+        let (m, o) = (model.config(), &self.model_cfg);
         assert_eq!(
-            model.config().conditioning,
-            self.model_cfg.conditioning,
-            "the objective was built for another conditioning"
+            (m.architecture, m.conditioning),
+            (o.architecture, o.conditioning),
+            "the objective was built for another architecture or conditioning"
         );
     }
 
-    fn tight(&self, raw: Tensor, rec_raw: &Tensor, w: f64) -> Tensor {
-        if self.cfg.tight_clamp {
-            let a = self.cfg.tight_clamp_ratio;
-            // IGN's smooth clamp applied to the (negative) tightness term.
-            let scale = rec_raw * a;
-            (-raw / &scale).tanh() * scale * w
-        } else {
-            raw * (-w)
+    /// The weighted tightness term of `out = f(sg a)` and `inp = sg a` (both `[N, ...]`),
+    /// clamped as configured; `rec_raw` is the unweighted reconstruction distance.
+    fn tight(&self, out: &Tensor, inp: &Tensor, rec_raw: &Tensor, w: f64) -> Tensor {
+        let scale = || rec_raw * self.cfg.tight_clamp_ratio;
+        match self.cfg.tight_clamp {
+            // The authors' `-w * L1Loss()(out, inp)`.
+            TightClamp::Off => dist(out, inp) * (-w),
+            TightClamp::Batch => {
+                let scale = scale();
+                (-dist(out, inp) / &scale).tanh() * scale * w
+            }
+            TightClamp::PerSample => {
+                let n = out.size()[0];
+                let per_sample =
+                    (out - inp)
+                        .abs()
+                        .reshape([n, -1])
+                        .mean_dim(1, false, None::<Kind>);
+                let scale = scale();
+                (-per_sample / &scale).tanh().mean(None::<Kind>) * scale * w
+            }
         }
     }
 
@@ -255,7 +285,7 @@ impl Objective {
 
     /// The training loss: refreshes the frozen copy from `vs` (no reallocation), runs the seven
     /// passes in training mode in the fixture order and returns the weighted terms with the
-    /// gradient routing of spec §2 (call `total.backward()` next).
+    /// gradient routing of the module docs (call `total.backward()` next).
     pub fn training_loss(
         &mut self,
         model: &CignModel,
@@ -266,7 +296,7 @@ impl Objective {
         self.refresh_copy(vs)
             .expect("the frozen copy and the model's var store have different variables");
         self.frozen.set_formulation(model.formulation());
-        let w = self.cfg.weights.clone();
+        let w = self.cfg.weights();
         let cond = self.model_cfg.conditioning.is_conditional();
         let lab = |t: &Tensor| -> Option<Tensor> { cond.then(|| t.shallow_clone()) };
         let (y, yz) = (lab(&batch.y), lab(&batch.yz));
@@ -293,7 +323,8 @@ impl Objective {
         // f(sg f(z)): gradients reach f through the outer call only.
         let fz_d = fz.detach();
         let tight_noise = self.tight(
-            dist(&model.forward_mode(&fz_d, yz.as_ref(), t), &fz_d),
+            &model.forward_mode(&fz_d, yz.as_ref(), t),
+            &fz_d,
             &rec_raw,
             w.tight_noise,
         );
@@ -303,7 +334,8 @@ impl Objective {
                     dist(&self.frozen.forward_mode(fm, ym.as_ref(), t), fm) * w.idem_mismatch;
                 let fm_d = fm.detach();
                 let tight = self.tight(
-                    dist(&model.forward_mode(&fm_d, ym.as_ref(), t), &fm_d),
+                    &model.forward_mode(&fm_d, ym.as_ref(), t),
+                    &fm_d,
                     &rec_raw,
                     w.tight_mismatch,
                 );
@@ -328,7 +360,7 @@ impl Objective {
         let _ = vs; // f_copy equals f in eval mode: no copy needed
         self.check_model(model);
         tch::no_grad(|| {
-            let w = self.cfg.weights.clone();
+            let w = self.cfg.weights();
             let cond = self.model_cfg.conditioning.is_conditional();
             let lab = |t: &Tensor| -> Option<Tensor> { cond.then(|| t.shallow_clone()) };
             let (y, yz) = (lab(&batch.y), lab(&batch.yz));
@@ -338,17 +370,16 @@ impl Objective {
             let rec_raw = dist(&fx, &batch.x);
             let fz = model.forward_mode(&batch.z, yz.as_ref(), e);
             let ffz = model.forward_mode(&fz, yz.as_ref(), e);
-            let d_noise = dist(&ffz, &fz);
-            let idem_noise = &d_noise * w.idem_noise;
-            let tight_noise = self.tight(d_noise, &rec_raw, w.tight_noise);
+            let idem_noise = dist(&ffz, &fz) * w.idem_noise;
+            let tight_noise = self.tight(&ffz, &fz, &rec_raw, w.tight_noise);
             let (idem_mismatch, tight_mismatch) = match (&batch.x_mismatch, &batch.y_mismatch) {
                 (Some(xm), ym) if cond => {
                     let ym = lab(ym.as_ref().expect("x_mismatch without y_mismatch"));
                     let fm = model.forward_mode(xm, ym.as_ref(), e);
-                    let d = dist(&model.forward_mode(&fm, ym.as_ref(), e), &fm);
+                    let ffm = model.forward_mode(&fm, ym.as_ref(), e);
                     (
-                        &d * w.idem_mismatch,
-                        self.tight(d, &rec_raw, w.tight_mismatch),
+                        dist(&ffm, &fm) * w.idem_mismatch,
+                        self.tight(&ffm, &fm, &rec_raw, w.tight_mismatch),
                     )
                 }
                 _ => (Self::zero(dev), Self::zero(dev)),

@@ -1,8 +1,8 @@
 //! Configs (serde), the optimiser, the generation API and the mismatch helper.
 
 use cign_core::{
-    mismatch_pairs, AdamW, AdamWConfig, CignModel, Conditioning, LossWeights, ModelConfig,
-    ObjectiveConfig,
+    mismatch_pairs, AdamW, AdamWConfig, Architecture, CignModel, Conditioning, LossWeights,
+    ModelConfig, ObjectiveConfig, TightClamp,
 };
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -50,16 +50,14 @@ fn config_serde_defaults_and_strictness() {
         (20.0, 20.0, 2.5, 3.0, 1.0)
     );
     assert!(serde_json::from_str::<LossWeights>(r#"{"recon": 1}"#).is_err());
-    let o: ObjectiveConfig = serde_json::from_str(r#"{"weights": {"rec": 10}}"#).unwrap();
+    // [loss] is flat: the keys of configs/*.toml
+    let o: ObjectiveConfig = serde_json::from_str(r#"{"rec": 10}"#).unwrap();
     assert_eq!(
-        (
-            o.weights.rec,
-            o.weights.idem_noise,
-            o.tight_clamp,
-            o.tight_clamp_ratio
-        ),
-        (10.0, 20.0, false, 1.5)
+        (o.rec, o.idem_noise, o.tight_clamp, o.tight_clamp_ratio),
+        (10.0, 20.0, TightClamp::Off, 1.5)
     );
+    assert_eq!(o.weights().rec, 10.0);
+    assert!(serde_json::from_str::<ObjectiveConfig>(r#"{"weights": {"rec": 10}}"#).is_err());
     let a: AdamWConfig = serde_json::from_str("{}").unwrap();
     assert_eq!(
         (a.lr, a.betas, a.weight_decay, a.eps),
@@ -91,6 +89,145 @@ fn config_serde_defaults_and_strictness() {
         assert!(bad.validate().is_err(), "{bad:?}");
         assert!(CignModel::new(&VarStore::new(Device::Cpu).root(), &bad).is_err());
     }
+}
+
+/// `loss.tight_clamp`: the three names, and the booleans of configs written before it had
+/// three forms (`false` = off, `true` = batch, the only clamp they had).
+#[test]
+fn tight_clamp_parses_names_and_old_booleans() {
+    let parse = |v: &str| {
+        serde_json::from_str::<ObjectiveConfig>(&format!(r#"{{"tight_clamp": {v}}}"#))
+            .map(|o| o.tight_clamp)
+    };
+    assert_eq!(parse("false").unwrap(), TightClamp::Off);
+    assert_eq!(parse("true").unwrap(), TightClamp::Batch);
+    assert_eq!(parse(r#""off""#).unwrap(), TightClamp::Off);
+    assert_eq!(parse(r#""batch""#).unwrap(), TightClamp::Batch);
+    assert_eq!(parse(r#""per_sample""#).unwrap(), TightClamp::PerSample);
+    for bad in [r#""per-sample""#, r#""on""#, "1", "null"] {
+        let e = parse(bad).unwrap_err().to_string();
+        assert!(
+            e.contains(r#""off", "batch" or "per_sample""#),
+            "{bad}: {e}"
+        );
+    }
+    assert_eq!(ObjectiveConfig::default().tight_clamp, TightClamp::Off);
+    let o = ObjectiveConfig {
+        tight_clamp: TightClamp::PerSample,
+        ..Default::default()
+    };
+    let v = serde_json::to_value(&o).unwrap();
+    assert_eq!(v["tight_clamp"], "per_sample");
+    assert_eq!(serde_json::from_value::<ObjectiveConfig>(v).unwrap(), o);
+}
+
+/// Every `validate` names the key (`section.key`) and the allowed range.
+#[test]
+fn validation_errors_name_the_key_and_the_range() {
+    let adam = |f: &dyn Fn(&mut AdamWConfig)| {
+        let mut c = AdamWConfig::default();
+        f(&mut c);
+        c.validate().map_err(|e| (e.key, e.to_string()))
+    };
+    assert!(adam(&|_| {}).is_ok());
+    assert!(adam(&|c| c.weight_decay = 0.0).is_ok());
+    assert!(adam(&|c| c.betas = (0.0, 0.0)).is_ok());
+    for (f, key) in [
+        (
+            &(|c: &mut AdamWConfig| c.betas = (1.0, 0.999)) as &dyn Fn(&mut AdamWConfig),
+            "optim.betas",
+        ),
+        (&|c: &mut AdamWConfig| c.betas = (0.5, 1.5), "optim.betas"),
+        (&|c: &mut AdamWConfig| c.betas = (-0.1, 0.9), "optim.betas"),
+        (
+            &|c: &mut AdamWConfig| c.betas = (f64::NAN, 0.9),
+            "optim.betas",
+        ),
+        (
+            &|c: &mut AdamWConfig| c.weight_decay = -1e-3,
+            "optim.weight_decay",
+        ),
+        (
+            &|c: &mut AdamWConfig| c.weight_decay = f64::INFINITY,
+            "optim.weight_decay",
+        ),
+        (&|c: &mut AdamWConfig| c.eps = 0.0, "optim.eps"),
+        (&|c: &mut AdamWConfig| c.eps = -1e-8, "optim.eps"),
+        (&|c: &mut AdamWConfig| c.lr = 0.0, "optim.lr"),
+        (&|c: &mut AdamWConfig| c.lr = f64::NAN, "optim.lr"),
+        (&|c: &mut AdamWConfig| c.lr = f64::INFINITY, "optim.lr"),
+    ] {
+        let (k, msg) = adam(f).unwrap_err();
+        assert_eq!(k, key, "{msg}");
+        assert!(msg.starts_with(key), "{msg}");
+    }
+    let (_, msg) = adam(&|c| c.betas = (1.0, 0.999)).unwrap_err();
+    assert_eq!(msg, "optim.betas = [1, 0.999]: each must be in [0, 1)");
+
+    let obj = |f: &dyn Fn(&mut ObjectiveConfig)| {
+        let mut c = ObjectiveConfig::default();
+        f(&mut c);
+        c.validate().map_err(|e| e.to_string())
+    };
+    assert!(obj(&|_| {}).is_ok());
+    assert_eq!(
+        obj(&|c| c.tight_clamp_ratio = 0.0).unwrap_err(),
+        "loss.tight_clamp_ratio = 0: must be a finite number > 0"
+    );
+    assert!(obj(&|c| c.rec = f64::NAN)
+        .unwrap_err()
+        .starts_with("loss.rec = NaN"));
+    assert!(obj(&|c| c.tight_mismatch = -1.0)
+        .unwrap_err()
+        .starts_with("loss.tight_mismatch = -1"));
+
+    let model = |c: ModelConfig| c.validate().map_err(|e| e.to_string());
+    assert!(model(ModelConfig::ign(64)).is_ok());
+    assert_eq!(
+        model(ModelConfig {
+            dropout: 1.0,
+            ..Default::default()
+        })
+        .unwrap_err(),
+        "model.dropout = 1: must be in [0, 1)"
+    );
+    assert!(model(ModelConfig {
+        conditioning: Conditioning::Channel,
+        ..ModelConfig::ign(64)
+    })
+    .unwrap_err()
+    .starts_with("model.conditioning = channel: must be \"none\""));
+    assert_eq!(
+        model(ModelConfig {
+            intermediate_dim: 128,
+            ..ModelConfig::ign(64)
+        })
+        .unwrap_err(),
+        "model.intermediate_dim = 128: must be 8 * latent_dim = 512 with architecture = \"ign\""
+    );
+    assert!(model(ModelConfig::ign(1))
+        .unwrap_err()
+        .starts_with("model.latent_dim = 1"));
+    // the model constructor reports the same error
+    let e = CignModel::new(
+        &VarStore::new(Device::Cpu).root(),
+        &ModelConfig {
+            latent_dim: 0,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("model.latent_dim = 0: must be >= 1"), "{e}");
+    // architecture names
+    let m: ModelConfig = serde_json::from_str(
+        r#"{"architecture": "ign", "conditioning": "none", "latent_dim": 8, "intermediate_dim": 64}"#,
+    )
+    .unwrap();
+    assert_eq!(m.architecture, Architecture::Ign);
+    assert!(m.validate().is_ok());
+    assert!(serde_json::from_str::<ModelConfig>(r#"{"architecture": "dcgan"}"#).is_err());
+    assert_eq!(ModelConfig::default().architecture, Architecture::Cign);
 }
 
 /// Our AdamW against the update written out in float64 (PyTorch's single-tensor AdamW).

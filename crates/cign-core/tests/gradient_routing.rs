@@ -1,4 +1,5 @@
-//! Gradient routing of every term (spec §2): which parameters get a non-zero gradient, that the
+//! Gradient routing of every term (the table of `cign_core::objective`, from the authors'
+//! `get_losses`): which parameters get a non-zero gradient, that the
 //! frozen copy gets none, and whether the gradient flows through the inner call (idempotence
 //! terms) or only through the outer call (tightness terms).
 
@@ -364,7 +365,7 @@ fn tight_clamp_bounds_the_tightness_terms() {
         .training_loss(&s.model, &s.vs, &s.batch)
         .to_f64();
     let oc = ObjectiveConfig {
-        tight_clamp: true,
+        tight_clamp: cign_core::TightClamp::Batch,
         ..Default::default()
     };
     let mut clamped_obj = Objective::new(&cfg, oc, Device::Cpu).unwrap();
