@@ -29,11 +29,11 @@
 //!
 //! Every count is decided as with distances computed by the direct formula
 //! `sum_d (x_d - y_d)^2` in float64 on the features as given (f32 features are widened
-//! exactly), with the squared distances compared (equivalent to comparing distances). The
+//! exactly), comparing squared distances with squared radii (the same decisions). The
 //! bulk is computed faster as `|x|^2 + |y|^2 - 2 x.y` with a float64 matrix product (libtorch,
 //! features first centred on the mean of both sets); a comparison or radius that this
 //! value could get wrong, i.e. whose margin is within the rounding-error bound
-//! `4 (D + 8) u (|x|^2 + |y|^2)` (u = 2^-53, centred norms), is recomputed with the direct
+//! `6 (D + 8) u (|x|^2 + |y|^2)` (u = 2^-53, centred norms), is recomputed with the direct
 //! formula. So the result does not depend on the block size, the BLAS or the device, identical
 //! rows are at distance exactly 0, and exact ties (such as integer features) are decided by
 //! the definition. `prdc` itself compares sklearn's `|x|^2 + |y|^2 - 2 x.y` distances (float32
@@ -42,15 +42,22 @@
 //!
 //! ## Cost
 //!
-//! Three passes of exact pairwise distances: `N x N` and `M x M` (radii) and `N x M`, so
-//! `O((N^2 + M^2 + N M) D)` time, in float64 matrix products, plus `O(D)` per recomputed
-//! near-tie (a few per row in practice; every pair if all rows coincide). Rows are processed
-//! in blocks, so no `N x M` matrix is ever stored: memory is two float64 copies of the
-//! features (`2 (N + M) D` x 8 bytes), a few `b x max(N, M)` float64 blocks with
-//! `b = max(1, 2^22 / max(N, M))` rows by default (32 MiB per block, about 200 MiB at peak),
-//! and `O(N + M)` for radii and flags. Measured: 10,000 x 10,000 rows of 2048 features in
-//! float64, on the 2-core development machine, see `tests/prdc_parity.rs`
-//! (`time_10k_by_10k_by_2048`).
+//! Three passes of pairwise distances, `N x N` and `M x M` (radii) and `N x M`: time
+//! `O((N^2 + M^2 + N M) D)`, the `D` factor in float64 matrix products (libtorch, all cores),
+//! plus `O(D)` per recomputed near-tie (a few per row in practice; every pair if all rows
+//! coincide). Rows are processed in blocks of `b = max(1, 2^22 / columns)` rows by default
+//! ([`PrdcOptions::block_rows`]), so no `N x M` (or `N x N`) matrix is ever stored. Memory:
+//! two float64 copies of the features (a host copy for the direct formula and the centred
+//! copy for the products, `2 (N + M) D x 8` bytes: 655 MB for 10,000 + 10,000 rows of 2048),
+//! a few float64 and boolean `b x columns` blocks (32 MiB per float64 block), and `O(N + M)`
+//! for radii and flags.
+//!
+//! Measured (`time_10k_by_10k_by_2048` in `tests/prdc_parity.rs`): 10,000 generated and
+//! 10,000 real rows of 2048 features in float64 took 44 to 68 s on the 2-core development
+//! machine while it was shared with a training run (load average 6 to 9), of which the
+//! three passes' matrix products alone took 31 to 41 s; the peak resident memory during the
+//! call was 1.1 GiB above that of the inputs (the two copies, the blocks, and freed blocks
+//! the allocator keeps).
 
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
@@ -300,10 +307,11 @@ impl FeatureSet {
 
     /// The rows minus `center`, as a float64 tensor `[rows, dim]` on `device`.
     fn centred(&self, center: &Tensor, device: Device) -> Result<Tensor> {
-        let t = Tensor::f_from_slice(&self.data)?
+        let mut t = Tensor::f_from_slice(&self.data)?
             .f_view([self.rows as i64, self.dim as i64])?
             .f_to_device(device)?;
-        Ok(t.f_sub(center)?)
+        let _ = t.f_sub_(center)?;
+        Ok(t)
     }
 }
 
@@ -359,12 +367,12 @@ impl Ctx<'_> {
     }
 
     /// Squared distances of the rows `x` (squared norms `xx`) to all rows `y` (`yy`) by
-    /// `|x|^2 + |y|^2 - 2 x.y`, clamped at 0: `[rows of x, rows of y]`.
+    /// `|x|^2 + |y|^2 - 2 x.y` (one matrix product accumulating onto `|x|^2 + |y|^2`; the
+    /// factor -2 is exact), clamped at 0: `[rows of x, rows of y]`.
     fn product_sq_dist(x: &Tensor, xx: &Tensor, y: &Tensor, yy: &Tensor) -> Result<Tensor> {
-        let mut d2 = x.f_matmul(&y.f_tr()?)?;
-        let _ = d2.f_mul_scalar_(-2.0)?;
-        let _ = d2.f_add_(&xx.f_unsqueeze(1)?)?;
-        let _ = d2.f_add_(&yy.f_unsqueeze(0)?)?;
+        let base = xx.f_unsqueeze(1)?.f_add(&yy.f_unsqueeze(0)?)?;
+        let mut d2 = base.f_addmm(&x.f_mul_scalar(-2.0)?, &y.f_tr()?)?;
+        drop(base);
         let _ = d2.f_clamp_min_(0.0)?;
         Ok(d2)
     }
@@ -422,10 +430,10 @@ impl Ctx<'_> {
             // the mixed row is the exact one (and always a recomputed entry).
             let (v, _) = d2.f_kthvalue(k1, 1, true)?;
             let window = xx.f_add_scalar(ss_max)?.f_mul_scalar(2.0 * self.coef)?;
-            let mask = d2
-                .f_sub(&v)?
-                .f_abs()?
-                .f_le_tensor(&window.f_unsqueeze(1)?)?;
+            let mut t = d2.f_sub(&v)?;
+            let _ = t.f_abs_()?;
+            let mask = t.f_le_tensor(&window.f_unsqueeze(1)?)?;
+            drop(t);
             self.recompute(&mut d2, &mask, set, start, set)?;
             let (r2, _) = d2.f_kthvalue(k1, 1, false)?;
             out.push(r2);
@@ -499,10 +507,12 @@ fn counts(gen: &FeatureSet, real: &FeatureSet, options: &PrdcOptions) -> Result<
             )));
         }
     }
-    // |product formula - direct formula| <= coef (|x|^2 + |y|^2) on centred norms: the dot
-    // product and the two norms each err by at most D u (|x|^2 + |y|^2) (sums of D terms),
-    // the direct formula by 2 (D + 3) u (|x|^2 + |y|^2) (since d^2 <= 2 |x|^2 + 2 |y|^2),
-    // centring and the final additions by a few u more; 4 (D + 8) u covers all of it.
+    // |product formula - direct formula| <= coef (|x|^2 + |y|^2) on centred norms, u = 2^-53:
+    // the product accumulates D + 1 terms of total magnitude <= 2 (|x|^2 + |y|^2) onto
+    // |x|^2 + |y|^2 (error <= 2 (D + 1) u (|x|^2 + |y|^2)), the two norms are sums of D
+    // terms (D u (|x|^2 + |y|^2)) added once more (u); the direct formula errs by at most
+    // 2 (D + 3) u (|x|^2 + |y|^2) (as d^2 <= 2 |x|^2 + 2 |y|^2) and centring moves a
+    // squared distance by at most 4 u (|x|^2 + |y|^2). In all (5 D + 13) u <= 6 (D + 8) u.
     let u = f64::EPSILON / 2.0;
     let ctx = Ctx {
         gen,
@@ -511,7 +521,7 @@ fn counts(gen: &FeatureSet, real: &FeatureSet, options: &PrdcOptions) -> Result<
         gg,
         r,
         rr,
-        coef: 4.0 * (dim as f64 + 8.0) * u,
+        coef: 6.0 * (dim as f64 + 8.0) * u,
         k: options.nearest_k,
         block_rows: options.block_rows,
         device,
@@ -526,6 +536,7 @@ fn counts(gen: &FeatureSet, real: &FeatureSet, options: &PrdcOptions) -> Result<
     let mut covered = Tensor::f_zeros([real.rows as i64], bool_opts)?;
     let mut c = Counts::default();
     let real_row = r2_real.f_unsqueeze(0)?;
+    let rr_max = ctx.rr.f_max()?.f_double_value(&[])?;
     for start in (0..n).step_by(b) {
         let len = b.min(n - start);
         let y = ctx.g.f_narrow(0, start as i64, len as i64)?;
@@ -535,15 +546,18 @@ fn counts(gen: &FeatureSet, real: &FeatureSet, options: &PrdcOptions) -> Result<
             .f_unsqueeze(1)?;
         let mut d2 = Ctx::product_sq_dist(&y, &yy, &ctx.r, &ctx.rr)?;
         // Comparisons within the error bound of a real or a generated radius: recompute.
+        // bound(j, i) = coef (|y_j|^2 + |x_i|^2) <= coef (|y_j|^2 + max_i |x_i|^2), per row.
         let bound = yy
-            .f_unsqueeze(1)?
-            .f_add(&ctx.rr.f_unsqueeze(0)?)?
-            .f_mul_scalar(ctx.coef)?;
-        let near_real = d2.f_sub(&real_row)?.f_abs()?.f_le_tensor(&bound)?;
-        let near_gen = d2.f_sub(&gen_col)?.f_abs()?.f_le_tensor(&bound)?;
-        drop(bound);
-        let mask = near_real.f_logical_or(&near_gen)?;
-        drop((near_real, near_gen));
+            .f_add_scalar(rr_max)?
+            .f_mul_scalar(ctx.coef)?
+            .f_unsqueeze(1)?;
+        let mut t = d2.f_sub(&real_row)?;
+        let _ = t.f_abs_()?;
+        let mut mask = t.f_le_tensor(&bound)?;
+        let _ = d2.f_sub_out(&t, &gen_col)?;
+        let _ = t.f_abs_()?;
+        let _ = mask.f_logical_or_(&t.f_le_tensor(&bound)?)?;
+        drop(t);
         ctx.recompute(&mut d2, &mask, gen, start, real)?;
         drop(mask);
         let (in_real, in_gen) = match options.boundary {
@@ -737,6 +751,48 @@ mod tests {
                     let got = prdc_with_options(gen.view(), real.view(), &opts(k, boundary, block))
                         .unwrap();
                     assert_eq!(got, want, "k {k} {boundary:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn exact_ties_and_cancellation_are_decided_as_by_the_direct_formula() {
+        // Integer features (squared distances are exact small integers, so many distances
+        // equal a radius), centred on a non-integer mean: the product formula alone would
+        // decide those ties by rounding.
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let real = Array2::from_shape_fn((40, 8), |_| rng.random_range(0..3) as f64);
+        let gen = Array2::from_shape_fn((33, 8), |_| rng.random_range(0..4) as f64);
+        // Overlapping real and generated clusters of spread 1e-6 at 1e3 (and a few points at
+        // -1e3, so the clusters stay far from the mean of both sets): squared distances inside
+        // the clusters (about 1e-12) are far below the product formula's rounding (about 1e-9).
+        let clusters = |rng: &mut ChaCha8Rng, rows: usize, shift: f64| {
+            Array2::from_shape_fn((rows + 5, 8), |(i, _)| {
+                if i < rows {
+                    1e3 + 1e-6 * (rng.random::<f64>() + shift)
+                } else {
+                    -1e3 + rng.random::<f64>()
+                }
+            })
+        };
+        let tight_gen = clusters(&mut rng, 20, 0.2);
+        let tight_real = clusters(&mut rng, 25, 0.0);
+        let cases = [
+            (&gen, &real),
+            (&tight_gen, &tight_real),
+            (&tight_real, &tight_gen),
+        ];
+        for (case, (gen, real)) in cases.into_iter().enumerate() {
+            for k in [1, 3, 5] {
+                for boundary in [BallBoundary::Open, BallBoundary::Closed] {
+                    let want = brute_force(gen, real, k, boundary == BallBoundary::Closed);
+                    for block in [None, Some(3)] {
+                        let got =
+                            prdc_with_options(gen.view(), real.view(), &opts(k, boundary, block))
+                                .unwrap();
+                        assert_eq!(got, want, "case {case} k {k} {boundary:?} block {block:?}");
+                    }
                 }
             }
         }
