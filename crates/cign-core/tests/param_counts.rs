@@ -1,4 +1,5 @@
-//! Parameter counts of spec §4c (the authors' code), every row.
+//! Parameter counts of the authors' models (their `CIGN_channel` and `CIGN_filter` modules as
+//! PyTorch counts them), every row.
 
 use cign_core::{layer_geometry, trainable_parameter_count, CignModel, Conditioning, ModelConfig};
 use tch::nn::VarStore;
@@ -19,7 +20,7 @@ const ROWS: [((i64, i64, i64), i64, i64); 5] = [
 ];
 
 #[test]
-fn parameter_counts_equal_spec_4c() {
+fn parameter_counts_equal_the_authors_models() {
     let mut bad = Vec::new();
     for ((l, i, e), channel, filter) in ROWS {
         let c = count(Conditioning::Channel, l, i, e);
