@@ -23,8 +23,17 @@ if ! command -v "$python" >/dev/null 2>&1; then
   exit 1
 fi
 
+# Cargo captures what the rustc wrapper prints, so a fresh clone would sit silent for a minute
+# or two: say what is happening on the terminal itself when there is one, and on stderr too.
+say() {
+  echo "$*" >&2
+  if [ -z "${CI:-}" ] && { : >/dev/tty; } 2>/dev/null; then
+    echo "$*" >/dev/tty
+  fi
+}
+
 start=$(date +%s)
-echo "cign setup: creating $venv with torch==$torch_version (first run only; about 4.6 GB, a few minutes)" >&2
+say "cign setup: creating $venv with torch==$torch_version (first build only; about 4.7 GB download, one to two minutes)"
 rm -rf "$venv"
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$torch_version" numpy >&2
@@ -32,4 +41,4 @@ torch_dir="$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torc
 ln -sfn "$torch_dir" "$venv/torch"
 [ -f "$venv/torch/lib/libtorch_cpu.so" ] || { echo "cign setup: $venv/torch/lib/libtorch_cpu.so missing after install" >&2; exit 1; }
 touch "$stamp"
-echo "cign setup: done in $(( $(date +%s) - start )) s; libtorch at $torch_dir" >&2
+say "cign setup: done in $(( $(date +%s) - start )) s; libtorch at $torch_dir; compiling next (about 10 minutes the first time on 2 cores)"

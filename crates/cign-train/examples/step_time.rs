@@ -3,42 +3,63 @@
 //! + AdamW, the step of `cign-train`. Used by `scripts/compare_speed.py`.
 //!
 //! `cargo run --release -p cign-train --example step_time -- CONFIG [--batch 256] [--steps 5]
-//!  [--warmup 1] [--threads 2] [--device cpu|cuda]`
+//!  [--warmup 1] [--threads 2] [--device cpu|cuda|cuda:N]`
 
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use cign_core::Objective;
 use cign_data::{BatchSampler, SamplerConfig};
+use cign_metrics::device::DeviceChoice;
 use cign_train::trainer::to_train_batch;
 use cign_train::{ModelState, TrainConfig};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
+/// Time training steps of a config's model on random MNIST-shaped data (one JSON line).
+#[derive(Debug, clap::Parser)]
+struct Args {
+    /// The TOML config whose model, loss and sampler settings are timed.
+    config: PathBuf,
+    /// Real images per step.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// libtorch intra-op threads (0 = libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    threads: i32,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
 }
 
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let Some(config) = args.get(1).filter(|a| !a.starts_with("--")) else {
-        bail!("usage: step_time CONFIG [--batch B] [--steps N] [--warmup W] [--threads T] [--device cpu|cuda]");
-    };
-    let batch: usize = arg(&args, "--batch", "256").parse()?;
-    let steps: usize = arg(&args, "--steps", "5").parse()?;
-    let warmup: usize = arg(&args, "--warmup", "1").parse()?;
-    let threads: i32 = arg(&args, "--threads", "0").parse()?;
-    let device = match arg(&args, "--device", "cpu").as_str() {
-        "cuda" => Device::Cuda(0),
-        _ => Device::Cpu,
-    };
+fn main() -> ExitCode {
+    cign_metrics::cli::main_with("warn", run)
+}
+
+fn run(args: Args) -> Result<()> {
+    let Args {
+        config,
+        batch,
+        steps,
+        warmup,
+        threads,
+        device,
+    } = args;
+    anyhow::ensure!(batch >= 2, "--batch {batch}: must be at least 2");
+    anyhow::ensure!(steps >= 1, "--steps must be at least 1");
+    let device = device.resolve()?;
     if threads > 0 {
         tch::set_num_threads(threads);
     }
     let malloc = cign_core::runtime::tune_malloc();
-    let cfg = TrainConfig::load(std::path::Path::new(config), &[])?;
+    let cfg = TrainConfig::load(&config, &[])?;
     let mut ms = ModelState::new(&cfg, device)?;
     let mut objective = Objective::new(&cfg.model, cfg.loss.objective(), device)?;
     let sampler = BatchSampler::new(SamplerConfig {
@@ -75,7 +96,7 @@ fn main() -> Result<()> {
         "{}",
         serde_json::json!({
             "impl": "cign",
-            "config": config,
+            "config": config.display().to_string(),
             "batch": batch,
             "threads": tch::get_num_threads(),
             "malloc": format!("{malloc:?}"),

@@ -1,0 +1,64 @@
+//! `scripts/gpu_paper_run.sh OUT --tiny` runs the whole GPU path (step times, training both
+//! headline models, full-protocol evaluation, weights export, sampling from the weights, the
+//! summary table) on the CPU with tiny settings, so the script a GPU session runs once is known
+//! to work before that session.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn the_gpu_script_runs_end_to_end_in_tiny_mode() {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_cign-train"))
+        .parent()
+        .unwrap();
+    let step_time = bin_dir.join("examples").join("step_time");
+    if !step_time.is_file() {
+        // `cargo test` builds the examples; a filtered build (`--test gpu_script`) may not.
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "-p", "cign-train", "--example", "step_time"])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let out = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let status = Command::new("bash")
+        .arg(repo.join("scripts/gpu_paper_run.sh"))
+        .arg(out.path())
+        .arg("--tiny")
+        .env("CIGN_BIN_DIR", bin_dir)
+        .env("CIGN_STEP_TIME", &step_time)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(status.status.success(), "{stderr}");
+    let times = std::fs::read_to_string(out.path().join("step_times.jsonl")).unwrap();
+    assert_eq!(times.lines().count(), 4, "{times}");
+    let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    for cfg in ["large_channel", "small_filter"] {
+        let row = summary
+            .lines()
+            .find(|l| l.starts_with(&format!("| {cfg} |")))
+            .unwrap_or_else(|| panic!("no {cfg} row in {summary}"));
+        // Steps 3, epochs 0, then numbers: the FID64 per-class mean must be a number.
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[2], "3", "{row}");
+        assert!(cells[6].parse::<f64>().is_ok(), "{row}");
+        assert!(out.path().join(format!("{cfg}.safetensors")).is_file());
+        assert!(out.path().join(format!("{cfg}.grid.png")).is_file());
+    }
+    // Without --tiny on a machine without CUDA it refuses with one line and exit 2.
+    if !tch::Cuda::is_available() {
+        let out2 = tempfile::tempdir().unwrap();
+        let refused = Command::new("bash")
+            .arg(repo.join("scripts/gpu_paper_run.sh"))
+            .arg(out2.path())
+            .env("CIGN_BIN_DIR", bin_dir)
+            .env("CIGN_STEP_TIME", &step_time)
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("no CUDA"));
+    }
+}
