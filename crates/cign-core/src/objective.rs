@@ -37,53 +37,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 use crate::model::{CignModel, Mode};
 use crate::{Conditioning, CoreError, ModelConfig, ObjectiveConfig, TightClamp};
 
-/// One step's data. Labels are Int64 `[N]`; images `[N, C, 28, 28]`.
-#[derive(Debug)]
-pub struct TrainBatch {
-    /// Real images (with the training noise already applied: `N(0, 0.15^2)` then clamped to
-    /// [-1, 1] in the authors' `MNIST/main.py`).
-    pub x: Tensor,
-    pub y: Tensor,
-    /// Noise images `N(0, I)` and their labels (uniform over the classes).
-    pub z: Tensor,
-    pub yz: Tensor,
-    /// Mismatched pairs (`None`: the mismatch terms are 0).
-    pub x_mismatch: Option<Tensor>,
-    pub y_mismatch: Option<Tensor>,
-}
-
-impl TrainBatch {
-    /// Moves every tensor to `device`.
-    pub fn to_device(&self, device: Device) -> TrainBatch {
-        TrainBatch {
-            x: self.x.to_device(device),
-            y: self.y.to_device(device),
-            z: self.z.to_device(device),
-            yz: self.yz.to_device(device),
-            x_mismatch: self.x_mismatch.as_ref().map(|t| t.to_device(device)),
-            y_mismatch: self.y_mismatch.as_ref().map(|t| t.to_device(device)),
-        }
-    }
-}
-
-/// The mismatched pairs of the authors' helper: every image repeated once with each of the
-/// `num_classes - 1` labels that differ from its own, in ascending label order. `x`: `[B, ...]`,
-/// `y`: Int64 `[B]`. Returns `([(K-1) B, ...], Int64 [(K-1) B])`.
-pub fn mismatch_pairs(x: &Tensor, y: &Tensor, num_classes: i64) -> (Tensor, Tensor) {
-    let b = x.size()[0];
-    let k = num_classes - 1;
-    let dev = x.device();
-    let y = y.to_kind(Kind::Int64);
-    // other labels of sample i: j + (j >= y_i) for j in 0..K-1
-    let j = Tensor::arange(k, (Kind::Int64, dev))
-        .unsqueeze(0)
-        .expand([b, k], false);
-    let yi = y.unsqueeze(1);
-    let labels = &j + j.ge_tensor(&yi).to_kind(Kind::Int64);
-    let idx =
-        Tensor::arange(b, (Kind::Int64, dev)).repeat_interleave_self_int(k, Some(0), None::<i64>);
-    (x.index_select(0, &idx), labels.reshape([b * k]))
-}
+pub use cign_data::{mismatch_pairs, TrainBatch};
 
 /// The weighted terms of one evaluation of the objective (scalar tensors).
 #[derive(Debug)]

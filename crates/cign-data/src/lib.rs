@@ -26,7 +26,7 @@ use std::path::PathBuf;
 pub use dataset::{Dataset, DatasetKind, Split, NUM_CLASSES};
 pub use error::{DataError, Result};
 pub use idx::IdxImages;
-pub use sampler::{BatchSampler, SampledBatch, SamplerConfig};
+pub use sampler::{mismatch_pairs, wrong_labels, BatchSampler, SamplerConfig, TrainBatch};
 
 /// Root of the cign checkout this crate was built from.
 pub fn repo_root() -> PathBuf {

@@ -86,10 +86,13 @@ impl SamplerConfig {
     }
 }
 
-/// One training batch. All tensors live on the device of the images given to the sampler.
+/// One training step's data, as the sampler makes it and the objective (`cign_core::Objective`)
+/// consumes it; the one batch type of cign. All tensors live on one device; labels are
+/// `Int64`.
 #[derive(Debug)]
-pub struct SampledBatch {
-    /// Noisy real images `[B, C, H, W]`.
+pub struct TrainBatch {
+    /// Noisy real images `[B, C, H, W]` (training noise `N(0, sigma^2)` added, then clamped to
+    /// [-1, 1], as in the authors' `MNIST/main.py`).
     pub x: Tensor,
     /// Their labels, `Int64 [B]`.
     pub y: Tensor,
@@ -97,10 +100,51 @@ pub struct SampledBatch {
     pub z: Tensor,
     /// Labels of the noise images, `Int64 [B]`, uniform.
     pub yz: Tensor,
-    /// Mismatched images `[k*B, C, H, W]` (image `i` repeated `k` times in a row); `None` if `k = 0`.
+    /// Mismatched images `[k*B, C, H, W]` (image `i` repeated `k` times in a row); `None` if
+    /// `k = 0` (then the mismatch terms are 0).
     pub x_mismatch: Option<Tensor>,
     /// Their wrong labels, `Int64 [k*B]`; `None` if `k = 0`.
     pub y_mismatch: Option<Tensor>,
+}
+
+impl TrainBatch {
+    /// Moves every tensor to `device`.
+    pub fn to_device(&self, device: tch::Device) -> TrainBatch {
+        TrainBatch {
+            x: self.x.to_device(device),
+            y: self.y.to_device(device),
+            z: self.z.to_device(device),
+            yz: self.yz.to_device(device),
+            x_mismatch: self.x_mismatch.as_ref().map(|t| t.to_device(device)),
+            y_mismatch: self.y_mismatch.as_ref().map(|t| t.to_device(device)),
+        }
+    }
+}
+
+/// The wrong labels at `positions` among the `num_classes - 1` labels that differ from each
+/// true label: the p-th wrong label of true label `y` is `p`, or `p + 1` from `y` onwards (so
+/// positions `0..K-1` list them in ascending order). `positions`: `Int64 [B, k]`, `y`:
+/// `Int64 [B]`; returns `Int64 [B * k]`, row by row. The one place this rule is written.
+pub fn wrong_labels(positions: &Tensor, y: &Tensor) -> Tensor {
+    let size = positions.size();
+    let y_col = y.to_kind(Kind::Int64).unsqueeze(1);
+    let labels = positions + positions.ge_tensor(&y_col).to_kind(Kind::Int64);
+    labels.reshape([size[0] * size[1]])
+}
+
+/// The mismatched pairs of the authors' helper (`k = num_classes - 1`): every image repeated
+/// once with each of the labels that differ from its own, in ascending label order. `x`:
+/// `[B, ...]`, `y`: Int64 `[B]`. Returns `([(K-1) B, ...], Int64 [(K-1) B])`.
+pub fn mismatch_pairs(x: &Tensor, y: &Tensor, num_classes: i64) -> (Tensor, Tensor) {
+    let b = x.size()[0];
+    let k = num_classes - 1;
+    let positions = Tensor::arange(k, (Kind::Int64, x.device()))
+        .unsqueeze(0)
+        .expand([b, k], false);
+    (
+        x.repeat_interleave_self_int(k, Some(0), None),
+        wrong_labels(&positions, y),
+    )
 }
 
 /// Mixes seed, epoch and batch index into one 64-bit seed (SplitMix64 finaliser).
@@ -156,7 +200,7 @@ impl BatchSampler {
         labels: &Tensor,
         epoch: u64,
         index: usize,
-    ) -> Result<SampledBatch> {
+    ) -> Result<TrainBatch> {
         let n = images.size()[0] as usize;
         if labels.size() != [n as i64] {
             return Err(DataError::InvalidParameter {
@@ -182,7 +226,7 @@ impl BatchSampler {
         order: &[i64],
         epoch: u64,
         index: usize,
-    ) -> SampledBatch {
+    ) -> TrainBatch {
         let b = self.config.batch_size;
         let picked = &order[index * b..((index + 1) * b).min(order.len())];
         let idx = Tensor::from_slice(picked).to_device(images.device());
@@ -206,7 +250,7 @@ impl BatchSampler {
         labels: &'a Tensor,
         epoch: u64,
         start: usize,
-    ) -> impl Iterator<Item = SampledBatch> + 'a {
+    ) -> impl Iterator<Item = TrainBatch> + 'a {
         let n = images.size()[0] as usize;
         let order = self.epoch_order(n, epoch);
         (start..self.batches_per_epoch(n))
@@ -216,7 +260,7 @@ impl BatchSampler {
     /// Builds the noisy, noise and mismatched parts from a real batch. Every draw comes from a
     /// ChaCha RNG seeded with `seed` (on the host, then copied to the batch's device), so the
     /// result depends on `seed` and the inputs only.
-    pub fn make_batch(&self, x: &Tensor, y: &Tensor, seed: u64) -> SampledBatch {
+    pub fn make_batch(&self, x: &Tensor, y: &Tensor, seed: u64) -> TrainBatch {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let cfg = &self.config;
         let shape = x.size();
@@ -264,15 +308,12 @@ impl BatchSampler {
                 }
                 Tensor::from_slice(&all).reshape([b, k]).to_device(device)
             };
-            // The p-th wrong label of true label y is p, or p + 1 from y onwards.
-            let y_col = y.unsqueeze(1);
-            let labels = &positions + positions.ge_tensor(&y_col).to_kind(Kind::Int64);
             (
                 Some(x_noisy.repeat_interleave_self_int(k, Some(0), None)),
-                Some(labels.reshape([b * k])),
+                Some(wrong_labels(&positions, y)),
             )
         };
-        SampledBatch {
+        TrainBatch {
             x: x_noisy,
             y: y.shallow_clone(),
             z,

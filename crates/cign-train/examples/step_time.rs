@@ -13,7 +13,6 @@ use anyhow::Result;
 use cign_core::Objective;
 use cign_data::{BatchSampler, SamplerConfig};
 use cign_metrics::device::DeviceChoice;
-use cign_train::trainer::to_train_batch;
 use cign_train::{ModelState, TrainConfig};
 use tch::{Kind, Tensor};
 
@@ -79,7 +78,7 @@ fn run(args: Args) -> Result<()> {
     let mut times = Vec::new();
     for i in 0..warmup + steps {
         let t0 = Instant::now();
-        let tb = to_train_batch(sampler.make_batch(&x, &y, i as u64));
+        let tb = sampler.make_batch(&x, &y, i as u64);
         ms.optim.zero_grad();
         let terms = objective.training_loss(&ms.model, &ms.vs, &tb);
         terms.total.backward();

@@ -15,8 +15,8 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use cign_core::{AdamW, CignModel, LossValues, Objective, TrainBatch};
-use cign_data::{BatchSampler, Dataset, SampledBatch, SamplerConfig, Split};
+use cign_core::{AdamW, CignModel, LossValues, Objective};
+use cign_data::{BatchSampler, Dataset, SamplerConfig, Split};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tch::{nn::VarStore, Device, Tensor};
@@ -103,18 +103,6 @@ pub struct RunSummary {
     pub reason: StopReason,
     /// The loop position at the end.
     pub state: LoopState,
-}
-
-/// The sampler's batch as the objective's input.
-pub fn to_train_batch(b: SampledBatch) -> TrainBatch {
-    TrainBatch {
-        x: b.x,
-        y: b.y,
-        z: b.z,
-        yz: b.yz,
-        x_mismatch: b.x_mismatch,
-        y_mismatch: b.y_mismatch,
-    }
 }
 
 /// The training and validation images of a run, on its device.
@@ -384,9 +372,9 @@ impl Trainer {
                 return None;
             }
             let n = b.x.size()[0] as usize;
-            let terms =
-                self.objective
-                    .validation_loss(&self.ms.model, &self.ms.vs, &to_train_batch(b));
+            let terms = self
+                .objective
+                .validation_loss(&self.ms.model, &self.ms.vs, &b);
             sum = sum.add(&terms.to_f64().scale(n as f64));
             count += n;
         }
@@ -507,9 +495,9 @@ impl Trainer {
         // Dropout masks of this step: seeded per batch, so a resumed run draws the same.
         tch::manual_seed((self.samplers.train.batch_seed(epoch, index) >> 1) as i64);
         self.ms.optim.zero_grad();
-        let terms =
-            self.objective
-                .training_loss(&self.ms.model, &self.ms.vs, &to_train_batch(batch));
+        let terms = self
+            .objective
+            .training_loss(&self.ms.model, &self.ms.vs, &batch);
         terms.total.backward();
         self.ms.optim.step();
         let values = terms.to_f64();
