@@ -12,9 +12,13 @@ use crate::idx::{check_label_range, read_idx_images, read_idx_labels, IdxImages}
 /// Number of classes of both datasets.
 pub const NUM_CLASSES: u8 = 10;
 
-/// Which dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which dataset; `mnist` or `fashion-mnist` in configs (serde) and on command lines.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
+    #[default]
     /// MNIST handwritten digits (LeCun, Cortes, Burges).
     Mnist,
     /// Fashion-MNIST (Zalando): same format, ten clothing classes.

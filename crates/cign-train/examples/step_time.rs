@@ -60,7 +60,7 @@ fn run(args: Args) -> Result<()> {
     let malloc = cign_core::runtime::tune_malloc();
     let cfg = TrainConfig::load(&config, &[])?;
     let mut ms = ModelState::new(&cfg, device)?;
-    let mut objective = Objective::new(&cfg.model, cfg.loss.objective(), device)?;
+    let mut objective = Objective::new(&cfg.model, cfg.loss.clone(), device)?;
     let sampler = BatchSampler::new(SamplerConfig {
         batch_size: batch,
         noise_std: cfg.data.train_noise_std,

@@ -1,11 +1,18 @@
 //! The training configuration: a TOML file with the sections `model`, `data`, `loss`, `optim`,
-//! `train` and `output`. Every field has a default (the authors' settings, spec §5), unknown
-//! keys are rejected with the list of valid ones, and `--set section.key=value` overrides any
-//! key with type checking.
+//! `train` and `output`. Every field has a default (the authors' settings: their
+//! `MNIST/main.py` and `idempotent_networks.py`, niccronc/conditional-idempotent-generative-
+//! networks), unknown keys are rejected with the list of valid ones, and
+//! `--set section.key=value` overrides any key with type checking.
+//!
+//! `[model]`, `[loss]` and `[optim]` are cign-core's own types ([`ModelConfig`],
+//! [`ObjectiveConfig`], [`AdamWConfig`]) and `data.dataset` is cign-data's [`DatasetKind`],
+//! embedded, not copied: one definition and one default per value, and every `validate()` of
+//! theirs is called by [`TrainConfig::validate`].
 
 use std::path::{Path, PathBuf};
 
-use cign_core::{AdamWConfig, Conditioning, LossWeights, ModelConfig, ObjectiveConfig};
+use cign_core::{AdamWConfig, Conditioning, ModelConfig, ObjectiveConfig};
+pub use cign_data::DatasetKind;
 use serde::{Deserialize, Serialize};
 
 /// A configuration error: always one line that names the file, key or value at fault.
@@ -50,6 +57,9 @@ pub enum ConfigError {
         /// The value asked for now.
         now: String,
     },
+    /// A value of a core type (`[model]`, `[loss]`, `[optim]`) is out of range.
+    #[error("config: {0}")]
+    Value(#[from] cign_core::ConfigValueError),
     /// A value is out of range.
     #[error("config: {key} = {value}: {what}")]
     Invalid {
@@ -62,31 +72,12 @@ pub enum ConfigError {
     },
 }
 
-/// Which dataset to train on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetName {
-    /// MNIST.
-    Mnist,
-    /// Fashion-MNIST.
-    FashionMnist,
-}
-
-impl From<DatasetName> for cign_data::DatasetKind {
-    fn from(d: DatasetName) -> Self {
-        match d {
-            DatasetName::Mnist => cign_data::DatasetKind::Mnist,
-            DatasetName::FashionMnist => cign_data::DatasetKind::FashionMnist,
-        }
-    }
-}
-
 /// `[data]`: what to train on and how batches are built.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataSection {
     /// `mnist` or `fashion-mnist`.
-    pub dataset: DatasetName,
+    pub dataset: DatasetKind,
     /// Data directory; empty = `$CIGN_DATA_DIR/<dataset>` or `<repo>/data/<dataset>`.
     pub dir: String,
     /// Std of the additive noise on training images (0.15).
@@ -100,98 +91,11 @@ pub struct DataSection {
 impl Default for DataSection {
     fn default() -> Self {
         Self {
-            dataset: DatasetName::Mnist,
+            dataset: DatasetKind::Mnist,
             dir: String::new(),
             train_noise_std: 0.15,
             mismatch_per_real: 9,
             drop_last: false,
-        }
-    }
-}
-
-/// `[loss]`: the five weights of the CIGN objective and the optional tightness clamp.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LossSection {
-    /// Reconstruction weight (20).
-    pub rec: f64,
-    /// Idempotence weight on noise (20).
-    pub idem_noise: f64,
-    /// Tightness weight on noise (2.5).
-    pub tight_noise: f64,
-    /// Idempotence weight on mismatched pairs (3).
-    pub idem_mismatch: f64,
-    /// Tightness weight on mismatched pairs (1).
-    pub tight_mismatch: f64,
-    /// Smooth tanh clamp of the tightness terms (off, as in the authors' code).
-    pub tight_clamp: cign_core::TightClamp,
-    /// The clamp's ratio `a` in `tanh(L_t / (a L_rec)) a L_rec` (1.5).
-    pub tight_clamp_ratio: f64,
-}
-
-impl Default for LossSection {
-    fn default() -> Self {
-        let w = LossWeights::default();
-        Self {
-            rec: w.rec,
-            idem_noise: w.idem_noise,
-            tight_noise: w.tight_noise,
-            idem_mismatch: w.idem_mismatch,
-            tight_mismatch: w.tight_mismatch,
-            tight_clamp: cign_core::TightClamp::Off,
-            tight_clamp_ratio: 1.5,
-        }
-    }
-}
-
-impl LossSection {
-    /// The objective's configuration.
-    pub fn objective(&self) -> ObjectiveConfig {
-        ObjectiveConfig {
-            rec: self.rec,
-            idem_noise: self.idem_noise,
-            tight_noise: self.tight_noise,
-            idem_mismatch: self.idem_mismatch,
-            tight_mismatch: self.tight_mismatch,
-            tight_clamp: self.tight_clamp,
-            tight_clamp_ratio: self.tight_clamp_ratio,
-        }
-    }
-}
-
-/// `[optim]`: AdamW settings (lr 1e-4, betas (0.5, 0.999), weight decay 0.01, eps 1e-8).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OptimSection {
-    /// Learning rate.
-    pub lr: f64,
-    /// Adam's betas.
-    pub betas: [f64; 2],
-    /// Decoupled weight decay.
-    pub weight_decay: f64,
-    /// Adam's epsilon.
-    pub eps: f64,
-}
-
-impl Default for OptimSection {
-    fn default() -> Self {
-        Self {
-            lr: 1e-4,
-            betas: [0.5, 0.999],
-            weight_decay: 0.01,
-            eps: 1e-8,
-        }
-    }
-}
-
-impl OptimSection {
-    /// The optimizer's configuration.
-    pub fn adamw(&self) -> AdamWConfig {
-        AdamWConfig {
-            lr: self.lr,
-            betas: (self.betas[0], self.betas[1]),
-            weight_decay: self.weight_decay,
-            eps: self.eps,
         }
     }
 }
@@ -272,10 +176,10 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     /// `[data]`.
     pub data: DataSection,
-    /// `[loss]`.
-    pub loss: LossSection,
-    /// `[optim]`.
-    pub optim: OptimSection,
+    /// `[loss]`: the five weights and the tightness clamp.
+    pub loss: ObjectiveConfig,
+    /// `[optim]`: AdamW.
+    pub optim: AdamWConfig,
     /// `[train]`.
     pub train: TrainSection,
     /// `[output]`.
@@ -377,13 +281,6 @@ impl TrainConfig {
                 "must be a finite number >= 0",
             ));
         }
-        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
-            return Err(invalid(
-                "optim.lr",
-                self.optim.lr.to_string(),
-                "must be > 0",
-            ));
-        }
         if self.train.epochs == 0 {
             return Err(invalid("train.epochs", "0".into(), "must be at least 1"));
         }
@@ -394,11 +291,9 @@ impl TrainConfig {
                 "must be >= 0 (0 = no limit)",
             ));
         }
-        self.model.validate().map_err(|e| ConfigError::Invalid {
-            key: "model",
-            value: format!("{:?}", self.model),
-            what: e.to_string(),
-        })?;
+        self.model.validate()?;
+        self.loss.validate()?;
+        self.optim.validate()?;
         if self.model.conditioning == Conditioning::None && self.data.mismatch_per_real > 0 {
             // The unconditional baseline has no labels to mismatch: its loss has three terms.
             tracing::debug!("model.conditioning = none: data.mismatch_per_real is ignored");

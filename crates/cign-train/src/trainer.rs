@@ -35,7 +35,7 @@ use crate::signals::StopFlag;
 ///
 /// The dataset cannot be fetched or verified.
 pub fn data_dir(cfg: &TrainConfig) -> Result<std::path::PathBuf> {
-    let kind = cfg.data.dataset.into();
+    let kind = cfg.data.dataset;
     let dir = if cfg.data.dir.is_empty() {
         cign_data::default_data_dir(kind)
     } else {
@@ -65,7 +65,7 @@ impl ModelState {
         tch::manual_seed(cfg.train.seed as i64);
         let vs = VarStore::new(device);
         let model = CignModel::new(&vs.root(), &cfg.model)?;
-        let optim = AdamW::new(&vs, cfg.optim.adamw());
+        let optim = AdamW::new(&vs, cfg.optim.clone());
         Ok(Self { vs, model, optim })
     }
 }
@@ -127,7 +127,7 @@ impl TrainData {
     /// would leave a last batch of one image (BatchNorm cannot train on it).
     pub fn load(cfg: &TrainConfig, device: Device) -> Result<Self> {
         let dir = data_dir(cfg)?;
-        let kind = cfg.data.dataset.into();
+        let kind = cfg.data.dataset;
         let train = Dataset::load(kind, Split::Train, &dir)?;
         let test = Dataset::load(kind, Split::Test, &dir)?;
         tracing::info!(
@@ -267,7 +267,7 @@ impl Trainer {
         let data = TrainData::load(&cfg, device)?;
         let samplers = Samplers::new(&cfg)?;
         let mut ms = ModelState::new(&cfg, device)?;
-        let objective = Objective::new(&cfg.model, cfg.loss.objective(), device)?;
+        let objective = Objective::new(&cfg.model, cfg.loss.clone(), device)?;
         let mut state = LoopState::new(cfg.train.seed);
         if resume {
             run.remove_stale_temporaries();

@@ -184,3 +184,31 @@ fn sampling_errors_label_and_architecture() {
     );
     assert!(e.contains("does not match") && e.contains("shape"), "{e}");
 }
+
+#[test]
+fn every_out_of_range_value_is_one_line_naming_the_key_before_training() {
+    for (set, key) in [
+        ("optim.betas=[1.5,0.999]", "optim.betas"),
+        ("optim.weight_decay=-1", "optim.weight_decay"),
+        ("optim.eps=0", "optim.eps"),
+        ("optim.lr=-1e-4", "optim.lr"),
+        ("loss.tight_clamp_ratio=-2", "loss.tight_clamp_ratio"),
+        ("loss.rec=-1", "loss.rec"),
+        ("data.train_noise_std=-0.1", "data.train_noise_std"),
+        ("model.dropout=1.5", "model.dropout"),
+        (
+            "train.checkpoint_every_minutes=-1",
+            "train.checkpoint_every_minutes",
+        ),
+        ("train.device=\"gpu\"", "gpu"),
+    ] {
+        // --summary would exit 0 after the config check: the check comes first.
+        let e = train_fails(&[
+            "../../configs/small_channel.toml",
+            "--set",
+            set,
+            "--summary",
+        ]);
+        assert!(e.contains(key), "{set}: {e}");
+    }
+}

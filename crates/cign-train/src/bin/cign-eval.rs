@@ -67,7 +67,7 @@ fn run(cli: Cli) -> Result<()> {
     let device = cli.device.resolve()?;
     let taps = Tap::parse_list(&cli.dims)?;
     let rm = cli.model.load(device)?;
-    let kind: DatasetKind = rm.config.data.dataset.into();
+    let kind: DatasetKind = rm.config.data.dataset;
     let data_dir = cign_train::trainer::data_dir(&rm.config)?;
     let test = Dataset::load(kind, Split::Test, &data_dir)?;
     let model = &rm.state.model;
