@@ -24,7 +24,7 @@ shift $(( $# < 4 ? $# : 4 ))
 extra=("$@")
 bin="${CIGN_BIN_DIR:-target/release}"
 [ -n "${CIGN_BIN_DIR:-}" ] || cargo build --release -q -p cign-train --bins -p cign-metrics
-[ -f weights/cign-classifier-mnist.safetensors ] || $bin/cign-classifier train --dataset mnist
+[ -f "$($bin/cign-classifier path --dataset mnist)" ] || $bin/cign-classifier train --dataset mnist
 for which in ${CIGN_ABLATIONS:-k0 k1 k3 k9 clamp clamp_per_sample}; do
   case "$which" in
     k[0-9]) sets=(--set data.mismatch_per_real="${which#k}" --set loss.tight_clamp=off) ;;

@@ -26,10 +26,10 @@ models=("$@")
 
 bin="${CIGN_BIN_DIR:-target/release}"
 [ -n "${CIGN_BIN_DIR:-}" ] || cargo build --release -q -p cign-train --bins -p cign-metrics
-# The conditional-accuracy classifiers (cached under weights/ after the first time).
-[ -f weights/cign-classifier-mnist.safetensors ] || $bin/cign-classifier train --dataset mnist
+# The conditional-accuracy classifiers (cached in $CIGN_WEIGHTS_DIR or ~/.cache/cign/weights after the first time).
+[ -f "$($bin/cign-classifier path --dataset mnist)" ] || $bin/cign-classifier train --dataset mnist
 for model in "${models[@]}"; do
-  if grep -q 'fashion' "configs/$model.toml" && [ ! -f weights/cign-classifier-fashion-mnist.safetensors ]; then
+  if grep -q 'fashion' "configs/$model.toml" && [ ! -f "$($bin/cign-classifier path --dataset fashion-mnist)" ]; then
     # shellcheck disable=SC2086
     $bin/cign-classifier train --dataset fashion-mnist ${CIGN_CLASSIFIER_ARGS:-}
   fi

@@ -69,7 +69,8 @@ def main():
         else:
             acc_s = "-"
         model = model_of(name, d)
-        label = name if model == name else f"{name} (old config = {model}, not the IGN network)"
+        label = (f"{name} (old config = {model}, not the IGN network)"
+                 if name == "ign_baseline" and model == "cign_no_labels" else name)
         out.append(
             f"| {label} | {PARAMS.get(model, '?')} | {r.get('dataset', '?')} | {trained} | {device} | "
             f"{fmt(mean(64))} | {fmt(mean(192))} | {fmt(mean(768))} | {fmt(allc)} | {acc_s} | "
@@ -78,8 +79,19 @@ def main():
             "of that class at pytorch-fid's 64/192/768 taps (mean over the 10 classes; std, min and max are",
             "in each run's `.md`), all-class FID768, and conditional accuracy (the share of generated images",
             "our classifier, `cign-classifier`, puts in the requested class). N and the reference size are",
-            "in each JSON (`n_per_class`, `report.n_real`): with fewer images than the paper's 1,000 per",
-            "class FID is biased upwards, so short rows are not comparable with the paper's numbers.",
+            "in each JSON (`n_per_class`, `report.n_real`). The paper does not state how many images per",
+            "class it generated; FID is biased upwards for small sets, so values made with different",
+            "numbers of images are not comparable, and short rows are not comparable with the paper's.",
+            "What we assume about the authors' protocol and effective batch: [protocol.md](protocol.md).",
+            "",
+            "`ign_baseline` is now the IGN network of the code the authors modified (PapersReimplementations",
+            "`src/cv/ign/`, 5,550,336 parameters, `configs/ign_baseline.toml`); the rows above named",
+            "`ign_baseline` were made before that with today's `cign_no_labels` (the CIGN network without",
+            "labels) and are labelled so. Unconditional models are compared by all-class FID against",
+            "CIGN's all-class FID; per-class means do not apply.",
+            "",
+            "The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU) is",
+            "under way; its segments and curve: [large_channel_campaign.md](large_channel_campaign.md).",
             "Sample grids: `results/<run>.png` (one row per class, the same noise in every column); loss",
             "curves: `results/<run>.loss.png`.", "",
             "`cpu_demo` (and `fashion_cpu_demo`, the same on Fashion-MNIST) is the small channel model with batch 32 and learning rate 1e-3",

@@ -47,7 +47,7 @@ pub enum ConfigError {
         "resume: {key} = {now}, but the checkpoint was trained with {key} = {was}; only these \
          keys may change on resume: train.epochs, max_steps, time_budget_minutes, eval_every, \
          eval_max_images, sample_every, log_every, threads, device, checkpoint_every_minutes, \
-         precision, data.dir, output.dir"
+         snapshot_every_epochs, precision, data.dir, output.dir"
     )]
     Resume {
         /// `section.key`.
@@ -133,6 +133,9 @@ pub struct TrainSection {
     /// Write the `last` checkpoint every this many minutes between validations, without
     /// validating, so a preempted run loses at most this much work; 0 = off (10).
     pub checkpoint_every_minutes: f64,
+    /// Keep the model of every N-th completed epoch as `checkpoints/epoch-NNN.safetensors` (a
+    /// weights file, model only) for learning curves; 0 = off (0).
+    pub snapshot_every_epochs: u64,
 }
 
 impl Default for TrainSection {
@@ -150,6 +153,7 @@ impl Default for TrainSection {
             log_every: 10,
             threads: 0,
             checkpoint_every_minutes: 10.0,
+            snapshot_every_epochs: 0,
         }
     }
 }
@@ -364,6 +368,7 @@ pub const RESUMABLE_KEYS: &[&str] = &[
     "train.threads",
     "train.device",
     "train.checkpoint_every_minutes",
+    "train.snapshot_every_epochs",
     "train.precision",
     "data.dir",
     "output.dir",

@@ -118,6 +118,12 @@ impl RunDir {
             .join("checkpoints")
             .join(format!("{which}.safetensors"))
     }
+    /// `checkpoints/epoch-NNN.safetensors`: the model (weights file) after `epoch` epochs.
+    pub fn snapshot(&self, epoch: u64) -> PathBuf {
+        self.root
+            .join("checkpoints")
+            .join(format!("epoch-{epoch:03}.safetensors"))
+    }
     /// `samples/step-NNNNNN.png`.
     pub fn sample(&self, step: u64) -> PathBuf {
         self.root

@@ -556,6 +556,16 @@ impl Trainer {
         if due && !self.validate_and_checkpoint(stop)? {
             return Ok(false);
         }
+        let snapshot_every = self.cfg.train.snapshot_every_epochs;
+        if epoch_done && snapshot_every > 0 && self.state.epoch.is_multiple_of(snapshot_every) {
+            let path = self.run.snapshot(self.state.epoch);
+            checkpoint::save_weights(&path, &self.ms.vs)?;
+            tracing::info!(
+                "kept the model of epoch {} as {}",
+                self.state.epoch,
+                path.display()
+            );
+        }
         let sample_every = self.cfg.train.sample_every;
         if sample_every > 0 && self.state.step.is_multiple_of(sample_every) {
             self.write_samples()?;

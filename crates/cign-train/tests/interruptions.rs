@@ -413,3 +413,79 @@ fn only_limits_may_change_on_resume() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(meta(&checkpoint(&run_dir), "step"), 6);
 }
+
+#[test]
+fn snapshots_and_exported_weights_load_with_their_config() {
+    let s = setup(8);
+    let cfg = s.config.display().to_string();
+    let out = run(&[
+        &cfg,
+        "--set",
+        "train.max_steps=10",
+        "--set",
+        "train.snapshot_every_epochs=1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_dir = run_dirs(&s.runs)[0].clone();
+    let config = run_dir.join("config.toml");
+    let exported = s.root.join("model.safetensors");
+    let out = Command::new(env!("CARGO_BIN_EXE_cign-export"))
+        .args(["--run", run_dir.to_str().unwrap(), "--checkpoint", "last"])
+        .arg("--out")
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A weights file holds the model alone, under the state-dict names.
+    let names: Vec<String> = Tensor::read_safetensors(&exported)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(names
+        .iter()
+        .all(|n| !n.starts_with("optim.") && !n.starts_with("meta.")));
+    assert!(names.iter().any(|n| n.ends_with("running_mean")));
+    let mut images = Vec::new();
+    for weights in [
+        run_dir.join("checkpoints/epoch-001.safetensors"),
+        run_dir.join("checkpoints/epoch-002.safetensors"),
+        exported.clone(),
+    ] {
+        let idx = s.root.join("images-idx3-ubyte");
+        let labels = s.root.join("labels-idx1-ubyte");
+        let out = Command::new(SAMPLE)
+            .arg("--weights")
+            .arg(&weights)
+            .arg("--config")
+            .arg(&config)
+            .args(["--label", "all", "--n", "3", "--device", "cpu"])
+            .arg("--idx")
+            .arg(&idx)
+            .arg("--idx-labels")
+            .arg(&labels)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            weights.display(),
+            stderr(&out)
+        );
+        images.push(std::fs::read(&idx).unwrap());
+        assert_eq!(std::fs::read(&labels).unwrap().len(), 8 + 30);
+    }
+    // The exported model is the last checkpoint's (step 10 = end of epoch 2), so it samples
+    // exactly what the epoch-2 snapshot samples, and differs from epoch 1.
+    assert_eq!(images[1], images[2]);
+    assert_ne!(images[0], images[1]);
+    // --weights without --config is a usage error, one line.
+    let out = Command::new(SAMPLE)
+        .arg("--weights")
+        .arg(&exported)
+        .args(["--out", "x.png"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--config"), "{}", stderr(&out));
+}
