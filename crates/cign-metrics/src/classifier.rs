@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use cign_data::atomic::{write_atomic, write_atomic_bytes};
 use cign_data::{Dataset, DatasetKind, NUM_CLASSES};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT, OptimizerConfig};
@@ -270,18 +271,23 @@ impl ConditionalClassifier {
         Self::load(&path, device).map(Some)
     }
 
-    /// Saves the weights (safetensors).
+    /// Saves the weights as safetensors (the format [`ConditionalClassifier::load`] reads,
+    /// whatever the extension of `path`), atomically with
+    /// [`cign_data::atomic::write_atomic`]; creates the parent directory if needed.
     ///
     /// # Errors
-    /// [`MetricsError::Io`] / [`MetricsError::BadFile`] when the file cannot be written.
+    /// [`MetricsError::Io`] when the directory or the file cannot be created or written.
     pub fn save(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| MetricsError::io(dir, "cannot create", e))?;
         }
-        self.vs.save(path).map_err(|e| MetricsError::BadFile {
-            path: path.to_path_buf(),
-            what: format!("cannot write: {e}"),
+        let mut vars: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        write_atomic(path, |part| {
+            Tensor::write_safetensors(&vars, part)
+                .map_err(|e| std::io::Error::other(crate::error::torch_message(&e)))
         })
+        .map_err(|e| MetricsError::io(path, "cannot write", e))
     }
 
     /// The device of the weights.
@@ -475,6 +481,7 @@ pub fn train_and_cache(
     let json = path.with_extension("json");
     let text = serde_json::to_string_pretty(&report)
         .map_err(|e| MetricsError::Numerical(e.to_string()))?;
-    std::fs::write(&json, text).map_err(|e| MetricsError::io(&json, "cannot write", e))?;
+    write_atomic_bytes(&json, text.as_bytes())
+        .map_err(|e| MetricsError::io(&json, "cannot write", e))?;
     Ok(report)
 }

@@ -93,14 +93,17 @@ pub use classifier::{
 pub use collect::{collect, CollectOptions, Collected};
 pub use device::{DeviceChoice, DeviceError};
 pub use error::{MetricsError, Result};
-pub use evaluate::{evaluate_generated, EvalOptions, EvalReport, TapReport};
+pub use evaluate::{
+    check_evaluation, evaluate_generated, EvalOptions, EvalReport, PrdcReport, TapReport,
+};
 pub use extractor::InceptionExtractor;
 pub use frechet::{frechet_details, frechet_distance, FrechetDetails};
 pub use images::{FolderOptions, ImageFiles, ImageSource, SkipReport, TensorImages};
 pub use kid::{kid, Kid, KidOptions};
 pub use per_class::{per_class_fid, ClassFid, PerClassFid};
 pub use prdc::{
-    prdc, prdc_tensors, prdc_with_options, BallBoundary, Prdc, PrdcOptions, DEFAULT_NEAREST_K,
+    check_class_counts, per_class_prdc, prdc, prdc_tensors, prdc_with_options, BallBoundary,
+    ClassPrdc, PerClassPrdc, Prdc, PrdcOptions, DEFAULT_NEAREST_K,
 };
 pub use preprocess::{PixelRange, Preprocess};
 pub use stats::{Stats, StreamingStats};

@@ -10,6 +10,8 @@ use ndarray::{Array1, Array2, Ix1, Ix2};
 use ndarray_npy::{NpzReader, NpzWriter, ReadDataError, ReadableElement};
 use py_literal::Value as PyValue;
 
+use cign_data::atomic::write_atomic;
+
 use crate::error::{MetricsError, Result};
 use crate::stats::Stats;
 
@@ -20,27 +22,29 @@ fn npz_err(path: &Path, what: impl Into<String>) -> MetricsError {
     }
 }
 
-/// Writes `stats` to `path` (atomically: a temporary file renamed into place).
+/// Writes `stats` to `path` atomically (through [`cign_data::atomic::write_atomic`]: a reader
+/// never sees a half-written file, and a failed write leaves the previous file in place).
+/// Creates the parent directory if needed.
 ///
 /// # Errors
 /// [`MetricsError::InvalidStats`] when `stats` fail [`Stats::validate`];
-/// [`MetricsError::Io`] / [`MetricsError::Npz`] when the file cannot be written.
+/// [`MetricsError::Io`] when the directory or the file cannot be created or written.
 pub fn save_stats(path: &Path, stats: &Stats) -> Result<()> {
     stats.validate(&path.display().to_string())?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| MetricsError::io(dir, "cannot create", e))?;
     }
-    let tmp = path.with_extension(format!("npz.tmp-{}", std::process::id()));
-    let file = File::create(&tmp).map_err(|e| MetricsError::io(&tmp, "cannot create", e))?;
-    let mut npz = NpzWriter::new(file);
     let n = Array1::from(vec![stats.n as u64]);
-    npz.add_array("mu", &stats.mu)
-        .and_then(|_| npz.add_array("sigma", &stats.sigma))
-        .and_then(|_| npz.add_array("n", &n))
-        .map_err(|e| npz_err(&tmp, format!("cannot write: {e}")))?;
-    npz.finish()
-        .map_err(|e| npz_err(&tmp, format!("cannot write: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| MetricsError::io(path, "cannot write", e))
+    write_atomic(path, |tmp| {
+        let mut npz = NpzWriter::new(File::create(tmp)?);
+        npz.add_array("mu", &stats.mu)
+            .and_then(|_| npz.add_array("sigma", &stats.sigma))
+            .and_then(|_| npz.add_array("n", &n))
+            .map_err(std::io::Error::other)?;
+        npz.finish().map_err(std::io::Error::other)?;
+        Ok(())
+    })
+    .map_err(|e| MetricsError::io(path, "cannot write", e))
 }
 
 /// A float of any width numpy writes (`f2`, `f4`, `f8`, either byte order), widened to `f64`.

@@ -57,6 +57,54 @@ pub fn summarize(values: &[f64]) -> (f64, f64, f64, f64) {
     (mean, std, min, max)
 }
 
+/// Samples per label.
+pub(crate) fn class_counts(labels: &[u8]) -> BTreeMap<u8, usize> {
+    let mut counts = BTreeMap::new();
+    for &l in labels {
+        *counts.entry(l).or_insert(0usize) += 1;
+    }
+    counts
+}
+
+/// Checks labels of a per-class comparison: some labels on each side, the same classes on
+/// both sides, at least `min_per_class` samples of each class on each side (`purpose` says
+/// what needs them, for the message).
+pub(crate) fn check_classes(
+    generated_labels: &[u8],
+    real_labels: &[u8],
+    min_per_class: usize,
+    purpose: &str,
+) -> Result<()> {
+    let (g, r) = (class_counts(generated_labels), class_counts(real_labels));
+    if g.is_empty() || r.is_empty() {
+        return Err(MetricsError::invalid(
+            "labels",
+            format!("{purpose} needs labelled samples on both sides"),
+        ));
+    }
+    for (have, lack, side, other) in [(&g, &r, "generated", "real"), (&r, &g, "real", "generated")]
+    {
+        if let Some(c) = have.keys().find(|c| !lack.contains_key(c)) {
+            return Err(MetricsError::invalid(
+                "labels",
+                format!("class {c} has {side} samples but no {other} samples ({purpose} compares the same classes)"),
+            ));
+        }
+    }
+    for (counts, side) in [(&g, "generated"), (&r, "real")] {
+        for (c, &n) in counts.iter() {
+            if n < min_per_class {
+                return Err(MetricsError::TooFewSamples {
+                    what: format!("{side} samples of class {c} for {purpose}"),
+                    n,
+                    needed: min_per_class,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Per-class FID from per-class statistics of generated and real images (the same classes
 /// on both sides) and the all-class statistics.
 pub fn per_class_fid(

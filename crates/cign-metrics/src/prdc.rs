@@ -122,6 +122,18 @@ impl Default for PrdcOptions {
     }
 }
 
+impl PrdcOptions {
+    /// Checks the settings, as every entry point does first; callers can check them before
+    /// any feature is computed.
+    ///
+    /// # Errors
+    ///
+    /// [`MetricsError::InvalidInput`] if `nearest_k` is 0 or `block_rows` is `Some(0)`.
+    pub fn validate(&self) -> Result<()> {
+        check_options(self)
+    }
+}
+
 /// Precision, recall, density and coverage of `generated` (`[N, D]`) against `real`
 /// (`[M, D]`) with k-NN radii at `nearest_k` (the `prdc` package's default is 5, see
 /// [`DEFAULT_NEAREST_K`]), open balls, on the CPU. Equal to `prdc.compute_prdc(real,
@@ -185,6 +197,148 @@ pub fn prdc_tensors(generated: &Tensor, real: &Tensor, options: &PrdcOptions) ->
     let gen = FeatureSet::from_tensor(SetName::Generated, generated)?;
     let real = FeatureSet::from_tensor(SetName::Real, real)?;
     compute(gen, real, options)
+}
+
+/// The four metrics of one class (see [`per_class_prdc`]). Serialises as
+/// `{"class", "n_generated", "n_real", "precision", "recall", "density", "coverage"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClassPrdc {
+    /// The class label.
+    pub class: u8,
+    /// Generated samples of the class (`N_c`).
+    pub n_generated: usize,
+    /// Real samples of the class (`M_c`).
+    pub n_real: usize,
+    /// Precision, recall, density and coverage of the class's generated samples against its
+    /// real samples (radii within the class's own samples).
+    #[serde(flatten)]
+    pub metrics: Prdc,
+}
+
+/// Per-class precision, recall, density and coverage, with their unweighted means over
+/// classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerClassPrdc {
+    /// k of the k-NN radii.
+    pub nearest_k: usize,
+    /// One entry per class, by label.
+    pub classes: Vec<ClassPrdc>,
+    /// Mean over classes of each metric (every class weighs the same).
+    pub mean: Prdc,
+}
+
+/// Checks, from the labels alone, that [`per_class_prdc`] can run at `nearest_k`: at least
+/// one label, the same classes on both sides, and more than `nearest_k` samples of every
+/// class on each side. Lets a caller fail before any feature is computed.
+///
+/// # Errors
+///
+/// [`MetricsError::InvalidInput`] if a side has no labels or a class is on one side only
+/// (the message names the class); [`MetricsError::TooFewSamples`] if a class has `nearest_k`
+/// samples or fewer on a side (the message names the side and the class).
+pub fn check_class_counts(
+    generated_labels: &[u8],
+    real_labels: &[u8],
+    nearest_k: usize,
+) -> Result<()> {
+    crate::per_class::check_classes(
+        generated_labels,
+        real_labels,
+        nearest_k + 1,
+        &format!("precision/recall/density/coverage with nearest_k = {nearest_k}"),
+    )
+}
+
+/// Per-class precision, recall, density and coverage: for each class `c`, the generated
+/// rows labelled `c` against the real rows labelled `c` ([`prdc_tensors`] on those rows, so
+/// the radii are those within the class), with the unweighted mean over classes.
+/// `generated` is `[N, D]` with `generated_labels` (`N` labels, one per row), `real` is
+/// `[M, D]` with `real_labels`; tensors of any real kind and device.
+///
+/// Cost: the sum over classes of [`prdc`]'s cost, `O(sum_c (N_c + M_c)^2 D)`, about
+/// `1 / C` of the all-class computation for `C` balanced classes.
+///
+/// # Errors
+///
+/// As [`check_class_counts`] and [`prdc_tensors`]; also [`MetricsError::InvalidInput`] if
+/// the number of labels differs from the number of rows, or a value is NaN or infinite (the
+/// message names the set and the row in the whole set).
+pub fn per_class_prdc(
+    generated: &Tensor,
+    generated_labels: &[u8],
+    real: &Tensor,
+    real_labels: &[u8],
+    options: &PrdcOptions,
+) -> Result<PerClassPrdc> {
+    check_options(options)?;
+    for (t, labels, side) in [
+        (generated, generated_labels, SetName::Generated),
+        (real, real_labels, SetName::Real),
+    ] {
+        let size = t.size();
+        if size.len() != 2 {
+            return Err(MetricsError::invalid(
+                side.arg(),
+                format!("expected a [rows, features] tensor, got shape {size:?}"),
+            ));
+        }
+        if size[0] as usize != labels.len() {
+            return Err(MetricsError::invalid(
+                side.arg(),
+                format!("{} labels for {} rows", labels.len(), size[0]),
+            ));
+        }
+    }
+    check_class_counts(generated_labels, real_labels, options.nearest_k)?;
+    for (t, side) in [(generated, SetName::Generated), (real, SetName::Real)] {
+        let bad = t
+            .f_isfinite()?
+            .f_logical_not()?
+            .f_any_dim(1, false)?
+            .f_nonzero()?;
+        if bad.size()[0] > 0 {
+            let row = bad.f_int64_value(&[0, 0])?;
+            return Err(MetricsError::invalid(
+                side.arg(),
+                format!("row {row} has a NaN or infinite value (features must be finite)"),
+            ));
+        }
+    }
+    let rows_of = |labels: &[u8], c: u8| -> Result<Tensor> {
+        let idx: Vec<i64> = (0..labels.len() as i64)
+            .filter(|&i| labels[i as usize] == c)
+            .collect();
+        Ok(Tensor::f_from_slice(&idx)?)
+    };
+    let mut classes = Vec::new();
+    for (&c, &n_generated) in crate::per_class::class_counts(generated_labels).iter() {
+        let g = generated.f_index_select(
+            0,
+            &rows_of(generated_labels, c)?.f_to_device(generated.device())?,
+        )?;
+        let r = real.f_index_select(0, &rows_of(real_labels, c)?.f_to_device(real.device())?)?;
+        let metrics = prdc_tensors(&g, &r, options)?;
+        classes.push(ClassPrdc {
+            class: c,
+            n_generated,
+            n_real: r.size()[0] as usize,
+            metrics,
+        });
+    }
+    let mean = |f: fn(&Prdc) -> f64| {
+        classes.iter().map(|c| f(&c.metrics)).sum::<f64>() / classes.len() as f64
+    };
+    let mean = Prdc {
+        precision: mean(|p| p.precision),
+        recall: mean(|p| p.recall),
+        density: mean(|p| p.density),
+        coverage: mean(|p| p.coverage),
+    };
+    Ok(PerClassPrdc {
+        nearest_k: options.nearest_k,
+        classes,
+        mean,
+    })
 }
 
 fn check_options(options: &PrdcOptions) -> Result<()> {

