@@ -1,5 +1,7 @@
 //! `cargo bench -p cign-core`: forward pass, full training step (objective + backward + AdamW)
-//! and generation throughput of the paper's models, on the CPU and on CUDA when present.
+//! and generation throughput of the paper's models, on the CPU and on CUDA when present, and
+//! the training step in float32 against bfloat16 (group `precision`; `cargo bench -p cign-core
+//! -- precision` runs it alone).
 //!
 //! Every line of the summary prints the FLOPs of the operation (see `cign_core::flops`) next to
 //! its time, and the time the FLOPs would take at the machine's measured float32 matmul rate
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use cign_core::flops::{forward_flops, training_step_flops};
 use cign_core::{
     mismatch_pairs, AdamW, AdamWConfig, CignModel, Conditioning, DepthwiseImpl, ModelConfig,
-    Objective, ObjectiveConfig, TrainBatch,
+    Objective, ObjectiveConfig, Precision, TrainBatch,
 };
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use tch::nn::VarStore;
@@ -382,6 +384,31 @@ fn main() {
                         &format!("{dname} step     small_filter B={b} {imp:?}{default}"),
                         t,
                         training_step_flops(&cfg, b),
+                        "",
+                    );
+                }
+            }
+        }
+        // float32 against bfloat16 mixed precision (cign_core::precision), full training step:
+        // the small batch (both batches with CIGN_BENCH_QUICK=0).
+        let batches: &[i64] = if quick {
+            &[SMALL_BATCH]
+        } else {
+            &[SMALL_BATCH, LARGE_BATCH]
+        };
+        for (name, cfg) in &models {
+            for &b in batches {
+                for precision in [Precision::Fp32, Precision::Bf16] {
+                    let mut s = setup(cfg, b, device);
+                    s.model.set_precision(precision).unwrap();
+                    let id = (format!("{dname}/step_{precision}"), format!("{name}/b{b}"));
+                    let t = measure(&mut c, "precision", id, device, None, quick, reps, || {
+                        s.step()
+                    });
+                    rep.add(
+                        &format!("{dname} step     {name:<14} B={b} {precision}"),
+                        t,
+                        training_step_flops(cfg, b),
                         "",
                     );
                 }

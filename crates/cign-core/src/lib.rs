@@ -79,6 +79,9 @@
 //!   1x1 and 2x2 maps as rows ([`BnLayout`], not the default: less accurate in float32).
 //!   Binaries also raise glibc's malloc thresholds
 //!   ([`runtime::tune_malloc`]) so freed activations are reused instead of unmapped.
+//! * Precision ([`Precision`], [`CignModel::set_precision`]): float32 (default) or bfloat16
+//!   mixed precision through libtorch's autocast ([`precision`]): convolutions and linears in
+//!   bfloat16; variables, gradients, AdamW state, losses and BatchNorm statistics in float32.
 //! * FLOPs: [`flops`]; the benchmark (`cargo bench -p cign-core`) prints them next to the times.
 
 pub mod config;
@@ -91,6 +94,7 @@ pub mod import;
 pub mod model;
 pub mod objective;
 pub mod optim;
+pub mod precision;
 pub mod runtime;
 
 pub use config::{
@@ -109,3 +113,4 @@ pub use model::{
 };
 pub use objective::{mismatch_pairs, LossTerms, LossValues, Objective, TrainBatch};
 pub use optim::AdamW;
+pub use precision::Precision;

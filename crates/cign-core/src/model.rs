@@ -18,7 +18,7 @@ use crate::depthwise::{
     conv_out, conv_transpose_out, depthwise_conv2d, depthwise_conv_transpose2d, DepthwiseImpl,
 };
 use crate::ign::{ign_layer_geometry, IgnNetwork};
-use crate::{Architecture, Conditioning, CoreError, ModelConfig};
+use crate::{Architecture, Conditioning, CoreError, ModelConfig, Precision};
 
 /// Side length of the (square) images.
 pub const IMAGE_SIZE: i64 = 28;
@@ -561,6 +561,12 @@ impl Half {
                 }
             };
             let drop = layer.dropout && mode.dropout && dropout > 0.0;
+            if drop && h.device() == Device::Cpu && h.kind() == Kind::BFloat16 {
+                // bfloat16 (crate::precision): cign's CPU dropout works on float32, so dropout
+                // and the activation run in float32 as in the float32 path (the same draws
+                // from torch's generator); the next convolution casts back.
+                h = h.to_kind(Kind::Float);
+            }
             let fused_slope = match layer.act {
                 Activation::LeakyRelu => Some(LEAKY_SLOPE),
                 Activation::Relu => Some(0.0),
@@ -606,6 +612,7 @@ pub struct CignModel {
     /// value and gradient equal `leaky_relu`'s).
     slope: Tensor,
     form: Cell<Formulation>,
+    precision: Cell<Precision>,
 }
 
 impl CignModel {
@@ -633,6 +640,7 @@ impl CignModel {
             net,
             slope,
             form: Cell::new(Formulation::default_for(root.device())),
+            precision: Cell::new(Precision::Fp32),
         })
     }
 
@@ -650,6 +658,46 @@ impl CignModel {
     /// network has one formulation and ignores this.
     pub fn set_formulation(&self, form: Formulation) {
         self.form.set(form);
+    }
+
+    /// The precision the model's passes run in ([`Precision::Fp32`] unless set).
+    pub fn precision(&self) -> Precision {
+        self.precision.get()
+    }
+
+    /// Chooses the precision of the model's passes ([`crate::precision`]): with
+    /// [`Precision::Bf16`] every pass runs inside libtorch's bfloat16 autocast (convolutions,
+    /// transposed convolutions and linears in bfloat16) and returns float32. The variables stay
+    /// float32, so weights and checkpoints are the same in both precisions. An [`Objective`]
+    /// runs its frozen copy in the model's precision.
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::InvalidConfig`] when [`Precision::check_device`] fails for the model's
+    /// device (bfloat16 on a device other than the CPU or CUDA); the precision is unchanged.
+    ///
+    /// [`Objective`]: crate::Objective
+    pub fn set_precision(&self, precision: Precision) -> Result<(), CoreError> {
+        precision.check_device(self.slope.device())?;
+        self.precision.set(precision);
+        Ok(())
+    }
+
+    /// Runs `f` (a pass on `device`) in the model's precision; a bfloat16 result is returned
+    /// as float32.
+    fn in_precision(&self, device: Device, f: impl FnOnce() -> Tensor) -> Tensor {
+        match self.precision.get() {
+            // as before precision existed (plus switching off an enclosing bfloat16 scope)
+            Precision::Fp32 => crate::precision::autocast(Precision::Fp32, device, f),
+            Precision::Bf16 => {
+                let out = crate::precision::autocast(Precision::Bf16, device, f);
+                if out.kind() == Kind::BFloat16 {
+                    out.to_kind(Kind::Float)
+                } else {
+                    out
+                }
+            }
+        }
     }
 
     /// The per-sample depthwise formulation used by the filter model.
@@ -685,14 +733,26 @@ impl CignModel {
         self.forward_mode(x, labels, Mode::from_train(train))
     }
 
-    /// One pass of `f` in an explicit [`Mode`].
+    /// One pass of `f` in an explicit [`Mode`], in the model's [`Precision`]. The result is
+    /// float32 for a float32 input in either precision.
     pub fn forward_mode(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
-        let h = self.encode_mode(x, labels, mode);
-        self.decode_mode(&h, labels, mode)
+        self.in_precision(x.device(), || {
+            let h = self.encode_raw(x, labels, mode);
+            self.decode_raw(&h, labels, mode)
+        })
     }
 
-    /// The encoder alone: `[B, C, 28, 28] -> [B, I, 1, 1]`.
+    /// The encoder alone: `[B, C, 28, 28] -> [B, I, 1, 1]` (float32 in either precision).
     pub fn encode_mode(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
+        self.in_precision(x.device(), || self.encode_raw(x, labels, mode))
+    }
+
+    /// The decoder alone: `[B, I, 1, 1] -> [B, C, 28, 28]` (float32 in either precision).
+    pub fn decode_mode(&self, h: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
+        self.in_precision(h.device(), || self.decode_raw(h, labels, mode))
+    }
+
+    fn encode_raw(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
         let labels = self.labels(labels);
         match &self.net {
             Net::Cign { encoder, .. } => encoder.forward(
@@ -707,8 +767,7 @@ impl CignModel {
         }
     }
 
-    /// The decoder alone: `[B, I, 1, 1] -> [B, C, 28, 28]`.
-    pub fn decode_mode(&self, h: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
+    fn decode_raw(&self, h: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
         let labels = self.labels(labels);
         match &self.net {
             Net::Cign { decoder, .. } => decoder.forward(

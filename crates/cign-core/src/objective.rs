@@ -29,6 +29,10 @@
 //! (IGN, arXiv 2311.01462, Sec. 3). [`TightClamp::Batch`] clamps the batch's distance `d`;
 //! [`TightClamp::PerSample`] clamps each sample's distance `d_i` (the mean over its elements)
 //! and then averages over the samples.
+//!
+//! Precision: the passes of `f` and `f_copy` run in the model's [`crate::Precision`]
+//! ([`CignModel::set_precision`]; the copy follows `f`), and return float32, so the distances,
+//! the clamp and the sum are float32 in both precisions.
 
 use serde::Serialize;
 use tch::nn::VarStore;
@@ -250,6 +254,19 @@ impl Objective {
         self.refresh_copy(vs)
             .expect("the frozen copy and the model's var store have different variables");
         self.frozen.set_formulation(model.formulation());
+        self.frozen
+            .set_precision(model.precision())
+            .expect("the frozen copy is on the model's device");
+        // One autocast scope around the seven passes (each pass opens its own too): libtorch
+        // casts each weight of f to bfloat16 once per step instead of once per pass. Nothing
+        // happens in float32.
+        crate::precision::autocast(model.precision(), batch.x.device(), || {
+            self.training_terms(model, batch)
+        })
+    }
+
+    /// The seven passes and the five terms of [`Objective::training_loss`].
+    fn training_terms(&self, model: &CignModel, batch: &TrainBatch) -> LossTerms {
         let w = self.cfg.weights();
         let cond = self.model_cfg.conditioning.is_conditional();
         let lab = |t: &Tensor| -> Option<Tensor> { cond.then(|| t.shallow_clone()) };
@@ -313,33 +330,36 @@ impl Objective {
     ) -> LossTerms {
         let _ = vs; // f_copy equals f in eval mode: no copy needed
         self.check_model(model);
-        tch::no_grad(|| {
-            let w = self.cfg.weights();
-            let cond = self.model_cfg.conditioning.is_conditional();
-            let lab = |t: &Tensor| -> Option<Tensor> { cond.then(|| t.shallow_clone()) };
-            let (y, yz) = (lab(&batch.y), lab(&batch.yz));
-            let e = Mode::EVAL;
-            let dev = batch.x.device();
-            let fx = model.forward_mode(&batch.x, y.as_ref(), e);
-            let rec_raw = dist(&fx, &batch.x);
-            let fz = model.forward_mode(&batch.z, yz.as_ref(), e);
-            let ffz = model.forward_mode(&fz, yz.as_ref(), e);
-            let idem_noise = dist(&ffz, &fz) * w.idem_noise;
-            let tight_noise = self.tight(&ffz, &fz, &rec_raw, w.tight_noise);
-            let (idem_mismatch, tight_mismatch) = match (&batch.x_mismatch, &batch.y_mismatch) {
-                (Some(xm), ym) if cond => {
-                    let ym = lab(ym.as_ref().expect("x_mismatch without y_mismatch"));
-                    let fm = model.forward_mode(xm, ym.as_ref(), e);
-                    let ffm = model.forward_mode(&fm, ym.as_ref(), e);
-                    (
-                        dist(&ffm, &fm) * w.idem_mismatch,
-                        self.tight(&ffm, &fm, &rec_raw, w.tight_mismatch),
-                    )
-                }
-                _ => (Self::zero(dev), Self::zero(dev)),
-            };
-            let rec = rec_raw * w.rec;
-            LossTerms::from_terms(rec, idem_noise, tight_noise, idem_mismatch, tight_mismatch)
+        let device = batch.x.device();
+        crate::precision::autocast(model.precision(), device, || {
+            tch::no_grad(|| {
+                let w = self.cfg.weights();
+                let cond = self.model_cfg.conditioning.is_conditional();
+                let lab = |t: &Tensor| -> Option<Tensor> { cond.then(|| t.shallow_clone()) };
+                let (y, yz) = (lab(&batch.y), lab(&batch.yz));
+                let e = Mode::EVAL;
+                let dev = batch.x.device();
+                let fx = model.forward_mode(&batch.x, y.as_ref(), e);
+                let rec_raw = dist(&fx, &batch.x);
+                let fz = model.forward_mode(&batch.z, yz.as_ref(), e);
+                let ffz = model.forward_mode(&fz, yz.as_ref(), e);
+                let idem_noise = dist(&ffz, &fz) * w.idem_noise;
+                let tight_noise = self.tight(&ffz, &fz, &rec_raw, w.tight_noise);
+                let (idem_mismatch, tight_mismatch) = match (&batch.x_mismatch, &batch.y_mismatch) {
+                    (Some(xm), ym) if cond => {
+                        let ym = lab(ym.as_ref().expect("x_mismatch without y_mismatch"));
+                        let fm = model.forward_mode(xm, ym.as_ref(), e);
+                        let ffm = model.forward_mode(&fm, ym.as_ref(), e);
+                        (
+                            dist(&ffm, &fm) * w.idem_mismatch,
+                            self.tight(&ffm, &fm, &rec_raw, w.tight_mismatch),
+                        )
+                    }
+                    _ => (Self::zero(dev), Self::zero(dev)),
+                };
+                let rec = rec_raw * w.rec;
+                LossTerms::from_terms(rec, idem_noise, tight_noise, idem_mismatch, tight_mismatch)
+            })
         })
     }
 }

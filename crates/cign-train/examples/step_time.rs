@@ -3,14 +3,14 @@
 //! + AdamW, the step of `cign-train`. Used by `scripts/compare_speed.py`.
 //!
 //! `cargo run --release -p cign-train --example step_time -- CONFIG [--batch 256] [--steps 5]
-//!  [--warmup 1] [--threads 2] [--device cpu|cuda|cuda:N]`
+//!  [--warmup 1] [--threads 2] [--device cpu|cuda|cuda:N] [--precision fp32|bf16]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Result;
-use cign_core::Objective;
+use cign_core::{Objective, Precision};
 use cign_data::{BatchSampler, SamplerConfig};
 use cign_metrics::device::DeviceChoice;
 use cign_train::{ModelState, TrainConfig};
@@ -36,6 +36,9 @@ struct Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
+    /// fp32 or bf16 (default: the config's train.precision).
+    #[arg(long)]
+    precision: Option<Precision>,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn run(args: Args) -> Result<()> {
         warmup,
         threads,
         device,
+        precision,
     } = args;
     anyhow::ensure!(batch >= 2, "--batch {batch}: must be at least 2");
     anyhow::ensure!(steps >= 1, "--steps must be at least 1");
@@ -60,6 +64,9 @@ fn run(args: Args) -> Result<()> {
     let malloc = cign_core::runtime::tune_malloc();
     let cfg = TrainConfig::load(&config, &[])?;
     let mut ms = ModelState::new(&cfg, device)?;
+    if let Some(p) = precision {
+        ms.model.set_precision(p)?;
+    }
     let mut objective = Objective::new(&cfg.model, cfg.loss.clone(), device)?;
     let sampler = BatchSampler::new(SamplerConfig {
         batch_size: batch,
@@ -98,6 +105,7 @@ fn run(args: Args) -> Result<()> {
             "config": config.display().to_string(),
             "batch": batch,
             "threads": tch::get_num_threads(),
+            "precision": ms.model.precision().name(),
             "malloc": format!("{malloc:?}"),
             "step_flops": cign_core::flops::training_step_flops(&cfg.model, batch as i64),
             "step_seconds": times,

@@ -136,6 +136,9 @@ pub struct TrainSection {
     /// Keep the model of every N-th completed epoch as `checkpoints/epoch-NNN.safetensors` (a
     /// weights file, model only) for learning curves; 0 = off (0).
     pub snapshot_every_epochs: u64,
+    /// Arithmetic of the passes: `fp32`, or `bf16` (convolutions and linears in bfloat16;
+    /// variables, optimizer state, losses and checkpoints float32; `cign_core::precision`) (fp32).
+    pub precision: cign_core::Precision,
 }
 
 impl Default for TrainSection {
@@ -154,6 +157,7 @@ impl Default for TrainSection {
             threads: 0,
             checkpoint_every_minutes: 10.0,
             snapshot_every_epochs: 0,
+            precision: cign_core::Precision::Fp32,
         }
     }
 }
