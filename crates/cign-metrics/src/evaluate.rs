@@ -176,12 +176,7 @@ pub fn check_evaluation(
             ));
         }
         // Per-class FID: the same classes, two images each (a covariance).
-        crate::per_class::check_classes(
-            labels,
-            real_labels,
-            2,
-            "per-class FID (a covariance needs two samples)",
-        )?;
+        crate::per_class::check_classes(labels, real_labels, 2, "per-class FID")?;
     }
     if let Some(p) = &options.prdc {
         p.validate()?;

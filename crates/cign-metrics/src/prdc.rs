@@ -1022,6 +1022,95 @@ mod tests {
     }
 
     #[test]
+    fn per_class_is_prdc_of_each_class_and_their_mean() {
+        let mut rng = ChaCha8Rng::seed_from_u64(17);
+        let real = gaussian(&mut rng, 45, 4, 0.0, 1.0);
+        let gen = gaussian(&mut rng, 36, 4, 0.3, 1.1);
+        // Interleaved labels: 3 classes, real 15 each, generated 12 each.
+        let lr: Vec<u8> = (0..45).map(|i| (i % 3) as u8).collect();
+        let lg: Vec<u8> = (0..36).map(|i| ((i / 2) % 3) as u8).collect();
+        let t = |a: &Array2<f64>| {
+            Tensor::from_slice(a.as_slice().unwrap()).view([a.nrows() as i64, a.ncols() as i64])
+        };
+        let o = opts(4, BallBoundary::Open, Some(5));
+        let got = per_class_prdc(&t(&gen), &lg, &t(&real), &lr, &o).unwrap();
+        assert_eq!(got.nearest_k, 4);
+        assert_eq!(got.classes.len(), 3);
+        let rows = |a: &Array2<f64>, l: &[u8], c: u8| {
+            let idx: Vec<usize> = (0..l.len()).filter(|&i| l[i] == c).collect();
+            a.select(ndarray::Axis(0), &idx)
+        };
+        let mut sum = [0.0; 4];
+        for (c, class) in got.classes.iter().enumerate() {
+            let (g, r) = (rows(&gen, &lg, c as u8), rows(&real, &lr, c as u8));
+            assert_eq!(class.class, c as u8);
+            assert_eq!((class.n_generated, class.n_real), (12, 15));
+            let want = brute_force(&g, &r, 4, false);
+            assert_eq!(class.metrics, want, "class {c}");
+            for (s, v) in
+                sum.iter_mut()
+                    .zip([want.precision, want.recall, want.density, want.coverage])
+            {
+                *s += v / 3.0;
+            }
+        }
+        let m = got.mean;
+        for (a, b) in [m.precision, m.recall, m.density, m.coverage]
+            .iter()
+            .zip(sum)
+        {
+            assert!((a - b).abs() <= 1e-15, "{m:?} vs {sum:?}");
+        }
+    }
+
+    #[test]
+    fn per_class_errors_name_the_class_and_side() {
+        let t = |rows: i64| Tensor::zeros([rows, 2], (Kind::Double, Device::Cpu));
+        let o = opts(2, BallBoundary::Open, None);
+        let l6: Vec<u8> = vec![0, 0, 0, 1, 1, 1];
+        let e = per_class_prdc(&t(6), &l6[..5], &t(6), &l6, &o)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("generated features") && e.contains("5 labels for 6 rows"),
+            "{e}"
+        );
+        let other: Vec<u8> = vec![0, 0, 0, 2, 2, 2];
+        let e = per_class_prdc(&t(6), &l6, &t(6), &other, &o)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("class 1 has generated samples but no real"),
+            "{e}"
+        );
+        let e = per_class_prdc(&t(6), &l6, &t(6), &l6, &opts(3, BallBoundary::Open, None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("generated samples of class 0") && e.contains("at least 4"),
+            "{e}"
+        );
+        let uneven: Vec<u8> = vec![0, 0, 0, 0, 1, 1];
+        let e = check_class_counts(&l6, &uneven, 2).unwrap_err().to_string();
+        assert!(
+            e.contains("real samples of class 1") && e.contains("2 samples"),
+            "{e}"
+        );
+        assert!(check_class_counts(&l6, &l6, 2).is_ok());
+        assert!(check_class_counts(&[], &l6, 2).is_err());
+        let mut bad = t(6);
+        let _ = bad.get(4).get(1).fill_(f64::NAN);
+        let e = per_class_prdc(&t(6), &l6, &bad, &l6, &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("real features: row 4"), "{e}");
+        let e = per_class_prdc(&t(6), &l6, &t(6), &l6, &opts(0, BallBoundary::Open, None))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nearest_k"), "{e}");
+    }
+
+    #[test]
     fn serialises_with_the_four_keys() {
         let p = Prdc {
             precision: 0.5,

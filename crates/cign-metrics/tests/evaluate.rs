@@ -1,12 +1,15 @@
 //! `evaluate_generated` on a small scale (tap 64, 120 "generated" and 120 real images):
 //! the per-class numbers equal an independent computation, the summary is consistent, the
-//! reference cache is written and reused with the same result.
+//! reference cache is written and reused with the same result. Precision, recall, density
+//! and coverage (tap 192 to keep it quick, 100 "generated" and 150 real images): all-class and
+//! per-class values equal the definitions evaluated literally on the same features, and the
+//! cached real features give the same values.
 
 use cign_data::{Dataset, DatasetKind, Split};
 use cign_metrics::reference::dataset_images;
 use cign_metrics::{
-    collect, evaluate_generated, frechet_distance, CollectOptions, EvalOptions, InceptionExtractor,
-    KidOptions, PixelRange, Preprocess, Tap, TensorImages,
+    check_evaluation, collect, evaluate_generated, frechet_distance, CollectOptions, EvalOptions,
+    InceptionExtractor, KidOptions, PixelRange, Prdc, PrdcOptions, Preprocess, Tap, TensorImages,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -76,11 +79,196 @@ fn evaluation_report_is_consistent_and_cached() {
     assert!((pc.all_class - tap.fid).abs() <= 1e-12 * tap.fid);
 
     // The reference statistics were cached (all + 10 classes) and give the same result.
+    // All + 10 classes, and the features (KID asked for them).
     let files = std::fs::read_dir(cache.path()).unwrap().count();
-    assert_eq!(files, 11, "cache files");
+    assert_eq!(files, 12, "cache files");
     let opts2 = EvalOptions { kid: None, ..opts };
     let again = evaluate_generated(&ex, &gen, Some(labels), &test, &opts2, None).unwrap();
     assert!((again.taps[0].fid - tap.fid).abs() <= 1e-9 * tap.fid);
     assert!((again.taps[0].per_class.as_ref().unwrap().mean - pc.mean).abs() <= 1e-9 * pc.mean);
     serde_json::to_string(&again).unwrap();
+}
+
+/// The definitions evaluated literally (all distances, sorted rows for the radii, open balls)
+/// on `[n, d]` feature tensors.
+fn brute_force(gen: &Tensor, real: &Tensor, k: usize) -> Prdc {
+    let rows = |t: &Tensor| -> Vec<Vec<f64>> {
+        let t = t.to_kind(Kind::Double);
+        (0..t.size()[0])
+            .map(|i| Vec::<f64>::try_from(t.get(i)).unwrap())
+            .collect()
+    };
+    let (g, r) = (rows(gen), rows(real));
+    let dist = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let radii = |s: &[Vec<f64>]| -> Vec<f64> {
+        s.iter()
+            .map(|a| {
+                let mut d: Vec<f64> = s.iter().map(|b| dist(a, b)).collect();
+                d.sort_by(|x, y| x.partial_cmp(y).unwrap());
+                d[k]
+            })
+            .collect()
+    };
+    let (rr, rg) = (radii(&r), radii(&g));
+    let (n, m) = (g.len(), r.len());
+    let inside = |j: usize, i: usize, radius: f64| dist(&g[j], &r[i]) < radius;
+    let precise = (0..n)
+        .filter(|&j| (0..m).any(|i| inside(j, i, rr[i])))
+        .count();
+    let in_balls: usize = (0..n)
+        .map(|j| (0..m).filter(|&i| inside(j, i, rr[i])).count())
+        .sum();
+    let recalled = (0..m)
+        .filter(|&i| (0..n).any(|j| inside(j, i, rg[j])))
+        .count();
+    let covered = (0..m)
+        .filter(|&i| (0..n).any(|j| inside(j, i, rr[i])))
+        .count();
+    Prdc {
+        precision: precise as f64 / n as f64,
+        recall: recalled as f64 / m as f64,
+        density: (1.0 / k as f64) * (in_balls as f64 / n as f64),
+        coverage: covered as f64 / m as f64,
+    }
+}
+
+#[test]
+fn precision_recall_density_coverage_all_and_per_class() {
+    let dir = cign_data::default_data_dir(DatasetKind::Mnist);
+    cign_data::fetch::ensure_dataset(DatasetKind::Mnist, &dir).expect("MNIST");
+    let test = Dataset::load(DatasetKind::Mnist, Split::Test, &dir).unwrap();
+    let ex = InceptionExtractor::from_default_weights(Device::Cpu).unwrap();
+
+    // "Generated": test images 200..300 with noise (at least 4 per class), against the first
+    // 150 test images (at least 6 per class).
+    let (all, all_labels) = dataset_images(&test, Some(300));
+    tch::manual_seed(1);
+    let gen = (all.narrow(0, 200, 100).to_kind(Kind::Float) / 127.5 - 1.0
+        + Tensor::randn([100, 1, 28, 28], (Kind::Float, Device::Cpu)) * 0.3)
+        .clamp(-1.0, 1.0);
+    let labels = &all_labels[200..300];
+    let real_labels = &all_labels[..150];
+    let k = 3;
+    let cache = tempfile::tempdir().unwrap();
+    let opts = EvalOptions {
+        taps: vec![Tap::D64],
+        real_limit: Some(150),
+        cache_dir: Some(cache.path().to_path_buf()),
+        prdc: Some(PrdcOptions {
+            nearest_k: k,
+            ..PrdcOptions::default()
+        }),
+        prdc_tap: Tap::D192,
+        progress: false,
+        ..Default::default()
+    };
+    let report = evaluate_generated(&ex, &gen, Some(labels), &test, &opts, None).unwrap();
+    // 192 was collected for PRDC but only the requested tap is reported.
+    assert_eq!(report.taps.len(), 1);
+    assert_eq!(report.taps[0].dims, 64);
+    let pr = report.prdc.as_ref().expect("prdc report");
+    assert_eq!((pr.dims, pr.nearest_k), (192, 3));
+
+    // The same features, collected in the same batches, and the definitions.
+    let copts = CollectOptions {
+        keep_features: true,
+        progress: false,
+        ..Default::default()
+    };
+    let pre = Preprocess::default();
+    let features = |images: &Tensor, range| {
+        let src = TensorImages::new(images, range, pre).unwrap();
+        let c = collect(&ex, &src, None, &[Tap::D192], &copts).unwrap();
+        c.tap(Tap::D192)
+            .unwrap()
+            .features
+            .as_ref()
+            .unwrap()
+            .shallow_clone()
+    };
+    let fg = features(&gen, PixelRange::Signed);
+    let fr = features(&all.narrow(0, 0, 150), PixelRange::Unit);
+    let same = |a: &Prdc, b: &Prdc, what: &str| {
+        for (x, y) in [
+            (a.precision, b.precision),
+            (a.recall, b.recall),
+            (a.density, b.density),
+            (a.coverage, b.coverage),
+        ] {
+            assert!((x - y).abs() <= 1e-12, "{what}: {a:?} vs {b:?}");
+        }
+    };
+    same(&pr.all_class, &brute_force(&fg, &fr, k), "all classes");
+    let pc = pr.per_class.as_ref().expect("per class");
+    assert_eq!(pc.classes.len(), 10);
+    let pick = |l: &[u8], c: u8| {
+        let idx: Vec<i64> = (0..l.len() as i64)
+            .filter(|&i| l[i as usize] == c)
+            .collect();
+        Tensor::from_slice(&idx)
+    };
+    let mut mean_precision = 0.0;
+    for class in &pc.classes {
+        let (g, r) = (
+            fg.index_select(0, &pick(labels, class.class)),
+            fr.index_select(0, &pick(real_labels, class.class)),
+        );
+        assert_eq!(class.n_generated as i64, g.size()[0]);
+        assert_eq!(class.n_real as i64, r.size()[0]);
+        same(
+            &class.metrics,
+            &brute_force(&g, &r, k),
+            &format!("class {}", class.class),
+        );
+        mean_precision += class.metrics.precision / 10.0;
+    }
+    assert!((pc.mean.precision - mean_precision).abs() <= 1e-12);
+
+    // The real features were cached (taps 64 and 192); read back, they give the same values.
+    let cached = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with("-features.npy")
+        })
+        .count();
+    assert_eq!(cached, 2);
+    let again = evaluate_generated(&ex, &gen, Some(labels), &test, &opts, None).unwrap();
+    let pr2 = again.prdc.as_ref().unwrap();
+    same(&pr2.all_class, &pr.all_class, "from the cache");
+    assert_eq!(pr2.per_class, pr.per_class);
+    let json = serde_json::to_value(&again).unwrap();
+    assert_eq!(
+        json["prdc"]["per_class"]["classes"][0]["precision"],
+        pc.classes[0].metrics.precision
+    );
+
+    // Too few images of a class for k: an error before the network, naming side and class.
+    let k5 = EvalOptions {
+        prdc: Some(PrdcOptions {
+            nearest_k: 5,
+            ..PrdcOptions::default()
+        }),
+        ..opts.clone()
+    };
+    let e = check_evaluation(100, Some(labels), &test, &k5)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("generated samples of class") && e.contains("at least 6"),
+        "{e}"
+    );
+    let e = evaluate_generated(&ex, &gen, Some(labels), &test, &k5, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("at least 6"), "{e}");
 }
