@@ -121,6 +121,11 @@ pub struct Dataset {
 impl Dataset {
     /// Loads a split from `dir`, which holds the standard file names (gzip or raw).
     /// Checks both files and that they agree on the number of records.
+    ///
+    /// # Errors
+    ///
+    /// [`DataError::Unavailable`] if a file is in `dir` neither raw nor gzipped; otherwise as
+    /// [`Dataset::from_files`].
     pub fn load(kind: DatasetKind, split: Split, dir: &Path) -> Result<Self> {
         let missing = |name: String| DataError::Unavailable {
             what: format!(
@@ -137,6 +142,12 @@ impl Dataset {
     }
 
     /// Loads a split from explicit image and label files.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_idx_images`] and [`read_idx_labels`]; [`DataError::CountMismatch`] if the
+    /// files hold different numbers of records; [`DataError::LabelOutOfRange`] for a label of
+    /// [`NUM_CLASSES`] or more.
     pub fn from_files(
         kind: DatasetKind,
         split: Split,
@@ -173,6 +184,11 @@ impl Dataset {
     }
 
     /// Number of images of each class.
+    ///
+    /// # Panics
+    ///
+    /// If a label is [`NUM_CLASSES`] or more (never for a dataset read by [`Dataset::load`],
+    /// which checks the labels).
     pub fn class_counts(&self) -> [usize; NUM_CLASSES as usize] {
         let mut counts = [0; NUM_CLASSES as usize];
         for &l in &self.labels {
@@ -182,6 +198,12 @@ impl Dataset {
     }
 
     /// The images as a float tensor `[N, 1, rows, cols]` in [-1, 1] (`2 * u8 / 255 - 1`) on `device`.
+    ///
+    /// # Panics
+    ///
+    /// If libtorch cannot place the tensor on `device` (a CUDA device that is not there, out
+    /// of memory), or if `images.pixels` does not hold `count * rows * cols` bytes (never for a
+    /// dataset read by [`Dataset::load`]).
     pub fn images_tensor(&self, device: Device) -> Tensor {
         let im = &self.images;
         Tensor::from_slice(&im.pixels)
@@ -193,6 +215,10 @@ impl Dataset {
     }
 
     /// The labels as an `Int64` tensor `[N]` on `device`.
+    ///
+    /// # Panics
+    ///
+    /// If libtorch cannot place the tensor on `device`.
     pub fn labels_tensor(&self, device: Device) -> Tensor {
         Tensor::from_slice(&self.labels)
             .to_kind(Kind::Int64)

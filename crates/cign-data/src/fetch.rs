@@ -131,6 +131,10 @@ fn verify(origin: &str, raw: &[u8], spec: &FileSpec) -> Result<()> {
 }
 
 /// Verifies a file on disk (gzip or raw) against its expected decompressed SHA-256.
+///
+/// # Errors
+///
+/// As [`read_maybe_gzip`]; [`DataError::Checksum`] if the SHA-256 differs.
 pub fn verify_file(path: &Path, spec: &FileSpec) -> Result<()> {
     let raw = read_maybe_gzip(path)?;
     verify(&path.display().to_string(), &raw, spec)
@@ -163,12 +167,22 @@ fn download(url: &str) -> std::result::Result<Vec<u8>, String> {
 /// and the Debian package's directory for Fashion-MNIST), else from the public mirrors.
 /// Every fetched file is checked against its SHA-256 before it is written (atomically).
 /// Files already in `dir` are left alone (loading them checks their structure).
+///
+/// # Errors
+///
+/// As [`ensure_dataset_from`].
 pub fn ensure_dataset(kind: DatasetKind, dir: &Path) -> Result<()> {
     ensure_dataset_from(kind, dir, &local_sources(kind), mirrors(kind))
 }
 
 /// [`ensure_dataset`] with explicit local source directories and mirror URLs (each mirror is
 /// a prefix to which the `.gz` file name is appended).
+///
+/// # Errors
+///
+/// [`DataError::Io`] if `dir` or a file in it cannot be created or written, or a checked
+/// local source cannot be read; [`DataError::Unavailable`] if a file could be fetched from
+/// no source and no mirror (the message lists every attempt and how to provide the files).
 pub fn ensure_dataset_from(
     kind: DatasetKind,
     dir: &Path,

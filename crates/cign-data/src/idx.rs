@@ -31,7 +31,11 @@ pub struct IdxImages {
 }
 
 impl IdxImages {
-    /// Pixels of image `index`.
+    /// Pixels of image `index` (`rows * cols` bytes, row-major).
+    ///
+    /// # Panics
+    ///
+    /// If `index >= count` (or `pixels` is shorter than `count * rows * cols`).
     pub fn image(&self, index: usize) -> &[u8] {
         let size = self.rows * self.cols;
         &self.pixels[index * size..(index + 1) * size]
@@ -39,6 +43,11 @@ impl IdxImages {
 }
 
 /// Reads a whole file, decompressing it when it starts with the gzip magic bytes.
+///
+/// # Errors
+///
+/// [`DataError::Io`] if the file cannot be read; [`DataError::Gzip`] if its gzip stream is
+/// truncated or damaged.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     let mut raw = Vec::new();
     File::open(path)
@@ -115,6 +124,13 @@ fn parse_header(path: &Path, bytes: &[u8], magic: u32, what: &'static str) -> Re
 }
 
 /// Reads an IDX image file (gzip or raw) and checks magic number, dimensions and length.
+///
+/// # Errors
+///
+/// As [`read_maybe_gzip`]; [`DataError::BadMagic`] if it is not an IDX file of `u8` with
+/// three dimensions; [`DataError::Truncated`] / [`DataError::TrailingBytes`] if its length
+/// differs from what the header declares; [`DataError::BadDimensions`] for images of zero
+/// rows or columns.
 pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
     let bytes = read_maybe_gzip(path)?;
     let dims = parse_header(
@@ -138,6 +154,12 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
 }
 
 /// Reads an IDX label file (gzip or raw) and checks magic number and length.
+///
+/// # Errors
+///
+/// As [`read_maybe_gzip`]; [`DataError::BadMagic`] if it is not an IDX file of `u8` with
+/// one dimension; [`DataError::Truncated`] / [`DataError::TrailingBytes`] if its length
+/// differs from what the header declares.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
     let bytes = read_maybe_gzip(path)?;
     parse_header(
@@ -150,6 +172,10 @@ pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Checks that every label is below `num_classes`; the error names the first bad record.
+///
+/// # Errors
+///
+/// [`DataError::LabelOutOfRange`] naming the file, the index and the label.
 pub fn check_label_range(path: &Path, labels: &[u8], num_classes: u8) -> Result<()> {
     match labels.iter().position(|&l| l >= num_classes) {
         Some(index) => Err(DataError::LabelOutOfRange {
@@ -178,6 +204,11 @@ fn write_file(path: &Path, header: &[u32], data: &[u8]) -> Result<()> {
 }
 
 /// Writes images as a raw (uncompressed) IDX file, atomically (temporary file, then rename).
+///
+/// # Errors
+///
+/// [`DataError::InvalidParameter`] if `pixels` does not hold `count * rows * cols` bytes;
+/// [`DataError::Io`] if the file cannot be written (the previous file is then untouched).
 pub fn write_idx_images(path: &Path, images: &IdxImages) -> Result<()> {
     if images.pixels.len() != images.count * images.rows * images.cols {
         return Err(DataError::InvalidParameter {
@@ -201,6 +232,10 @@ pub fn write_idx_images(path: &Path, images: &IdxImages) -> Result<()> {
 }
 
 /// Writes labels as a raw (uncompressed) IDX file, atomically.
+///
+/// # Errors
+///
+/// [`DataError::Io`] if the file cannot be written (the previous file is then untouched).
 pub fn write_idx_labels(path: &Path, labels: &[u8]) -> Result<()> {
     write_file(path, &[LABELS_MAGIC, labels.len() as u32], labels)
 }

@@ -1,10 +1,16 @@
-//! The CIGN batch sampler (spec §3): for each real batch `(x, y)` of size `B` it yields
+//! The CIGN batch sampler: the three kinds of pairs the CIGN loss is evaluated on (arXiv
+//! 2406.02841, Sec. 3.1: matched real pairs, noise pairs, mismatched pairs), drawn as the
+//! authors' code draws them (github niccronc/conditional-idempotent-generative-networks:
+//! `load_data` in `MNIST/main.py` for the training noise, `get_losses` and
+//! `_create_additional_pairs_batch` in `MNIST/idempotent_networks.py` for the noise and the
+//! mismatched pairs). For each real batch `(x, y)` of size `B` it yields
 //!
-//! * the real images with training noise: `x + N(0, sigma^2)`, clamped to [-1, 1];
+//! * the real images with training noise: `x + N(0, sigma^2)`, clamped to [-1, 1]
+//!   (`sigma = 0.15` in `main.py`);
 //! * `B` noise images `z ~ N(0, 1)` with labels uniform in `0..num_classes`;
 //! * `k` mismatched pairs per real image (`0 <= k <= num_classes - 1`): the noisy image repeated
-//!   with `k` distinct wrong labels (all of them, in ascending order, when `k = num_classes - 1`;
-//!   otherwise a random subset without repetition).
+//!   with `k` distinct wrong labels (all of them, in ascending order, when `k = num_classes - 1`,
+//!   which is the authors' helper and default; otherwise a random subset without repetition).
 //!
 //! Determinism: the epoch order comes from a ChaCha RNG seeded by `(seed, epoch)`, and all noise,
 //! noise labels and mismatch subsets of a batch from a ChaCha RNG seeded by
@@ -52,7 +58,12 @@ impl Default for SamplerConfig {
 }
 
 impl SamplerConfig {
-    /// Checks the ranges: batch size at least 1, `k` at most `num_classes - 1`, `sigma >= 0`.
+    /// Checks the ranges: batch size at least 1, at least 2 classes, `k` at most
+    /// `num_classes - 1`, `sigma` finite and `>= 0`.
+    ///
+    /// # Errors
+    ///
+    /// [`DataError::InvalidParameter`] naming the first value out of range.
     pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
             return Err(DataError::InvalidParameter {
@@ -109,6 +120,10 @@ pub struct TrainBatch {
 
 impl TrainBatch {
     /// Moves every tensor to `device`.
+    ///
+    /// # Panics
+    ///
+    /// If libtorch cannot copy to `device` (a CUDA device that is not there, out of memory).
     pub fn to_device(&self, device: tch::Device) -> TrainBatch {
         TrainBatch {
             x: self.x.to_device(device),
@@ -125,6 +140,11 @@ impl TrainBatch {
 /// true label: the p-th wrong label of true label `y` is `p`, or `p + 1` from `y` onwards (so
 /// positions `0..K-1` list them in ascending order). `positions`: `Int64 [B, k]`, `y`:
 /// `Int64 [B]`; returns `Int64 [B * k]`, row by row. The one place this rule is written.
+///
+/// # Panics
+///
+/// If `positions` is not two-dimensional or its rows do not match `y` (libtorch's shape
+/// errors).
 pub fn wrong_labels(positions: &Tensor, y: &Tensor) -> Tensor {
     let size = positions.size();
     let y_col = y.to_kind(Kind::Int64).unsqueeze(1);
@@ -135,6 +155,10 @@ pub fn wrong_labels(positions: &Tensor, y: &Tensor) -> Tensor {
 /// The mismatched pairs of the authors' helper (`k = num_classes - 1`): every image repeated
 /// once with each of the labels that differ from its own, in ascending label order. `x`:
 /// `[B, ...]`, `y`: Int64 `[B]`. Returns `([(K-1) B, ...], Int64 [(K-1) B])`.
+///
+/// # Panics
+///
+/// If `x` has no dimension, `num_classes < 1`, or `y` has another length than `x`.
 pub fn mismatch_pairs(x: &Tensor, y: &Tensor, num_classes: i64) -> (Tensor, Tensor) {
     let b = x.size()[0];
     let k = num_classes - 1;
@@ -164,6 +188,10 @@ pub struct BatchSampler {
 
 impl BatchSampler {
     /// A sampler with checked settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`SamplerConfig::validate`].
     pub fn new(config: SamplerConfig) -> Result<Self> {
         config.validate()?;
         Ok(Self { config })
@@ -194,6 +222,15 @@ impl BatchSampler {
 
     /// Batch `index` of epoch `epoch`. `images` is `[N, C, H, W]` in [-1, 1], `labels` is
     /// `Int64 [N]`, both on the device where the batch is wanted.
+    ///
+    /// # Errors
+    ///
+    /// [`DataError::InvalidParameter`] if `labels` is not `[N]` or `index` is not a batch of
+    /// the epoch.
+    ///
+    /// # Panics
+    ///
+    /// As [`BatchSampler::make_batch`].
     pub fn batch(
         &self,
         images: &Tensor,
@@ -244,6 +281,11 @@ impl BatchSampler {
     }
 
     /// All batches of epoch `epoch`, starting at batch `start` (for resuming mid-epoch).
+    ///
+    /// # Panics
+    ///
+    /// While iterating, if `labels` has fewer rows than `images`, or as
+    /// [`BatchSampler::make_batch`].
     pub fn epoch<'a>(
         &'a self,
         images: &'a Tensor,
@@ -260,6 +302,10 @@ impl BatchSampler {
     /// Builds the noisy, noise and mismatched parts from a real batch. Every draw comes from a
     /// ChaCha RNG seeded with `seed` (on the host, then copied to the batch's device), so the
     /// result depends on `seed` and the inputs only.
+    ///
+    /// # Panics
+    ///
+    /// If `x` has no dimension or `y` another length than `x` (libtorch's shape errors).
     pub fn make_batch(&self, x: &Tensor, y: &Tensor, seed: u64) -> TrainBatch {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let cfg = &self.config;

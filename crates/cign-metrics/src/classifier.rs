@@ -391,6 +391,10 @@ impl ConditionalClassifier {
 /// [`MetricsError::Device`] when `device` is not available, [`MetricsError::InvalidInput`]
 /// when the options fail [`TrainOptions::validate`], [`MetricsError::TooFewSamples`] with
 /// fewer than two training images.
+///
+/// # Panics
+/// If libtorch runs out of memory on `device` during training (tch's optimiser steps are
+/// infallible).
 pub fn train_classifier(
     train: &Dataset,
     test: &Dataset,

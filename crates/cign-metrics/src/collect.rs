@@ -61,6 +61,9 @@ pub struct Collected {
 
 impl Collected {
     /// The collection of `tap`.
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] when `tap` was not collected.
     pub fn tap(&self, tap: Tap) -> Result<&TapCollection> {
         self.taps
             .iter()
@@ -69,11 +72,18 @@ impl Collected {
     }
 
     /// Statistics of all images at `tap`.
+    ///
+    /// # Errors
+    /// As [`Collected::tap`]; [`MetricsError::TooFewSamples`] with fewer than two images.
     pub fn stats(&self, tap: Tap) -> Result<Stats> {
         self.tap(tap)?.all.finish()
     }
 
     /// Statistics per label at `tap`.
+    ///
+    /// # Errors
+    /// As [`Collected::tap`]; [`MetricsError::InvalidInput`] naming a class with fewer than
+    /// two images.
     pub fn class_stats(&self, tap: Tap) -> Result<BTreeMap<u8, Stats>> {
         self.tap(tap)?
             .per_class
@@ -104,6 +114,11 @@ pub fn progress_bar(n: usize, show: bool, message: &str) -> ProgressBar {
 
 /// Runs all images of `source` through `extractor` at `taps`; with `labels` (one per image)
 /// it also accumulates statistics per label.
+///
+/// # Errors
+/// [`MetricsError::InvalidInput`] for an empty tap list, batch size 0 or a label count other
+/// than the number of images; the errors of [`ImageSource::batch`] (unreadable or invalid
+/// images) and of [`InceptionExtractor::features`] (libtorch, device, memory).
 pub fn collect(
     extractor: &InceptionExtractor,
     source: &dyn ImageSource,

@@ -42,7 +42,7 @@ pub struct EvalOptions {
     /// Precision, recall, density and coverage settings (k, device, ...); `None` skips them.
     /// They are computed on all images and, with labels, per class (generated images of
     /// class `c` against the real images of class `c`), on the features of [`Self::prdc_tap`].
-    /// Their cost, `O((N + M)^2 D)` (see [`crate::prdc`]), adds about a minute on two CPU
+    /// Their cost, `O((N + M)^2 D)` (see [the module](mod@crate::prdc)), adds about a minute on two CPU
     /// cores for 10,000 + 10,000 images at 2048 features.
     pub prdc: Option<PrdcOptions>,
     /// The tap whose features precision/recall/density/coverage use (default 2048, the

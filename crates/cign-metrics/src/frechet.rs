@@ -33,12 +33,22 @@ pub struct FrechetDetails {
 
 /// The Fréchet distance between two sets of statistics (see the module documentation).
 /// Symmetric: swapping the arguments gives exactly the same value.
+///
+/// # Errors
+/// As [`frechet_details`].
 pub fn frechet_distance(a: &Stats, b: &Stats) -> Result<f64> {
     Ok(frechet_details(a, b)?.value)
 }
 
 /// [`frechet_distance`] with the singular / fallback flags. Warns (through `tracing`) when a
 /// covariance is singular, as pytorch-fid warns when it has to add its offset.
+///
+/// # Errors
+/// [`MetricsError::InvalidStats`] when either statistics fail [`Stats::validate`];
+/// [`MetricsError::InvalidInput`] when their feature sizes differ;
+/// [`MetricsError::Numerical`] when the trace of the matrix square root is not finite even
+/// with pytorch-fid's diagonal offset; [`MetricsError::Torch`] for a libtorch failure (out of
+/// memory).
 pub fn frechet_details(a: &Stats, b: &Stats) -> Result<FrechetDetails> {
     a.validate("first statistics")?;
     b.validate("second statistics")?;

@@ -107,6 +107,10 @@ pub(crate) fn check_classes(
 
 /// Per-class FID from per-class statistics of generated and real images (the same classes
 /// on both sides) and the all-class statistics.
+///
+/// # Errors
+/// [`MetricsError::InvalidInput`] naming a class that is on one side only; the errors of
+/// [`frechet_details`] for a class or for all classes.
 pub fn per_class_fid(
     generated: &BTreeMap<u8, Stats>,
     real: &BTreeMap<u8, Stats>,

@@ -186,7 +186,7 @@ pub fn prdc_with_options<T: Copy + Into<f64>>(
 }
 
 /// [`prdc_with_options`] on tensors `[N, D]` and `[M, D]` of any real kind and device (for
-/// example the features kept by [`crate::collect`]); they are copied to float64.
+/// example the features kept by [`crate::collect()`]); they are copied to float64.
 ///
 /// # Errors
 ///

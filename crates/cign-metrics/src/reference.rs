@@ -43,6 +43,10 @@ pub fn default_cache_dir() -> PathBuf {
 
 /// The first `limit` images of `dataset` (all when `None`) as a `u8` tensor `[n, 1, rows, cols]`
 /// and their labels.
+///
+/// # Panics
+/// If `dataset.images.pixels` holds fewer than `count * rows * cols` bytes or `labels` fewer
+/// than `count` entries (never for a dataset read by `cign_data::Dataset::load`).
 pub fn dataset_images(dataset: &Dataset, limit: Option<usize>) -> (Tensor, Vec<u8>) {
     let im = &dataset.images;
     let n = limit.unwrap_or(im.count).min(im.count);

@@ -25,6 +25,10 @@ impl Stats {
     }
 
     /// Statistics of the rows of `features` (`[n, dims]`, any float kind).
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] for another shape or NaN / infinite values;
+    /// [`MetricsError::TooFewSamples`] with fewer than two rows.
     pub fn from_features(features: &Tensor) -> Result<Stats> {
         let size = features.size();
         if size.len() != 2 {
@@ -123,6 +127,9 @@ impl Clone for StreamingStats {
 
 impl StreamingStats {
     /// An empty accumulator.
+    ///
+    /// # Panics
+    /// If libtorch cannot allocate the `dims x dims` float64 matrix (out of memory).
     pub fn new(dims: usize) -> Self {
         let d = dims as i64;
         StreamingStats {
@@ -147,6 +154,10 @@ impl StreamingStats {
     ///
     /// # Errors
     /// [`MetricsError::InvalidInput`] for another shape or NaN / infinite values.
+    ///
+    /// # Panics
+    /// If libtorch runs out of memory for the `[b, dims]` float64 copy or the `dims x dims`
+    /// product.
     pub fn update(&mut self, features: &Tensor) -> Result<()> {
         let size = features.size();
         if size.len() != 2 || size[1] as usize != self.dims {
@@ -174,6 +185,9 @@ impl StreamingStats {
     }
 
     /// Merges another accumulator of the same feature size into this one.
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] when the feature sizes differ.
     pub fn merge(&mut self, other: &StreamingStats) -> Result<()> {
         if other.dims != self.dims {
             return Err(MetricsError::invalid(
@@ -208,6 +222,9 @@ impl StreamingStats {
     ///
     /// # Errors
     /// [`MetricsError::TooFewSamples`] with fewer than two samples.
+    ///
+    /// # Panics
+    /// If libtorch runs out of memory for the `dims x dims` covariance.
     pub fn finish(&self) -> Result<Stats> {
         if self.n < 2 {
             return Err(MetricsError::TooFewSamples {

@@ -47,6 +47,9 @@ impl Tap {
     }
 
     /// The tap with `dims` features.
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] when `dims` is not 64, 192, 768 or 2048.
     pub fn from_dims(dims: usize) -> Result<Tap> {
         match dims {
             64 => Ok(Tap::D64),
@@ -63,6 +66,9 @@ impl Tap {
     }
 
     /// Parses a comma-separated list such as `64,192,768`, sorted and without duplicates.
+    ///
+    /// # Errors
+    /// [`MetricsError::InvalidInput`] for an entry that is not a tap, or an empty list.
     pub fn parse_list(text: &str) -> Result<Vec<Tap>> {
         let mut taps = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {

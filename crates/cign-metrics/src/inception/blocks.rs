@@ -97,6 +97,10 @@ fn folded(params: &ParamMap, spec: &ConvSpec) -> Result<(Tensor, Tensor)> {
 
 impl BasicConv {
     /// The convolution `spec` with its parameters from `params`, on `device`.
+    ///
+    /// # Errors
+    /// [`MetricsError::Weights`] when a parameter is missing or of another shape or kind;
+    /// [`MetricsError::Torch`] when libtorch fails (an unavailable device, out of memory).
     pub fn new(params: &ParamMap, spec: &ConvSpec, device: Device, layout: Layout) -> Result<Self> {
         let (weight, bias) = folded(params, spec)?;
         Ok(BasicConv {
@@ -109,6 +113,10 @@ impl BasicConv {
 
     /// Several 1x1 convolutions of the same input fused into one (output channels
     /// concatenated in the order of `specs`).
+    ///
+    /// # Errors
+    /// [`MetricsError::Weights`] when a parameter is missing or of another shape or kind;
+    /// [`MetricsError::Torch`] when libtorch fails (an unavailable device, out of memory).
     pub fn fused(
         params: &ParamMap,
         specs: &[&ConvSpec],
@@ -242,6 +250,10 @@ pub struct Chain(Vec<BasicConv>);
 
 impl Chain {
     /// The chain of `specs`.
+    ///
+    /// # Errors
+    /// [`MetricsError::Weights`] when a parameter is missing or of another shape or kind;
+    /// [`MetricsError::Torch`] when libtorch fails (an unavailable device, out of memory).
     pub fn new(
         params: &ParamMap,
         specs: &[ConvSpec],
@@ -279,6 +291,10 @@ pub struct BlockA {
 
 impl BlockA {
     /// Block `name` with `cin` input channels and `pool_features` pool-branch channels.
+    ///
+    /// # Errors
+    /// [`MetricsError::Weights`] when a parameter is missing or of another shape or kind;
+    /// [`MetricsError::Torch`] when libtorch fails (an unavailable device, out of memory).
     pub fn new(
         params: &ParamMap,
         name: &str,
@@ -316,6 +332,10 @@ pub struct BlockB {
 
 impl BlockB {
     /// Block `name` with `cin` input channels.
+    ///
+    /// # Errors
+    /// [`MetricsError::Weights`] when a parameter is missing or of another shape or kind;
+    /// [`MetricsError::Torch`] when libtorch fails (an unavailable device, out of memory).
     pub fn new(
         params: &ParamMap,
         name: &str,
@@ -352,6 +372,10 @@ pub struct BlockC {
 
 impl BlockC {
     /// Block `name` with `cin` input channels and `c7` channels in the 7x7 branches.
+    ///
+    /// # Errors
+    /// [`MetricsError::Weights`] when a parameter is missing or of another shape or kind;
+    /// [`MetricsError::Torch`] when libtorch fails (an unavailable device, out of memory).
     pub fn new(
         params: &ParamMap,
         name: &str,
@@ -393,6 +417,10 @@ pub struct BlockD {
 
 impl BlockD {
     /// Block `name` with `cin` input channels.
+    ///
+    /// # Errors
+    /// [`MetricsError::Weights`] when a parameter is missing or of another shape or kind;
+    /// [`MetricsError::Torch`] when libtorch fails (an unavailable device, out of memory).
     pub fn new(
         params: &ParamMap,
         name: &str,
@@ -443,6 +471,10 @@ pub struct BlockE {
 
 impl BlockE {
     /// Block `name` with `cin` input channels and the given pool branch.
+    ///
+    /// # Errors
+    /// [`MetricsError::Weights`] when a parameter is missing or of another shape or kind;
+    /// [`MetricsError::Torch`] when libtorch fails (an unavailable device, out of memory).
     pub fn new(
         params: &ParamMap,
         name: &str,
