@@ -11,7 +11,7 @@
 //! * [`frechet_distance`]: the Fréchet distance by symmetric eigen-decompositions.
 //! * [`kid()`]: Kernel Inception Distance; [`per_class_fid`]; [`ConditionalClassifier`].
 //! * [`prdc()`]: improved precision and recall, density and coverage on feature sets (as the
-//!   `prdc` package).
+//!   `prdc` package); [`per_class_prdc`] per class.
 //! * [`evaluate_generated`]: all of it for a generator's images against a dataset split.
 //!
 //! ## Example: FID between two tensors of images from another model

@@ -1098,7 +1098,7 @@ mod tests {
         );
         assert!(check_class_counts(&l6, &l6, 2).is_ok());
         assert!(check_class_counts(&[], &l6, 2).is_err());
-        let mut bad = t(6);
+        let bad = t(6);
         let _ = bad.get(4).get(1).fill_(f64::NAN);
         let e = per_class_prdc(&t(6), &l6, &bad, &l6, &o)
             .unwrap_err()

@@ -103,9 +103,9 @@ struct Args {
     /// Hide the progress bars.
     #[arg(long)]
     no_progress: bool,
-    /// Input A.
+    /// Input A: the generated set (what --prdc measures).
     a: Option<PathBuf>,
-    /// Input B.
+    /// Input B: the real set (the reference of --prdc).
     b: Option<PathBuf>,
 }
 
