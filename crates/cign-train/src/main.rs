@@ -113,12 +113,11 @@ fn run(cli: Cli) -> Result<()> {
     let dir = trainer.run_dir().root().display().to_string();
     if let StopReason::Interrupted(sig) = summary.reason {
         eprintln!(
-            "interrupted by {} at step {} (epoch {}, batch {}); checkpoint written. Resume with: \
-             cign-train --resume {dir}",
+            "interrupted by {} at step {} ({}); checkpoint written. Resume with: cign-train \
+             --resume {dir}",
             signals::signal_name(sig),
             summary.state.step,
-            summary.state.epoch,
-            summary.state.batch_in_epoch,
+            trainer.position(),
         );
         drop(lock);
         std::process::exit(128 + sig);
