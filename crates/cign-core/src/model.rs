@@ -543,10 +543,24 @@ impl Half {
                             .tanh()
                             .index_select(0, labels.expect("labels")),
                     };
-                    let d = if g.transposed {
-                        depthwise_conv_transpose2d(&h, &kernel, g.stride, g.padding, dw)
+                    let depthwise = |h: &Tensor, kernel: &Tensor| {
+                        if g.transposed {
+                            depthwise_conv_transpose2d(h, kernel, g.stride, g.padding, dw)
+                        } else {
+                            depthwise_conv2d(h, kernel, g.stride, g.padding, dw)
+                        }
+                    };
+                    let d = if crate::precision::autocast_enabled(h.device()) {
+                        // bfloat16 (crate::precision): the per-sample depthwise convolution
+                        // runs in float32. It is no matrix product (k x k multiply-adds per
+                        // output, memory-bound), and libtorch 2.11's grouped transposed
+                        // convolution in bfloat16 is 10 to 30 times slower than in float32 on
+                        // the CPU (results/performance.md).
+                        crate::precision::autocast(Precision::Fp32, h.device(), || {
+                            depthwise(&h.to_kind(Kind::Float), &kernel.to_kind(Kind::Float))
+                        })
                     } else {
-                        depthwise_conv2d(&h, &kernel, g.stride, g.padding, dw)
+                        depthwise(&h, &kernel)
                     };
                     // Linear over channels at every pixel, as a 1x1 convolution: the same sums
                     // as the authors' Linear on an NHWC view, but the result stays contiguous

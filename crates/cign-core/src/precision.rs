@@ -13,9 +13,12 @@
 //! checkpoints stay float32; a model trained in one precision runs in the other.
 //!
 //! The model adds what autocast leaves to the caller in PyTorch ([`crate::CignModel`]): its
-//! outputs are returned in float32, so every loss and reduction after it is float32, and on
-//! the CPU its dropout runs on float32 activations (cign's mask generator, [`crate::dropout`],
-//! is float32; the draws from torch's generator are then the same in both precisions).
+//! outputs are returned in float32, so every loss and reduction after it is float32; on the
+//! CPU its dropout runs on float32 activations (cign's mask generator, [`crate::dropout`], is
+//! float32; the draws from torch's generator are then the same in both precisions); and the
+//! filter model's per-sample depthwise convolutions run in float32 (no matrix product, and
+//! libtorch's grouped transposed convolution is many times slower in bfloat16 on the CPU),
+//! its kernel linears and channel mixers in bfloat16.
 //!
 //! [`Precision::Fp32`] touches nothing: the float32 path is the one that existed before this
 //! module (the golden tests hold it bit for bit).

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Quality of bfloat16 mixed precision at equal steps (issue 10): trains CONFIG (default
+# configs/cpu_demo.toml) for STEPS steps in fp32 and in bf16 (train.precision), seeds 0 and 1
+# of each (the seed-to-seed spread), evaluates every run's best checkpoint with cign-eval
+# (per-class FID means at the 64/192/768 taps and the conditional accuracy, N_PER_CLASS
+# generated images per class against the first REAL_LIMIT test images), reads its validation
+# loss from metrics.jsonl, and writes the table and the verdict to results/bf16_quality.md
+# (raw records: results/runs/bf16_quality_*.json, logs beside them).
+#
+#   scripts/bf16_quality.sh [STEPS] [N_PER_CLASS] [REAL_LIMIT]      (defaults 3000 100 1000)
+#
+# bf16 holds quality when each of its numbers lies within the range of the two fp32 seeds or
+# on its better side; the page says per number which it is. The bf16 runs are evaluated twice:
+# sampled in bf16 (as trained; cign-eval takes the run's train.precision) and in fp32 (the
+# same checkpoint through --weights with a copy of the config set to fp32).
+#
+# Cost on the 2-core CPU at one thread: about 22 minutes per 3000-step run of cpu_demo plus
+# about 2 minutes per evaluation: about 1 h 45 min in all.
+# Environment: CIGN_THREADS (torch threads per run, default 1), CIGN_BIN_DIR (default
+# target/release; build with `cargo build --release -p cign-train --bins`), CIGN_QUALITY_CONFIG
+# (default configs/cpu_demo.toml), CIGN_EVAL_MAX_IMAGES (validation images, default 1000).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+steps="${1:-3000}"; npc="${2:-100}"; limit="${3:-1000}"
+config="${CIGN_QUALITY_CONFIG:-configs/cpu_demo.toml}"
+threads="${CIGN_THREADS:-1}"
+eval_max="${CIGN_EVAL_MAX_IMAGES:-1000}"
+bin="${CIGN_BIN_DIR:-target/release}"
+for b in cign-train cign-eval; do
+  [ -x "$bin/$b" ] || { echo "bf16_quality: $bin/$b missing: run cargo build --release -p cign-train --bins, or set CIGN_BIN_DIR" >&2; exit 2; }
+done
+[ -f "$config" ] || { echo "bf16_quality: no config file $config" >&2; exit 2; }
+export OMP_NUM_THREADS="$threads"
+commit=$(git rev-parse --short HEAD)
+mkdir -p results/runs runs/bf16_quality
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+for prec in fp32 bf16; do
+  for seed in 0 1; do
+    name="bf16_quality_${prec}_seed${seed}"
+    out="runs/bf16_quality/$name"
+    rm -rf "$out"
+    echo "== $name: training $config for $steps steps" >&2
+    t0=$(date +%s)
+    "$bin/cign-train" "$config" --set train.max_steps="$steps" --set train.seed="$seed" \
+        --set train.precision="$prec" --set train.threads="$threads" \
+        --set train.eval_max_images="$eval_max" --set train.time_budget_minutes=0 \
+        --set output.dir="$out" > "results/runs/$name.train.log" 2>&1 \
+      || { echo "bf16_quality: training $name failed; see results/runs/$name.train.log" >&2; exit 1; }
+    train_s=$(( $(date +%s) - t0 ))
+    run=$(ls -td "$out"/*/ | head -1); run="${run%/}"
+    echo "== $name: evaluating $run" >&2
+    "$bin/cign-eval" --run "$run" --n-per-class "$npc" --real-limit "$limit" --no-prdc \
+        --device cpu --json "results/runs/$name.eval.json" > "results/runs/$name.eval.md"
+    if [ "$prec" = bf16 ]; then
+      # the same checkpoint sampled in fp32: a copy of the config with train.precision = fp32
+      sed 's/^precision = "bf16"/precision = "fp32"/' "$run/config.toml" > "$run/config_fp32.toml"
+      grep -q '^precision = "fp32"' "$run/config_fp32.toml" \
+        || { echo "bf16_quality: $run/config.toml has no precision = \"bf16\" line" >&2; exit 1; }
+      "$bin/cign-eval" --weights "$run/checkpoints/best.safetensors" --config "$run/config_fp32.toml" \
+          --n-per-class "$npc" --real-limit "$limit" --no-prdc --device cpu \
+          --json "results/runs/$name.eval_fp32.json" > "results/runs/$name.eval_fp32.md"
+    fi
+    python3 - "$name" "$run" "$train_s" <<'PY'
+import json, sys
+name, run, train_s = sys.argv[1:]
+rows = [json.loads(l) for l in open(f"{run}/metrics.jsonl") if l.strip()]
+val = [r for r in rows if r["kind"] == "validation"]
+json.dump({"run": run, "train_wall_seconds": int(train_s),
+           "steps": max((r["step"] for r in rows), default=0),
+           "validation": val}, open(f"results/runs/{name}.train.json", "w"), indent=1)
+PY
+  done
+done
+
+python3 - "$steps" "$npc" "$limit" "$config" "$threads" "$commit" "$started" <<'PY'
+import json, os, sys
+steps, npc, limit, config, threads, commit, started = sys.argv[1:]
+
+def metrics(name, eval_suffix="eval"):
+    ev = json.load(open(f"results/runs/{name}.{eval_suffix}.json"))["report"]
+    tr = json.load(open(f"results/runs/{name}.train.json"))
+    val = tr["validation"]
+    m = {
+        "val_final": val[-1]["total"] if val else float("nan"),
+        "val_best": min(v["total"] for v in val) if val else float("nan"),
+    }
+    for tap in ev["taps"]:
+        m[f"fid{tap['dims']}"] = tap["per_class"]["mean"]
+    m["acc"] = ev["conditional_accuracy"]["overall"]
+    m["train_s"] = tr["train_wall_seconds"]
+    return m
+
+cols = [("val_final", "validation loss (last)", -1), ("val_best", "validation loss (best)", -1),
+        ("fid64", "per-class FID 64", -1), ("fid192", "per-class FID 192", -1),
+        ("fid768", "per-class FID 768", -1), ("acc", "conditional accuracy", +1)]
+rows = []
+for prec in ("fp32", "bf16"):
+    for seed in (0, 1):
+        name = f"bf16_quality_{prec}_seed{seed}"
+        rows.append((f"{prec} seed {seed}", prec, metrics(name)))
+        if prec == "bf16":
+            rows.append((f"bf16 seed {seed}, sampled in fp32", "bf16-fp32", metrics(name, "eval_fp32")))
+fp = [m for _, p, m in rows if p == "fp32"]
+lines = [
+    "# bfloat16 mixed precision: quality at equal steps",
+    "",
+    f"`scripts/bf16_quality.sh {steps} {npc} {limit}` at commit {commit}, started {started}: "
+    f"`{config}` for {steps} steps per run, {threads} thread(s), fp32 and bf16 "
+    f"(`train.precision`), seeds 0 and 1. Metrics of each run's best checkpoint: per-class FID "
+    f"means over the 10 classes ({npc} generated images per class against that class's share "
+    f"of the first {limit} test images), conditional accuracy (cign-eval), and the validation "
+    "loss of metrics.jsonl (computed in the run's precision).",
+    "",
+    "| run | " + " | ".join(c[1] for c in cols) + " | training s |",
+    "|---|" + "---|" * (len(cols) + 1),
+]
+for label, _, m in rows:
+    lines.append(f"| {label} | " + " | ".join(f"{m[c]:.4f}" for c, _, _ in cols) + f" | {m['train_s']} |")
+lines += ["", "fp32 spread (min to max of the two seeds) and where each bf16 number lies:", ""]
+verdict = True
+for c, title, better in cols:
+    lo, hi = min(m[c] for m in fp), max(m[c] for m in fp)
+    parts = []
+    for label, p, m in rows:
+        if not p.startswith("bf16"):
+            continue
+        v = m[c]
+        if lo <= v <= hi:
+            where = "within"
+        elif (better > 0 and v > hi) or (better < 0 and v < lo):
+            where = "better than both fp32 seeds"
+        else:
+            where = "WORSE than both fp32 seeds"
+            if p == "bf16":
+                verdict = False
+        parts.append(f"{label}: {v:.4f} ({where})")
+    lines.append(f"- {title}: fp32 {lo:.4f} to {hi:.4f}; " + "; ".join(parts))
+lines += ["", "**Verdict: " + (
+    "bf16 holds quality at this length: every bf16 number (trained and sampled in bf16) lies "
+    "within the fp32 seed spread or on its better side.**" if verdict else
+    "bf16 does NOT hold quality at this length: at least one bf16 number (trained and sampled "
+    "in bf16) is worse than both fp32 seeds (marked WORSE above).**")]
+lines += ["", "Two seeds give a crude spread; a number just outside it is weak evidence either way."]
+open("results/bf16_quality.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
