@@ -69,9 +69,9 @@ def main():
             x, y = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
             r[dt] = 2 * n ** 3 / best(lambda: x @ y, 5) / 1e9
         print(f"matmul {n}^3: float32 {r[torch.float32]:.1f} GFLOP/s, bfloat16 "
-              f"{r[torch.bfloat16]:.1f} GFLOP/s, ratio {r[torch.float32] / r[torch.bfloat16]:.2f}")
+              f"{r[torch.bfloat16]:.1f} GFLOP/s, fp32/bf16 (time) {r[torch.bfloat16] / r[torch.float32]:.2f}")
     print()
-    print("layer                               | fp32 fwd ms | bf16 fwd ms | fp32 bwd ms | bf16 bwd ms | fp32 GFLOP/s | bf16 GFLOP/s | fp32/bf16")
+    print("layer                               | fp32 fwd ms | bf16 fwd ms | fp32 bwd ms | bf16 bwd ms | fp32 GFLOP/s | bf16 GFLOP/s | fp32/bf16 (time)")
     tot = {torch.float32: 0.0, torch.bfloat16: 0.0}
     for tr, ci, co, k, s, p, hw in layers():
         o = (hw - 1) * s - 2 * p + k if tr else (hw + 2 * p - k) // s + 1
@@ -95,7 +95,7 @@ def main():
               f"{b16[1] * 1e3:11.1f} | {3 * flops / sum(f32) / 1e9:12.1f} | {3 * flops / sum(b16) / 1e9:12.1f} | "
               f"{sum(f32) / sum(b16):8.2f}")
     print(f"all ten, forward + backward: float32 {tot[torch.float32] * 1e3:.0f} ms, bfloat16 "
-          f"{tot[torch.bfloat16] * 1e3:.0f} ms, ratio {tot[torch.float32] / tot[torch.bfloat16]:.2f}")
+          f"{tot[torch.bfloat16] * 1e3:.0f} ms, fp32/bf16 (time) {tot[torch.float32] / tot[torch.bfloat16]:.2f}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ for b in cign-train cign-eval; do
 done
 [ -f "$config" ] || { echo "bf16_quality: no config file $config" >&2; exit 2; }
 export OMP_NUM_THREADS="$threads"
+# validate (and keep the best checkpoint) every 500 steps as the config does, and at the end
+eval_every=$(( steps < 500 ? steps : 500 ))
 commit=$(git rev-parse --short HEAD)
 mkdir -p results/runs runs/bf16_quality
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -45,6 +47,7 @@ for prec in fp32 bf16; do
     "$bin/cign-train" "$config" --set train.max_steps="$steps" --set train.seed="$seed" \
         --set train.precision="$prec" --set train.threads="$threads" \
         --set train.eval_max_images="$eval_max" --set train.time_budget_minutes=0 \
+        --set train.eval_every="$eval_every" \
         --set output.dir="$out" > "results/runs/$name.train.log" 2>&1 \
       || { echo "bf16_quality: training $name failed; see results/runs/$name.train.log" >&2; exit 1; }
     train_s=$(( $(date +%s) - t0 ))

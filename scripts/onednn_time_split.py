@@ -5,7 +5,8 @@ Runs the step_time example once per precision with ONEDNN_VERBOSE=1 (one warm-up
 one timed step; only the timed step's primitive executions are counted: the last
 1/(warmup + steps) share of the log is not a reliable cut, so the warm-up is run in a separate
 process first and subtracted), and prints, per precision, the step time, the time inside oneDNN
-convolutions (by propagation kind and implementation), reorders and matmuls, and the rest
+convolutions and transposed convolutions (oneDNN's
+deconvolution; by propagation kind and implementation), reorders and matmuls, and the rest
 (libtorch's own kernels: BatchNorm, element-wise, casts, dropout, AdamW).
 
     python3 scripts/onednn_time_split.py configs/large_channel.toml --batch 64 --threads 1
@@ -34,8 +35,8 @@ def run(binary, config, batch, threads, precision, steps):
             continue
         prim, impl, prop = f[5], f[6], f[7]
         ms = float(f[-1])
-        if prim == "convolution":
-            split[f"convolution {prop} ({impl})"] += ms
+        if prim in ("convolution", "deconvolution"):
+            split[f"{prim} {prop} ({impl})"] += ms
         else:
             split[prim] += ms
     return sum(rec["step_seconds"]) * 1e3, split
