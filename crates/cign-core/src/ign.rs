@@ -31,11 +31,11 @@
 //! The network has 5,550,336 trainable parameters at `L = 64`, `C = 1`
 //! (`tests/ign.rs` checks this against PyTorch).
 
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::Tensor;
 
 use crate::depthwise::{conv_out, conv_transpose_out};
-use crate::model::{BnMode, LayerGeometry, Mode, IMAGE_SIZE};
+use crate::model::{batch_norm_2d, bn_config, LayerGeometry, Mode, IMAGE_SIZE};
 use crate::ModelConfig;
 
 /// Negative slope of the encoder's LeakyReLU.
@@ -127,18 +127,7 @@ fn conv_weight(p: &nn::Path, g: &LayerGeometry) -> Tensor {
 }
 
 fn batch_norm(p: &nn::Path, channels: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(
-        p,
-        channels,
-        nn::BatchNormConfig {
-            cudnn_enabled: true,
-            eps: 1e-5,
-            momentum: 0.1,
-            affine: true,
-            ws_init: nn::Init::Const(1.0),
-            bs_init: nn::Init::Const(0.0),
-        },
-    )
+    nn::batch_norm2d(p, channels, bn_config())
 }
 
 /// One `nn.Sequential`: its modules in order (the index of each is its variable path).
@@ -160,21 +149,7 @@ impl Sequential {
                         h.conv2d(weight, None::<Tensor>, s, p, [1, 1], 1)
                     }
                 }
-                Op::BatchNorm(bn) => match mode.bn {
-                    BnMode::Train => bn.forward_t(&h, true),
-                    BnMode::Eval => bn.forward_t(&h, false),
-                    BnMode::BatchStats => Tensor::batch_norm(
-                        &h,
-                        bn.ws.as_ref(),
-                        bn.bs.as_ref(),
-                        None::<&Tensor>,
-                        None::<&Tensor>,
-                        true,
-                        0.1,
-                        1e-5,
-                        true,
-                    ),
-                },
+                Op::BatchNorm(bn) => batch_norm_2d(bn, &h, mode.bn),
                 // torch.nn.Dropout2d on a 4-d input is feature_dropout: one Bernoulli draw per
                 // (sample, channel), kept channels scaled by 1 / (1 - p).
                 Op::Dropout2d if mode.dropout && dropout > 0.0 => h.feature_dropout(dropout, true),

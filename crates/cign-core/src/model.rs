@@ -329,11 +329,38 @@ struct Half {
     layers: Vec<Layer>,
 }
 
-fn bn_config() -> nn::BatchNormConfig {
+/// BatchNorm of a 4-d input in `mode`: running statistics updated (train), used (eval), or
+/// the batch's own statistics without touching them (`BatchStats`, the frozen copy's passes).
+pub(crate) fn batch_norm_2d(bn: &nn::BatchNorm, h: &Tensor, mode: BnMode) -> Tensor {
+    match mode {
+        BnMode::Train => bn.forward_t(h, true),
+        BnMode::Eval => bn.forward_t(h, false),
+        BnMode::BatchStats => Tensor::batch_norm(
+            h,
+            bn.ws.as_ref(),
+            bn.bs.as_ref(),
+            None::<&Tensor>,
+            None::<&Tensor>,
+            true,
+            BN_MOMENTUM,
+            BN_EPS,
+            true,
+        ),
+    }
+}
+
+/// BatchNorm's momentum and epsilon: PyTorch's `BatchNorm2d` defaults, which both the authors'
+/// modules and the IGN code use.
+pub(crate) const BN_MOMENTUM: f64 = 0.1;
+/// See [`BN_MOMENTUM`].
+pub(crate) const BN_EPS: f64 = 1e-5;
+
+/// The BatchNorm layers of every network: PyTorch's `BatchNorm2d` defaults (weight 1, bias 0).
+pub(crate) fn bn_config() -> nn::BatchNormConfig {
     nn::BatchNormConfig {
         cudnn_enabled: true,
-        eps: 1e-5,
-        momentum: 0.1,
+        eps: BN_EPS,
+        momentum: BN_MOMENTUM,
         affine: true,
         ws_init: nn::Init::Const(1.0),
         bs_init: nn::Init::Const(0.0),
@@ -468,23 +495,11 @@ impl Half {
                         Some(&bn.running_mean),
                         Some(&bn.running_var),
                         mode.bn == BnMode::Train,
-                        0.1,
-                        1e-5,
+                        BN_MOMENTUM,
+                        BN_EPS,
                         true,
                     ),
-                    BnMode::Train => bn.forward_t(&h, true),
-                    BnMode::Eval => bn.forward_t(&h, false),
-                    BnMode::BatchStats => Tensor::batch_norm(
-                        &h,
-                        bn.ws.as_ref(),
-                        bn.bs.as_ref(),
-                        None::<&Tensor>,
-                        None::<&Tensor>,
-                        true,
-                        0.1,
-                        1e-5,
-                        true,
-                    ),
+                    _ => batch_norm_2d(bn, &h, mode.bn),
                 };
                 if rows {
                     h = h.view([n, hh, ww, c]).permute([0, 3, 1, 2]).contiguous();

@@ -5,17 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-/// Runs a binary and returns (exit code, stderr), asserting the one-line error form.
-fn fails(bin: &str, args: &[&str]) -> String {
-    let out = Command::new(bin).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    let last = lines.last().copied().unwrap_or("");
-    assert!(last.starts_with("error: "), "{stderr}");
-    last.to_string()
-}
+use common::fails;
 
 fn train_fails(args: &[&str]) -> String {
     fails(env!("CARGO_BIN_EXE_cign-train"), args)
@@ -114,30 +104,7 @@ fn run_directory_without_checkpoints() {
 #[test]
 fn sampling_errors_label_and_architecture() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::tiny_mnist(&data, 16, 8);
-    let runs = tmp.path().join("runs");
-    let cfg = common::write(
-        tmp.path(),
-        "tiny.toml",
-        &common::tiny_config(&data, &runs, "channel"),
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_cign-train"))
-        .args([cfg.to_str().unwrap(), "--set", "train.max_steps=2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run = common::tiny_run(env!("CARGO_BIN_EXE_cign-train"), tmp.path(), 16, 8, 2);
     let run_s = run.display().to_string();
     let sample = env!("CARGO_BIN_EXE_cign-sample");
     let png = tmp.path().join("g.png").display().to_string();

@@ -3,21 +3,8 @@
 
 mod common;
 
-use std::process::Command;
-
-/// Runs cign-eval and returns its one error line, asserting exit code 2 and no panic.
 fn eval_fails(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_cign-eval"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    lines[0].to_string()
+    common::fails(env!("CARGO_BIN_EXE_cign-eval"), args)
 }
 
 #[test]
@@ -40,30 +27,7 @@ fn nearest_k_and_class_sizes_are_checked_first() {
     // images of class 8 for k = 5, reported before any image is generated or the Inception
     // network is loaded.
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::tiny_mnist(&data, 16, 100);
-    let runs = tmp.path().join("runs");
-    let cfg = common::write(
-        tmp.path(),
-        "tiny.toml",
-        &common::tiny_config(&data, &runs, "channel"),
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_cign-train"))
-        .args([cfg.to_str().unwrap(), "--set", "train.max_steps=1"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run = common::tiny_run(env!("CARGO_BIN_EXE_cign-train"), tmp.path(), 16, 100, 1);
     let run = run.to_str().unwrap();
     let e = eval_fails(&[
         "--run",

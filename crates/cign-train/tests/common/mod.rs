@@ -64,3 +64,45 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// Runs `bin` with `args` and returns its one `error:` line, asserting exit code 2, no panic
+/// and exactly one error line.
+pub fn fails(bin: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(bin).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_string()
+}
+
+/// Trains the tiny `conditioning` model on a tiny dataset (`n_train`, `n_test` images) in
+/// `dir` for `steps` steps with `cign-train` (`train_bin`) and returns the run directory.
+pub fn tiny_run(train_bin: &str, dir: &Path, n_train: usize, n_test: usize, steps: u64) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    tiny_mnist(&data, n_train, n_test);
+    let runs = dir.join("runs");
+    let cfg = write(dir, "tiny.toml", &tiny_config(&data, &runs, "channel"));
+    let out = std::process::Command::new(train_bin)
+        .args([
+            cfg.to_str().unwrap(),
+            "--set",
+            &format!("train.max_steps={steps}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
