@@ -33,7 +33,7 @@ say() {
 }
 
 start=$(date +%s)
-say "cign setup: creating $venv with torch==$torch_version (first build only; about 4.7 GB download, one to two minutes)"
+say "cign setup: creating $venv with torch==$torch_version (first build only; about 4.7 GB download, one to four minutes)"
 rm -rf "$venv"
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$torch_version" numpy >&2
