@@ -6,11 +6,15 @@
 //! padding 1) + BatchNorm + ReLU + max pool 2, dropout 0.25, a linear layer to 10 logits.
 //! Trained with Adam (lr 1e-3, halved after every epoch), batch 128, 4 epochs by default.
 //! Cached at `<weights dir>/cign-classifier-<dataset>.safetensors` with a JSON report next
-//! to it.
+//! to it. It always runs in float32, also inside a caller's bfloat16 autocast scope
+//! (`cign_core::precision::autocast`) and when the FID features are computed in bfloat16
+//! (`EvalOptions::precision`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use cign_core::precision::autocast;
+use cign_core::Precision;
 use cign_data::atomic::{write_atomic, write_atomic_bytes};
 use cign_data::{Dataset, DatasetKind, NUM_CLASSES};
 use serde::{Deserialize, Serialize};
@@ -296,7 +300,8 @@ impl ConditionalClassifier {
     }
 
     /// Predicted labels (`i64 [N]` on the CPU) of `images` (`[N, 1, 28, 28]` in `range`, any
-    /// device), after `preprocess` (8-bit quantisation by default, like the FID inputs).
+    /// device), after `preprocess` (8-bit quantisation by default, like the FID inputs). The
+    /// network runs in float32 (an enclosing bfloat16 autocast scope is switched off).
     ///
     /// # Errors
     /// [`MetricsError::InvalidInput`] for another shape or NaN / infinite values.
@@ -314,7 +319,9 @@ impl ConditionalClassifier {
             let len = 1000.min(n - start);
             let unit = preprocess.to_unit(&images.f_narrow(0, start, len)?, range)?;
             let x = (unit * 2.0 - 1.0).f_to_device(self.device())?;
-            let pred = tch::no_grad(|| self.net.forward_t(&x, false).argmax(1, false));
+            let pred = autocast(Precision::Fp32, self.device(), || {
+                tch::no_grad(|| self.net.forward_t(&x, false).argmax(1, false))
+            });
             out.push(pred.f_to_device(Device::Cpu)?);
             start += len;
         }

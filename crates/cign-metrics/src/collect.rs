@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use cign_core::Precision;
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::Tensor;
 
 use crate::error::{MetricsError, Result};
-use crate::extractor::InceptionExtractor;
+use crate::extractor::{check_precision, InceptionExtractor};
 use crate::images::ImageSource;
 use crate::stats::{Stats, StreamingStats};
 use crate::tap::{normalize, Tap};
@@ -24,6 +25,10 @@ pub struct CollectOptions {
     pub progress: bool,
     /// Text in front of the progress bar.
     pub message: String,
+    /// Arithmetic of the Inception network (default float32; bfloat16 through libtorch's
+    /// autocast, see [`InceptionExtractor::features_in`]). The features and statistics are
+    /// float32 and float64 either way.
+    pub precision: Precision,
 }
 
 impl Default for CollectOptions {
@@ -33,6 +38,7 @@ impl Default for CollectOptions {
             keep_features: false,
             progress: true,
             message: "features".into(),
+            precision: Precision::Fp32,
         }
     }
 }
@@ -117,8 +123,9 @@ pub fn progress_bar(n: usize, show: bool, message: &str) -> ProgressBar {
 ///
 /// # Errors
 /// [`MetricsError::InvalidInput`] for an empty tap list, batch size 0 or a label count other
-/// than the number of images; the errors of [`ImageSource::batch`] (unreadable or invalid
-/// images) and of [`InceptionExtractor::features`] (libtorch, device, memory).
+/// than the number of images, or a precision the extractor's device cannot run (checked
+/// before the first image is read); the errors of [`ImageSource::batch`] (unreadable or
+/// invalid images) and of [`InceptionExtractor::features_in`] (libtorch, device, memory).
 pub fn collect(
     extractor: &InceptionExtractor,
     source: &dyn ImageSource,
@@ -133,6 +140,7 @@ pub fn collect(
     if options.batch_size == 0 {
         return Err(MetricsError::invalid("batch_size", "must be at least 1"));
     }
+    check_precision(options.precision, extractor.device())?;
     let n = source.len();
     if let Some(l) = labels {
         if l.len() != n {
@@ -157,7 +165,7 @@ pub fn collect(
     while start < n {
         let end = (start + options.batch_size).min(n);
         let images = source.batch(start, end)?;
-        let feats = extractor.features(&images, &taps)?;
+        let feats = extractor.features_in(&images, &taps, options.precision)?;
         for (t, f) in feats.iter().enumerate() {
             cols[t].all.update(f)?;
             if let Some(labels) = labels {

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use cign_core::Precision;
 use cign_data::Dataset;
 use serde::Serialize;
 use tch::Tensor;
@@ -13,7 +14,7 @@ use tch::Tensor;
 use crate::classifier::{AccuracyReport, ConditionalClassifier};
 use crate::collect::{collect, CollectOptions};
 use crate::error::{MetricsError, Result};
-use crate::extractor::InceptionExtractor;
+use crate::extractor::{check_precision, InceptionExtractor};
 use crate::frechet::frechet_details;
 use crate::images::TensorImages;
 use crate::kid::{kid, Kid, KidOptions};
@@ -54,6 +55,13 @@ pub struct EvalOptions {
     pub cache_dir: Option<PathBuf>,
     /// Show progress bars.
     pub progress: bool,
+    /// Arithmetic of the Inception network for the generated and the real images (default
+    /// float32, pytorch-fid's numbers; bfloat16 through libtorch's autocast, see
+    /// [`InceptionExtractor::features_in`] and the deviation measured in the crate's README).
+    /// FID, per-class FID, KID and PRDC all use these features; the real images' cached
+    /// statistics are kept apart per precision. The conditional-accuracy classifier always
+    /// runs in float32.
+    pub precision: Precision,
 }
 
 impl Default for EvalOptions {
@@ -69,6 +77,7 @@ impl Default for EvalOptions {
             real_limit: None,
             cache_dir: Some(default_cache_dir()),
             progress: true,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -114,6 +123,8 @@ pub struct EvalReport {
     pub n_real: usize,
     /// Whether generated images were quantised to 8 bits.
     pub quantize: bool,
+    /// Arithmetic of the Inception network (`"fp32"` or `"bf16"`).
+    pub precision: Precision,
     /// One report per tap, shallowest first.
     pub taps: Vec<TapReport>,
     /// Precision, recall, density and coverage (when asked for).
@@ -139,7 +150,8 @@ fn real_count(real: &Dataset, options: &EvalOptions) -> usize {
 /// # Errors
 ///
 /// [`MetricsError::InvalidInput`] for an empty tap list, batch size 0, invalid KID or PRDC
-/// settings, a label count other than `n_generated`, or a class on one side only;
+/// settings, a label count other than `n_generated`, or a class on one side only (the
+/// precision is checked against the device by [`evaluate_generated`], which knows it);
 /// [`MetricsError::TooFewSamples`] for too few images in a set or class (the message names
 /// which).
 pub fn check_evaluation(
@@ -225,6 +237,7 @@ pub fn evaluate_generated(
     let started = Instant::now();
     let n_generated = generated.size().first().copied().unwrap_or(0).max(0) as usize;
     check_evaluation(n_generated, labels, real, options)?;
+    check_precision(options.precision, extractor.device())?;
     let taps = normalize(&options.taps);
     // PRDC's tap is collected too, even when it is not reported.
     let mut collect_taps = taps.clone();
@@ -237,6 +250,7 @@ pub fn evaluate_generated(
         keep_features: options.kid.is_some() || options.prdc.is_some(),
         progress: options.progress,
         message: "generated".into(),
+        precision: options.precision,
     };
     let gen = collect(extractor, &source, labels, &collect_taps, &collect_opts)?;
     let real_opts = CollectOptions {
@@ -300,6 +314,7 @@ pub fn evaluate_generated(
         None => None,
     };
     let conditional_accuracy = match (classifier, labels) {
+        // float32 whatever the precision of the features (the classifier sees to it)
         (Some(c), Some(l)) => {
             Some(c.conditional_accuracy(generated, options.range, options.preprocess, l)?)
         }
@@ -311,6 +326,7 @@ pub fn evaluate_generated(
         n_generated: gen.n,
         n_real,
         quantize: options.preprocess.quantize,
+        precision: options.precision,
         taps: reports,
         prdc,
         conditional_accuracy,

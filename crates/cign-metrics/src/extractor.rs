@@ -1,8 +1,27 @@
 //! [`InceptionExtractor`]: images in [0, 1] in, pytorch-fid features at any set of taps out.
+//!
+//! ## Precision
+//!
+//! The network runs in float32 by default ([`Precision::Fp32`], the numbers equal to
+//! pytorch-fid's). [`Precision::Bf16`] runs it inside libtorch's bfloat16 autocast
+//! ([`cign_core::precision::autocast`], what `torch.autocast(device, dtype=torch.bfloat16)`
+//! does in PyTorch): every convolution takes bfloat16 inputs and weights (its products are
+//! accumulated in float32 by the backends, its output rounded to bfloat16), and the ReLUs,
+//! pools and concatenations between them run on those bfloat16 activations. The
+//! preprocessing (resize to 299, `2x - 1`) runs before the scope, in float32; the spatial
+//! mean of each tap is accumulated in float32, and the features are returned as float32 as in
+//! the float32 path, so that the statistics (float64 means and covariances) and the Fréchet
+//! distance are computed exactly as there. bfloat16 keeps 8 significant bits: each rounding
+//! changes a value by up to 2^-9 = 1.95e-3 relative (the spacing of bfloat16 numbers is
+//! 2^-8 = 3.9e-3 relative), so the features, and FID, move away from float32's; the crate's
+//! README gives the deviation measured on MNIST digits per tap. Nothing is refused: the
+//! choice is the caller's.
 
 use std::path::{Path, PathBuf};
 
-use tch::{Device, Tensor};
+use cign_core::precision::autocast;
+use cign_core::Precision;
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{MetricsError, Result};
 use crate::inception::{InceptionNetwork, Layout};
@@ -76,27 +95,62 @@ impl InceptionExtractor {
     /// Features of `images_0_1` (`[N, 1|3, H, W]` in [0, 1], any float or `u8` kind, any
     /// size, any device) at `taps`: one `[N, dims]` float32 CPU tensor per tap, in the order of
     /// the sorted, deduplicated taps. All taps come from one pass that stops after the deepest
-    /// one.
+    /// one. The network runs in float32 ([`Precision::Fp32`]), also inside a caller's
+    /// bfloat16 autocast scope; [`InceptionExtractor::features_in`] chooses the precision.
     ///
     /// # Errors
     /// [`MetricsError::InvalidInput`] for another shape, 2 or more than 3 channels, NaN or
     /// infinite values, or no tap; [`MetricsError::Torch`] when libtorch fails (for example
     /// out of memory).
     pub fn features(&self, images_0_1: &Tensor, taps: &[Tap]) -> Result<Vec<Tensor>> {
+        self.features_in(images_0_1, taps, Precision::Fp32)
+    }
+
+    /// [`InceptionExtractor::features`] with the network in `precision` (see [the module
+    /// documentation](self)): with [`Precision::Bf16`] the convolutions run in bfloat16
+    /// through libtorch's autocast; the input preprocessing stays float32 and the features
+    /// are returned as float32 `[N, dims]` CPU tensors either way. [`Precision::Fp32`] gives
+    /// exactly the features of [`InceptionExtractor::features`].
+    ///
+    /// # Errors
+    /// As [`InceptionExtractor::features`], and [`MetricsError::InvalidInput`] (argument
+    /// `precision`) when `precision` cannot run on the extractor's device
+    /// ([`Precision::check_device`]: bfloat16 runs on the CPU and CUDA, on targets with the
+    /// Itanium C++ ABI).
+    pub fn features_in(
+        &self,
+        images_0_1: &Tensor,
+        taps: &[Tap],
+        precision: Precision,
+    ) -> Result<Vec<Tensor>> {
         let taps = normalize(taps);
         if taps.is_empty() {
             return Err(MetricsError::invalid("taps", "no tap requested"));
         }
+        check_precision(precision, self.device())?;
         crate::preprocess::check_images("images", images_0_1)?;
         if images_0_1.size()[0] == 0 {
             return Ok(empty_features(&taps));
         }
         let x = images_0_1.f_to_device(self.device())?;
-        let input = tch::no_grad(|| inception_input(&x))?;
-        let feats = self.network.forward_taps(&input, &taps)?;
+        // The preprocessing in float32 even inside a caller's bfloat16 scope.
+        let input = autocast(Precision::Fp32, self.device(), || {
+            tch::no_grad(|| inception_input(&x))
+        })?;
+        let feats = autocast(precision, self.device(), || {
+            self.network.forward_taps(&input, &taps)
+        })?;
         feats
             .into_iter()
-            .map(|f| Ok(f.f_to_device(Device::Cpu)?))
+            .map(|f| {
+                // The taps are float32 already (their mean is accumulated in float32); the
+                // cast is a no-op then, and a guarantee for the statistics code.
+                let f = match f.kind() {
+                    Kind::Float => f,
+                    _ => f.f_to_kind(Kind::Float)?,
+                };
+                Ok(f.f_to_device(Device::Cpu)?)
+            })
             .collect()
     }
 
@@ -111,6 +165,21 @@ impl InceptionExtractor {
         taps: &[Tap],
         batch_size: usize,
     ) -> Result<Vec<Tensor>> {
+        self.features_batched_in(images_0_1, taps, batch_size, Precision::Fp32)
+    }
+
+    /// [`InceptionExtractor::features_in`] in batches of `batch_size` images, concatenated.
+    ///
+    /// # Errors
+    /// As [`InceptionExtractor::features_in`], and [`MetricsError::InvalidInput`] when
+    /// `batch_size` is 0.
+    pub fn features_batched_in(
+        &self,
+        images_0_1: &Tensor,
+        taps: &[Tap],
+        batch_size: usize,
+        precision: Precision,
+    ) -> Result<Vec<Tensor>> {
         if batch_size == 0 {
             return Err(MetricsError::invalid("batch_size", "must be at least 1"));
         }
@@ -120,11 +189,11 @@ impl InceptionExtractor {
         let mut start = 0;
         while start < n {
             let len = (batch_size as i64).min(n - start);
-            parts.push(self.features(&images_0_1.f_narrow(0, start, len)?, taps)?);
+            parts.push(self.features_in(&images_0_1.f_narrow(0, start, len)?, taps, precision)?);
             start += len;
         }
         if parts.is_empty() {
-            return self.features(images_0_1, taps);
+            return self.features_in(images_0_1, taps, precision);
         }
         let ntaps = normalize(taps).len();
         (0..ntaps)
@@ -136,6 +205,17 @@ impl InceptionExtractor {
             })
             .collect()
     }
+}
+
+/// [`Precision::check_device`] as a [`MetricsError::InvalidInput`] naming `precision`.
+///
+/// # Errors
+/// When `precision` cannot run on `device` (bfloat16 on a device other than the CPU or
+/// CUDA, or on a target without the Itanium C++ ABI).
+pub fn check_precision(precision: Precision, device: Device) -> Result<()> {
+    precision
+        .check_device(device)
+        .map_err(|e| MetricsError::invalid("precision", e.to_string()))
 }
 
 /// One `[0, dims]` float32 CPU tensor per tap: the features of no image.

@@ -64,6 +64,15 @@
 //! Devices are chosen with [`device::DeviceChoice`] (`auto`, `cpu`, `cuda`, `cuda:N`); every
 //! function that takes a `tch::Device` checks that it exists and returns
 //! [`MetricsError::Device`] otherwise.
+//!
+//! ## Precision
+//!
+//! The Inception network runs in float32 by default (pytorch-fid's numbers). [`Precision`]
+//! (cign-core's type, re-exported) set to `Bf16` in [`CollectOptions::precision`],
+//! [`EvalOptions::precision`] or [`InceptionExtractor::features_in`] runs its convolutions in
+//! bfloat16 through libtorch's autocast (see [`extractor`]); features stay float32 and the
+//! statistics float64, and FID moves by the deviation the crate's README reports per tap.
+//! The conditional-accuracy classifier always runs in float32.
 
 pub mod classifier;
 #[cfg(feature = "cli")]
@@ -86,6 +95,7 @@ pub mod stats;
 pub mod tap;
 pub mod weights;
 
+pub use cign_core::Precision;
 pub use classifier::{
     default_classifier_path, train_and_cache, train_classifier, AccuracyReport,
     ConditionalClassifier, TrainOptions, TrainReport,

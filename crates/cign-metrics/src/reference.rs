@@ -1,7 +1,10 @@
 //! Reference statistics of a real dataset split (all images and per class), cached as
 //! pytorch-fid-readable `.npz` files keyed by dataset, split, image count, a fingerprint of
-//! the pixels and labels, tap and quantisation:
-//! `<cache>/<dataset>-<split>-n<count>-<fingerprint>-d<dims>-q<0|1>-<all|c<label>>.npz`.
+//! the pixels and labels, tap, quantisation and the precision of the network:
+//! `<cache>/<dataset>-<split>-n<count>-<fingerprint>-d<dims>-q<0|1>[-bf16]-<all|c<label>>.npz`
+//! (float32 features have no precision suffix, the names the cache had before bfloat16
+//! existed; bfloat16 features are `-bf16`, so that they are never read back as float32 ones,
+//! nor the reverse).
 //! When the features themselves are asked for (KID, precision/recall/density/coverage), they
 //! are cached too, as a float32 `.npy` array `[count, dims]` (NumPy's format) next to them:
 //! `<same key>-features.npy` (82 MB for the 10,000 MNIST test images at 2048). Every file is
@@ -10,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cign_core::Precision;
 use cign_data::atomic::write_atomic;
 use cign_data::Dataset;
 use ndarray::Array2;
@@ -69,16 +73,24 @@ pub fn fingerprint(pixels: &[u8], labels: &[u8]) -> String {
     hex::encode(h.finalize())[..10].to_string()
 }
 
-/// The cache key (file-name stem without the `-all` / `-c<label>` suffix).
+/// The cache key (file-name stem without the `-all` / `-c<label>` suffix) of the first `n`
+/// images of `dataset` with fingerprint `fp` at `tap`, with `preprocess`, from a network run
+/// in `precision`: `<dataset>-<split>-n<n>-<fp>-d<dims>-q<0|1>`, followed by `-bf16` for
+/// [`Precision::Bf16`] (nothing for [`Precision::Fp32`]).
 pub fn cache_key(
     dataset: &Dataset,
     n: usize,
     fp: &str,
     tap: Tap,
     preprocess: Preprocess,
+    precision: Precision,
 ) -> String {
+    let suffix = match precision {
+        Precision::Fp32 => String::new(),
+        other => format!("-{}", other.name()),
+    };
     format!(
-        "{}-{}-n{n}-{fp}-d{}-q{}",
+        "{}-{}-n{n}-{fp}-d{}-q{}{suffix}",
         dataset.kind.name(),
         dataset.split.name(),
         tap.dims(),
@@ -168,8 +180,9 @@ fn write_cached(dir: &Path, key: &str, r: &ReferenceStats) -> Result<()> {
     Ok(())
 }
 
-/// Reference statistics of the first `limit` images of `dataset` at `taps`, read from
-/// `cache_dir` when present there, else computed (and written there when `cache_dir` is set).
+/// Reference statistics of the first `limit` images of `dataset` at `taps`, with the network
+/// in `options.precision`, read from `cache_dir` when present there (under the key of that
+/// precision, [`cache_key`]), else computed (and written there when `cache_dir` is set).
 /// With `options.keep_features` the features `[n, dims]` are returned too (read from the
 /// cache when it holds them, else computed and cached). A cache that cannot be written is a
 /// warning, not an error.
@@ -199,7 +212,7 @@ pub fn reference_stats(
     let mut out = BTreeMap::new();
     let mut missing = Vec::new();
     for &tap in &taps {
-        let key = cache_key(dataset, n, &fp, tap, preprocess);
+        let key = cache_key(dataset, n, &fp, tap, preprocess, options.precision);
         let features = options.keep_features.then_some((n, tap.dims()));
         let cached = cache_dir.and_then(|d| read_cached(d, &key, &classes, features));
         match cached {
@@ -226,7 +239,7 @@ pub fn reference_stats(
                 .map(|f| f.shallow_clone()),
         };
         if let Some(dir) = cache_dir {
-            let key = cache_key(dataset, n, &fp, tap, preprocess);
+            let key = cache_key(dataset, n, &fp, tap, preprocess, options.precision);
             if let Err(e) = write_cached(dir, &key, &r) {
                 tracing::warn!("could not cache reference statistics {key}: {e}");
             }

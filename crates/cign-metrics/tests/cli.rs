@@ -458,3 +458,57 @@ fn prdc_argument_errors() {
         &["input B", "class 0", "2 images", "at least 3 per class"],
     );
 }
+
+/// `--precision bf16`: recorded in the JSON output (and as a first text line), FID within 2e-2
+/// relative of pytorch-fid's float32 one (the bound of tests/bf16.rs) and different from
+/// fp32's; the default is fp32 and says so; a bad value is one `error:` line, exit code 2.
+/// (Tap 64 only: the 12 + 12 images at two taps would take twice as long.)
+#[test]
+fn precision_flag() {
+    let mut npz = Npz::open("pytorch_fid_features.npz");
+    let want = npz.f64("fid_ab")[0];
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let set_a = npz.u8("set_a");
+    write_pngs(&set_a, &a);
+    write_pngs(&npz.u8("set_b"), &b);
+
+    let fp32 = ok_json(&["--dims", "64", "--device", "cpu", p(&a), p(&b)]);
+    assert_eq!(fp32["precision"], "fp32");
+    let bf16 = ok_json(&[
+        "--dims",
+        "64",
+        "--device",
+        "cpu",
+        "--precision",
+        "bf16",
+        p(&a),
+        p(&b),
+    ]);
+    assert_eq!(bf16["precision"], "bf16");
+    let (f, g) = (fid_of(&fp32, 0), fid_of(&bf16, 0));
+    assert!((f - want).abs() < 1e-3 * want, "fp32 {f} vs {want}");
+    assert!((g - want).abs() < 2e-2 * want, "bf16 {g} vs {want}");
+    assert!(f != g, "bf16 gave fp32's FID {f}");
+
+    // text: the precision line first (only when it is not fp32); two images per side
+    let two = tmp.path().join("two");
+    let first_two = set_a
+        .slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..2))
+        .to_owned();
+    write_pngs(&first_two, &two);
+    let out = cign_fid(&["--dims", "64", "--precision", "bf16", p(&two), p(&two)]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("precision: bf16\nFID64: "), "{text}");
+
+    for bad in ["fp16", "BF16", ""] {
+        let out = cign_fid(&["--precision", bad, p(&a), p(&b)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{bad}: {err}");
+        assert!(lines[0].starts_with("error: "), "{err}");
+        assert!(lines[0].contains("fp32 or bf16"), "{err}");
+    }
+}

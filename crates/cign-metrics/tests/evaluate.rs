@@ -3,13 +3,15 @@
 //! reference cache is written and reused with the same result. Precision, recall, density
 //! and coverage (tap 192 to keep it quick, 100 "generated" and 150 real images): all-class and
 //! per-class values equal the definitions evaluated literally on the same features, and the
-//! cached real features give the same values.
+//! cached real features give the same values. bfloat16 features: reported, and cached apart
+//! from float32 ones.
 
 use cign_data::{Dataset, DatasetKind, Split};
 use cign_metrics::reference::dataset_images;
 use cign_metrics::{
     check_evaluation, collect, evaluate_generated, frechet_distance, CollectOptions, EvalOptions,
-    InceptionExtractor, KidOptions, PixelRange, Prdc, PrdcOptions, Preprocess, Tap, TensorImages,
+    InceptionExtractor, KidOptions, PixelRange, Prdc, PrdcOptions, Precision, Preprocess, Tap,
+    TensorImages,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -271,4 +273,76 @@ fn precision_recall_density_coverage_all_and_per_class() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("at least 6"), "{e}");
+}
+
+/// `EvalOptions::precision`: the report says which precision was used, bfloat16 moves FID
+/// (but not far), and the cached reference statistics of the two precisions are kept apart
+/// (`-bf16` in the key), so that bfloat16 ones are never read back as float32 ones.
+#[test]
+fn precisions_have_their_own_reference_cache() {
+    let dir = cign_data::default_data_dir(DatasetKind::Mnist);
+    cign_data::fetch::ensure_dataset(DatasetKind::Mnist, &dir).expect("MNIST");
+    let test = Dataset::load(DatasetKind::Mnist, Split::Test, &dir).unwrap();
+    let ex = InceptionExtractor::from_default_weights(Device::Cpu).unwrap();
+    // (the reference statistics are kept per class too: every class needs two real images)
+    let (all, _) = dataset_images(&test, Some(130));
+    let gen = all.narrow(0, 100, 30).to_kind(Kind::Float) / 127.5 - 1.0;
+    let cache = tempfile::tempdir().unwrap();
+    let names = || {
+        let mut v: Vec<String> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let opts = |precision| EvalOptions {
+        taps: vec![Tap::D64],
+        real_limit: Some(100),
+        cache_dir: Some(cache.path().to_path_buf()),
+        progress: false,
+        precision,
+        ..Default::default()
+    };
+    let bf16 = evaluate_generated(&ex, &gen, None, &test, &opts(Precision::Bf16), None).unwrap();
+    assert_eq!(bf16.precision, Precision::Bf16);
+    // all images and the 10 classes, all under the bfloat16 key
+    let files = names();
+    assert_eq!(files.len(), 11, "{files:?}");
+    assert!(
+        files.iter().all(|f| f.contains("-d64-q1-bf16-")),
+        "{files:?}"
+    );
+    assert!(
+        files.iter().any(|f| f.ends_with("-d64-q1-bf16-all.npz")),
+        "{files:?}"
+    );
+    let json = serde_json::to_value(&bf16).unwrap();
+    assert_eq!(json["precision"], "bf16");
+
+    // float32 does not read the bfloat16 entry: it computes and caches its own, under the
+    // key it always had.
+    let fp32 = evaluate_generated(&ex, &gen, None, &test, &opts(Precision::Fp32), None).unwrap();
+    assert_eq!(fp32.precision, Precision::Fp32);
+    let files = names();
+    assert_eq!(files.len(), 22, "{files:?}");
+    let plain: Vec<&String> = files.iter().filter(|f| !f.contains("bf16")).collect();
+    assert_eq!(plain.len(), 11, "{files:?}");
+    assert!(
+        plain.iter().any(|f| f.ends_with("-d64-q1-all.npz")),
+        "{files:?}"
+    );
+    let (a, b) = (fp32.taps[0].fid, bf16.taps[0].fid);
+    assert!(a != b, "bf16 and fp32 FIDs are equal ({a}): bf16 not used?");
+    assert!((a - b).abs() <= 2e-2 * a, "fp32 {a} vs bf16 {b}");
+
+    // The bfloat16 entry is read back by bfloat16 (same FID, same features: the generated
+    // side is recomputed the same way).
+    let again = evaluate_generated(&ex, &gen, None, &test, &opts(Precision::Bf16), None).unwrap();
+    assert_eq!(names().len(), 22);
+    assert!(
+        (again.taps[0].fid - b).abs() <= 1e-12 * b,
+        "{} vs {b}",
+        again.taps[0].fid
+    );
 }

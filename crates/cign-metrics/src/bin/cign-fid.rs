@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cign-fid [--dims 64,192,768,2048] [--kid] [--prdc [--nearest-k K]]
-//!          [--per-class --labels-a FILE --labels-b FILE] [--json] A B
+//!          [--per-class --labels-a FILE --labels-b FILE] [--precision fp32|bf16] [--json] A B
 //! cign-fid --dims 768 --save-stats OUT.npz A
 //! cign-fid --fetch-weights
 //! ```
@@ -13,6 +13,9 @@
 //! image file (MNIST format, gzip or raw) or an `.npz` statistics file (pytorch-fid's format).
 //! FID and KID are symmetric; precision/recall/density/coverage are not: A is the generated
 //! set and B the real one (as `prdc.compute_prdc(real_features=B, fake_features=A)`).
+//! `--precision bf16` runs the Inception convolutions in bfloat16 (libtorch's autocast; off by
+//! default): faster where the hardware has bfloat16 units, FID moved by the deviation the
+//! crate's README reports; the JSON output says which precision was used.
 //! Every argument and input is checked before the network runs; every error is one
 //! `error: ...` line naming the input (A or B), its path and the class where there is one,
 //! with exit code 2.
@@ -29,7 +32,7 @@ use cign_metrics::images::{open_input_with, read_labels, FolderOptions, Input};
 use cign_metrics::{
     collect, frechet_details, kid, npz, per_class_fid, per_class_prdc, prdc_tensors, weights,
     CollectOptions, Collected, InceptionExtractor, Kid, KidOptions, PerClassFid, PerClassPrdc,
-    Prdc, PrdcOptions, Stats, Tap, DEFAULT_NEAREST_K,
+    Prdc, PrdcOptions, Precision, Stats, Tap, DEFAULT_NEAREST_K,
 };
 
 #[derive(Parser, Debug)]
@@ -90,6 +93,12 @@ struct Args {
     /// CUDA device that is not there is an error.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
+    /// Arithmetic of the Inception network: fp32 (pytorch-fid's numbers) or bf16 (convolutions
+    /// in bfloat16 through libtorch's autocast, on the CPU or CUDA; features, statistics and
+    /// distances stay float32/float64; FID deviates from fp32's by the amount the crate's
+    /// README reports per tap). Statistics files (.npz) do not record it.
+    #[arg(long, default_value = "fp32", value_name = "fp32|bf16")]
+    precision: Precision,
     /// Also read hidden files and search hidden folders (names starting with '.', such as
     /// .ipynb_checkpoints), which are skipped by default.
     #[arg(long)]
@@ -138,6 +147,8 @@ struct Output {
     b: String,
     n_a: usize,
     n_b: usize,
+    /// Arithmetic of the Inception network (`"fp32"` or `"bf16"`).
+    precision: Precision,
     taps: Vec<TapOut>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     prdc: Option<PrdcOut>,
@@ -347,6 +358,7 @@ fn run_side(
                 keep_features: args.kid || args.prdc,
                 progress: !args.no_progress,
                 message: format!("{}: {}", opened.name, opened.path.display()),
+                precision: args.precision,
             };
             let collected = collect(
                 extractor,
@@ -416,6 +428,9 @@ fn run(args: Args) -> Result<()> {
         bail!("--save-stats writes the all-image statistics of A; --kid, --per-class and --prdc need two inputs");
     }
     let device = args.device.resolve().context("--device")?;
+    args.precision
+        .check_device(device)
+        .map_err(|e| anyhow::anyhow!("--precision {}: {e}", args.precision))?;
 
     // Inputs: listed, read (IDX, npz) and checked, both before the network.
     let side_a = open_side(&args, &taps, "A", &a, args.labels_a.as_deref())?;
@@ -471,6 +486,7 @@ fn run(args: Args) -> Result<()> {
         b: b.display().to_string(),
         n_a: side_a.n(),
         n_b: side_b.n(),
+        precision: args.precision,
         taps: Vec::new(),
         prdc: None,
     };
@@ -564,6 +580,10 @@ fn prdc_out(
 }
 
 fn print_text(out: &Output) {
+    if out.precision != Precision::Fp32 {
+        // Only when it is not the default, so that fp32 output stays as it was.
+        println!("precision: {}", out.precision);
+    }
     for t in &out.taps {
         println!("FID{}: {}", t.dims, t.fid);
         if let Some(k) = &t.kid {
