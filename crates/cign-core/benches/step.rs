@@ -1,7 +1,10 @@
 //! `cargo bench -p cign-core`: forward pass, full training step (objective + backward + AdamW)
-//! and generation throughput of the paper's models, on the CPU and on CUDA when present, and
-//! the training step in float32 against bfloat16 (group `precision`; `cargo bench -p cign-core
-//! -- precision` runs it alone).
+//! and generation throughput of the paper's models, on the CPU and on CUDA when present; the
+//! training step in the authors' formulation against the default one (group `formulation`,
+//! one model built per formulation), in float32 against bfloat16 (group `precision`), and the
+//! filter model's per-sample depthwise convolutions against the `im2col` reference of
+//! `tests/common/unfold.rs` (group `depthwise`). `cargo bench -p cign-core -- precision` runs
+//! one group alone.
 //!
 //! Every line of the summary prints the FLOPs of the operation (see `cign_core::flops`) next to
 //! its time, and the time the FLOPs would take at the machine's measured float32 matmul rate
@@ -12,7 +15,8 @@
 //!   warm-up; one that took over 0.5 s is then timed by hand (`CIGN_BENCH_REPS` runs; a run
 //!   over 10 s is not repeated, the warm-up run is the measurement) instead of by criterion,
 //!   whose minimum of 10 samples would take many minutes for the batch-256 training steps on 2
-//!   cores; the IGN baseline and the depthwise comparison run at the small batch only.
+//!   cores; the IGN baseline and the formulation, precision and depthwise comparisons run at
+//!   the small batch only.
 //!   `0`: criterion (10 samples, 10 s) everywhere.
 //! * `CIGN_BENCH_REPS`: repetitions of the hand-timed measurements (default 2).
 //! * `CIGN_BENCH_MODELS`: comma-separated subset of `large_channel,small_channel,small_filter,large_filter,ign`.
@@ -22,10 +26,14 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/unfold.rs"]
+mod unfold;
+
+use cign_core::depthwise::{depthwise_conv2d, depthwise_conv_transpose2d};
 use cign_core::flops::{forward_flops, training_step_flops};
 use cign_core::{
-    mismatch_pairs, AdamW, AdamWConfig, CignModel, Conditioning, DepthwiseImpl, ModelConfig,
-    Objective, ObjectiveConfig, Precision, TrainBatch,
+    layer_geometry, mismatch_pairs, AdamW, AdamWConfig, Architecture, CignModel, Conditioning,
+    Formulation, ModelConfig, Objective, ObjectiveConfig, Precision, TrainBatch,
 };
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use tch::nn::VarStore;
@@ -58,11 +66,12 @@ struct Setup {
     batch: TrainBatch,
 }
 
-fn setup(cfg: &ModelConfig, b: i64, device: Device) -> Setup {
+fn setup(cfg: &ModelConfig, b: i64, device: Device, form: Formulation) -> Setup {
     tch::manual_seed(0);
     let vs = VarStore::new(device);
-    let model = CignModel::new(&vs.root(), cfg).unwrap();
-    let objective = Objective::new(cfg, ObjectiveConfig::default(), device).unwrap();
+    let model = CignModel::with_formulation(&vs.root(), cfg, form).unwrap();
+    let objective =
+        Objective::with_formulation(cfg, ObjectiveConfig::default(), device, form).unwrap();
     let opt = AdamW::new(&vs, AdamWConfig::default());
     let o = (Kind::Float, device);
     let x = Tensor::rand([b, cfg.image_channels, 28, 28], o) * 2.0 - 1.0;
@@ -109,6 +118,33 @@ impl Setup {
     fn generate(&self) {
         let out = self.model.generate(&self.batch.z, Some(&self.batch.yz));
         let _ = std::hint::black_box(out);
+    }
+}
+
+/// Forward and backward of the per-sample depthwise convolutions of the filter model `cfg`'s
+/// ten layers at batch `b` (random inputs and kernels), through the library's functions or the
+/// `im2col` reference.
+fn depthwise_layers(cfg: &ModelConfig, b: i64, device: Device, reference: bool) -> impl FnMut() {
+    let o = (Kind::Float, device);
+    let layers: Vec<_> = layer_geometry(cfg)
+        .into_iter()
+        .map(|g| {
+            let x = Tensor::randn([b, g.c_in, g.in_size, g.in_size], o).set_requires_grad(true);
+            let k = Tensor::randn([b, g.c_in, g.kernel, g.kernel], o).set_requires_grad(true);
+            (g, x, k)
+        })
+        .collect();
+    move || {
+        for (g, x, k) in &layers {
+            let (s, p) = (g.stride, g.padding);
+            let y = match (reference, g.transposed) {
+                (false, false) => depthwise_conv2d(x, k, s, p),
+                (false, true) => depthwise_conv_transpose2d(x, k, s, p),
+                (true, false) => unfold::depthwise_conv2d(x, k, s, p),
+                (true, true) => unfold::depthwise_conv_transpose2d(x, k, s, p),
+            };
+            y.sum(Kind::Float).backward();
+        }
     }
 }
 
@@ -300,7 +336,7 @@ fn main() {
                 if quick && *name == "ign" && b == LARGE_BATCH {
                     continue;
                 }
-                let mut s = setup(cfg, b, device);
+                let mut s = setup(cfg, b, device, Formulation::default_for(device));
                 let id = |op: &str| (format!("{dname}/{op}"), format!("{name}/b{b}"));
                 let t = measure(
                     &mut c,
@@ -355,51 +391,62 @@ fn main() {
                 }
             }
         }
-        // The two exact depthwise formulations of the filter model, full training step.
-        if models.iter().any(|(n, _)| *n == "small_filter") {
-            let cfg = ModelConfig::with_dims(Conditioning::Filter, 64, 128, 5);
-            // quick CPU runs compare at the small batch only (unfold takes minutes per step at 256)
-            let batches: &[i64] = if quick && device == Device::Cpu {
-                &[SMALL_BATCH]
-            } else {
-                &[SMALL_BATCH, LARGE_BATCH]
-            };
-            for &b in batches {
-                for imp in [DepthwiseImpl::Grouped, DepthwiseImpl::Unfold] {
-                    let mut s = setup(&cfg, b, device);
-                    s.model.set_depthwise_impl(imp);
-                    let id = (
-                        format!("{dname}/depthwise_{imp:?}"),
-                        format!("small_filter/b{b}"),
-                    );
-                    let t = measure(&mut c, "depthwise", id, device, None, quick, reps, || {
-                        s.step()
-                    });
-                    let default = if imp == DepthwiseImpl::default_for(device) {
-                        " (default)"
-                    } else {
-                        ""
-                    };
-                    rep.add(
-                        &format!("{dname} step     small_filter B={b} {imp:?}{default}"),
-                        t,
-                        training_step_flops(&cfg, b),
-                        "",
-                    );
-                }
-            }
-        }
-        // float32 against bfloat16 mixed precision (cign_core::precision), full training step:
-        // the small batch (both batches with CIGN_BENCH_QUICK=0).
+        // Comparisons at the small batch (both batches with CIGN_BENCH_QUICK=0).
         let batches: &[i64] = if quick {
             &[SMALL_BATCH]
         } else {
             &[SMALL_BATCH, LARGE_BATCH]
         };
+        // The authors' formulation against the default (one model built per formulation), full
+        // training step.
+        for (name, cfg) in &models {
+            if cfg.architecture == Architecture::Ign {
+                continue; // one formulation
+            }
+            for &b in batches {
+                for (fname, form) in [
+                    ("authors", Formulation::AUTHORS),
+                    ("default", Formulation::default_for(device)),
+                ] {
+                    let mut s = setup(cfg, b, device, form);
+                    let id = (format!("{dname}/step_{fname}"), format!("{name}/b{b}"));
+                    let t = measure(&mut c, "formulation", id, device, None, quick, reps, || {
+                        s.step()
+                    });
+                    rep.add(
+                        &format!("{dname} step     {name:<14} B={b} {fname}"),
+                        t,
+                        training_step_flops(cfg, b),
+                        "",
+                    );
+                }
+            }
+        }
+        // The filter model's per-sample depthwise convolutions (forward + backward of its ten
+        // layers): the library's grouped convolution against the im2col reference.
+        if models.iter().any(|(n, _)| *n == "small_filter") {
+            let cfg = ModelConfig::with_dims(Conditioning::Filter, 64, 128, 5);
+            for &b in batches {
+                for (fname, reference) in [("grouped", false), ("unfold", true)] {
+                    let mut f = depthwise_layers(&cfg, b, device, reference);
+                    let id = (format!("{dname}/{fname}"), format!("small_filter/b{b}"));
+                    let t = measure(&mut c, "depthwise", id, device, None, quick, reps, &mut f);
+                    println!(
+                        "{dname} depthwise small_filter B={b} {fname}: {:.1} ms",
+                        t * 1e3
+                    );
+                    rep.rows.push(format!(
+                        "{dname} depthwise small_filter B={b} {fname:<8} {:>10.1} ms (forward + backward of the ten depthwise layers)",
+                        t * 1e3
+                    ));
+                }
+            }
+        }
+        // float32 against bfloat16 mixed precision (cign_core::precision), full training step.
         for (name, cfg) in &models {
             for &b in batches {
                 for precision in [Precision::Fp32, Precision::Bf16] {
-                    let mut s = setup(cfg, b, device);
+                    let mut s = setup(cfg, b, device, Formulation::default_for(device));
                     s.model.set_precision(precision).unwrap();
                     let id = (format!("{dname}/step_{precision}"), format!("{name}/b{b}"));
                     let t = measure(&mut c, "precision", id, device, None, quick, reps, || {

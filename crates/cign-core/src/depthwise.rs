@@ -1,47 +1,20 @@
-//! Per-sample depthwise (channel-wise) cross-correlation and its transpose.
+//! Per-sample depthwise (channel-wise) cross-correlation and its transpose: the filter model
+//! convolves every channel of every sample with that sample's own `k x k` kernel.
 //!
-//! The filter-conditioned model convolves every channel of every sample with that sample's own
-//! `k x k` kernel. Two exact formulations are provided (they compute the same sums, only the
-//! floating-point summation order may differ):
-//!
-//! * [`DepthwiseImpl::Grouped`]: the authors' formulation, one grouped convolution with
-//!   `groups = B * C` over the batch folded into channels (`[1, B*C, H, W]`).
-//! * [`DepthwiseImpl::Unfold`]: `im2col` + batched matrix product (`[B*C, 1, k*k] x
-//!   [B*C, k*k, L]`); the transposed version is the outer product `[B*C, k*k, 1] x [B*C, 1, L]`
-//!   followed by `col2im`, which is exactly what a transposed convolution computes.
-//!
-//! Which is faster depends on the device; see [`DepthwiseImpl::default_for`] and the benchmark
-//! (on the CPU the grouped formulation wins at every batch size measured). The grouped one is
-//! also the one that reproduces the authors' fixtures bit for bit: the other sums in another
-//! order.
+//! Both run as the authors do it: one grouped convolution with `groups = B * C` over the batch
+//! folded into channels (`[1, B*C, H, W]`), which also reproduces their fixtures bit for bit.
+//! Exact alternatives measured on the 2-core CPU were all slower, forward + backward of the
+//! filter model's ten depthwise layers (L = 64): at 2,304 samples (the mismatch pass of batch
+//! 256, 2 threads) grouped 9.0 s, `im2col` + batched matrix product 73.8 s, `im2col` +
+//! multiply/sum 46.2 s, one ordinary depthwise convolution per label 28.4 s; at 144 samples
+//! (1 thread) grouped 0.20 s, `im2col` + batched matrix product 0.79 s, `im2col` +
+//! multiply/sum 1.05 s. The `im2col` formulation is kept as a reference in the tests
+//! (`tests/common/unfold.rs`), and `cargo bench -p cign-core -- depthwise` times it against
+//! these functions. No CUDA measurement yet.
 
-use serde::{Deserialize, Serialize};
-use tch::{Device, Tensor};
+use tch::Tensor;
 
-/// Formulation of the per-sample depthwise convolution.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum DepthwiseImpl {
-    /// One grouped convolution with `groups = B * C` (the authors' code).
-    Grouped,
-    /// `im2col` / `col2im` with a batched matrix product.
-    Unfold,
-}
-
-impl DepthwiseImpl {
-    /// The formulation chosen by measurement (`cargo bench -p cign-core`, the `depthwise` group)
-    /// for a device.
-    pub fn default_for(device: Device) -> Self {
-        // Measured on the 2-core CPU, forward + backward of the filter model's ten depthwise
-        // layers (L = 64): at 2,304 samples (the mismatch pass of batch 256, 2 threads) grouped
-        // 9.0 s, unfold + bmm 73.8 s, unfold + multiply/sum 46.2 s, one ordinary depthwise
-        // convolution per label 28.4 s; at 144 samples (1 thread) grouped 0.20 s, unfold + bmm
-        // 0.79 s, unfold + multiply/sum 1.05 s. No CUDA measurement yet: grouped (the authors'
-        // choice) there too.
-        let _ = device;
-        DepthwiseImpl::Grouped
-    }
-}
+use crate::model::conv::{conv_out, conv_transpose_out};
 
 fn size4(t: &Tensor, what: &str) -> (i64, i64, i64, i64) {
     match t.size().as_slice() {
@@ -62,92 +35,52 @@ fn check(x: &Tensor, k: &Tensor) -> (i64, i64, i64, i64, i64, i64) {
     (b, c, h, w, kh, kw)
 }
 
-/// Output size of a convolution along one axis.
-pub fn conv_out(size: i64, k: i64, stride: i64, pad: i64) -> i64 {
-    (size + 2 * pad - k) / stride + 1
-}
-
-/// Output size of a transposed convolution along one axis (no output padding).
-pub fn conv_transpose_out(size: i64, k: i64, stride: i64, pad: i64) -> i64 {
-    (size - 1) * stride - 2 * pad + k
-}
-
 /// Cross-correlates each channel of each sample of `x` `[B, C, H, W]` with its own kernel
-/// `k` `[B, C, kh, kw]` (no bias). Returns `[B, C, H_out, W_out]`.
-pub fn depthwise_conv2d(
-    x: &Tensor,
-    k: &Tensor,
-    stride: i64,
-    pad: i64,
-    imp: DepthwiseImpl,
-) -> Tensor {
+/// `k` `[B, C, kh, kw]` (no bias, no dilation). Returns `[B, C, H_out, W_out]` with
+/// `H_out = (H + 2 pad - kh) / stride + 1`.
+///
+/// # Panics
+///
+/// `x` or `k` not 4-d, or `k`'s first two sizes other than `x`'s.
+pub fn depthwise_conv2d(x: &Tensor, k: &Tensor, stride: i64, pad: i64) -> Tensor {
     let (b, c, h, w, kh, kw) = check(x, k);
     let (ho, wo) = (conv_out(h, kh, stride, pad), conv_out(w, kw, stride, pad));
-    match imp {
-        DepthwiseImpl::Grouped => x
-            .contiguous()
-            .view([1, b * c, h, w])
-            .conv2d(
-                &k.contiguous().view([b * c, 1, kh, kw]),
-                None::<Tensor>,
-                [stride, stride],
-                [pad, pad],
-                [1, 1],
-                b * c,
-            )
-            .view([b, c, ho, wo]),
-        DepthwiseImpl::Unfold => {
-            // [B, C*kh*kw, L]: row index is c*kh*kw + i*kw + j, as the kernel's flattening.
-            let cols = x.im2col([kh, kw], [1, 1], [pad, pad], [stride, stride]);
-            let cols = cols.view([b * c, kh * kw, ho * wo]);
-            k.reshape([b * c, 1, kh * kw])
-                .bmm(&cols)
-                .view([b, c, ho, wo])
-        }
-    }
+    x.contiguous()
+        .view([1, b * c, h, w])
+        .conv2d(
+            &k.contiguous().view([b * c, 1, kh, kw]),
+            None::<Tensor>,
+            [stride, stride],
+            [pad, pad],
+            [1, 1],
+            b * c,
+        )
+        .view([b, c, ho, wo])
 }
 
 /// Transposed version of [`depthwise_conv2d`] (what `conv_transpose2d` with `groups = B * C`
-/// computes; no output padding). `x` `[B, C, H, W]`, `k` `[B, C, kh, kw]`.
-pub fn depthwise_conv_transpose2d(
-    x: &Tensor,
-    k: &Tensor,
-    stride: i64,
-    pad: i64,
-    imp: DepthwiseImpl,
-) -> Tensor {
+/// computes; no output padding). `x` `[B, C, H, W]`, `k` `[B, C, kh, kw]`; returns
+/// `[B, C, H_out, W_out]` with `H_out = (H - 1) stride - 2 pad + kh`.
+///
+/// # Panics
+///
+/// As [`depthwise_conv2d`].
+pub fn depthwise_conv_transpose2d(x: &Tensor, k: &Tensor, stride: i64, pad: i64) -> Tensor {
     let (b, c, h, w, kh, kw) = check(x, k);
     let (ho, wo) = (
         conv_transpose_out(h, kh, stride, pad),
         conv_transpose_out(w, kw, stride, pad),
     );
-    match imp {
-        DepthwiseImpl::Grouped => x
-            .contiguous()
-            .view([1, b * c, h, w])
-            .conv_transpose2d(
-                &k.contiguous().view([b * c, 1, kh, kw]),
-                None::<Tensor>,
-                [stride, stride],
-                [pad, pad],
-                [0, 0],
-                b * c,
-                [1, 1],
-            )
-            .view([b, c, ho, wo]),
-        DepthwiseImpl::Unfold => {
-            // Column (i*kw + j, l) of channel (b, c) is k[b, c, i, j] * x[b, c, l]; col2im adds
-            // it at output position l*stride - pad + (i, j): the transposed convolution.
-            let cols = k
-                .reshape([b * c, kh * kw, 1])
-                .bmm(&x.reshape([b * c, 1, h * w]));
-            cols.view([b, c * kh * kw, h * w]).col2im(
-                [ho, wo],
-                [kh, kw],
-                [1, 1],
-                [pad, pad],
-                [stride, stride],
-            )
-        }
-    }
+    x.contiguous()
+        .view([1, b * c, h, w])
+        .conv_transpose2d(
+            &k.contiguous().view([b * c, 1, kh, kw]),
+            None::<Tensor>,
+            [stride, stride],
+            [pad, pad],
+            [0, 0],
+            b * c,
+            [1, 1],
+        )
+        .view([b, c, ho, wo])
 }

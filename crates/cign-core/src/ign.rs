@@ -34,40 +34,32 @@
 use tch::nn;
 use tch::Tensor;
 
-use crate::depthwise::{conv_out, conv_transpose_out};
-use crate::model::{batch_norm_2d, bn_config, LayerGeometry, Mode, IMAGE_SIZE};
+use crate::model::activation::Activation;
+use crate::model::batch_norm::{BatchNorm, BnLayout};
+use crate::model::conv::Conv;
+use crate::model::{geometry_of, LayerGeometry, Mode};
 use crate::ModelConfig;
-
-/// Negative slope of the encoder's LeakyReLU.
-const LEAKY_SLOPE: f64 = 0.2;
 
 /// One module of an `nn.Sequential`.
 #[derive(Debug)]
 enum Op {
-    Conv { weight: Tensor, geo: LayerGeometry },
-    BatchNorm(nn::BatchNorm),
+    Conv(Conv),
+    BatchNorm(BatchNorm),
     Dropout2d,
-    LeakyRelu,
-    Relu,
-    Tanh,
+    Activation(Activation),
 }
 
-/// `(c_in, c_out, kernel, stride, padding)` of the five encoder convolutions.
-fn encoder_convs(cfg: &ModelConfig) -> [(i64, i64, i64, i64, i64); 5] {
+/// `(c_in, c_out, kernel, stride, padding)` of the five encoder convolutions and the five
+/// decoder (transposed) convolutions.
+fn convs(cfg: &ModelConfig) -> [(i64, i64, i64, i64, i64); 10] {
     let (l, c) = (cfg.latent_dim, cfg.image_channels);
+    let i = 8 * l;
     [
         (c, l, 4, 2, 1),
         (l, 2 * l, 4, 2, 1),
         (2 * l, 4 * l, 3, 1, 0),
         (4 * l, 8 * l, 3, 1, 0),
         (8 * l, 8 * l, 3, 1, 0),
-    ]
-}
-
-/// `(c_in, c_out, kernel, stride, padding)` of the five decoder (transposed) convolutions.
-fn decoder_convs(cfg: &ModelConfig) -> [(i64, i64, i64, i64, i64); 5] {
-    let (i, c) = (8 * cfg.latent_dim, cfg.image_channels);
-    [
         (i, i / 2, 3, 1, 0),
         (i / 2, i / 4, 3, 1, 0),
         (i / 4, i / 8, 3, 1, 0),
@@ -79,55 +71,11 @@ fn decoder_convs(cfg: &ModelConfig) -> [(i64, i64, i64, i64, i64); 5] {
 /// The ten convolutions of the IGN network (encoder then decoder) with their sizes on
 /// 28 x 28 images.
 pub fn ign_layer_geometry(cfg: &ModelConfig) -> [LayerGeometry; 10] {
-    let mut out = Vec::with_capacity(10);
-    let mut size = IMAGE_SIZE;
-    for (transposed, convs) in [(false, encoder_convs(cfg)), (true, decoder_convs(cfg))] {
-        for (c_in, c_out, kernel, stride, padding) in convs {
-            let out_size = if transposed {
-                conv_transpose_out(size, kernel, stride, padding)
-            } else {
-                conv_out(size, kernel, stride, padding)
-            };
-            out.push(LayerGeometry {
-                c_in,
-                c_out,
-                kernel,
-                stride,
-                padding,
-                in_size: size,
-                out_size,
-                transposed,
-            });
-            size = out_size;
-        }
-    }
-    debug_assert_eq!(size, IMAGE_SIZE);
-    out.try_into().expect("ten layers")
+    geometry_of(convs(cfg))
 }
 
-/// A convolution weight with PyTorch's default initialisation.
-fn conv_weight(p: &nn::Path, g: &LayerGeometry) -> Tensor {
-    let kk = g.kernel * g.kernel;
-    // PyTorch: kaiming_uniform_(a = sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
-    // fan_in = weight.size(1) * k * k; a transposed convolution's weight is [in, out, k, k].
-    let (dims, fan_in) = if g.transposed {
-        ([g.c_in, g.c_out, g.kernel, g.kernel], g.c_out * kk)
-    } else {
-        ([g.c_out, g.c_in, g.kernel, g.kernel], g.c_in * kk)
-    };
-    let bound = 1.0 / (fan_in as f64).sqrt();
-    p.var(
-        "weight",
-        &dims,
-        nn::Init::Uniform {
-            lo: -bound,
-            up: bound,
-        },
-    )
-}
-
-fn batch_norm(p: &nn::Path, channels: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, channels, bn_config())
+fn batch_norm(p: nn::Path, channels: i64) -> BatchNorm {
+    BatchNorm::new(p, channels, BnLayout::Nchw)
 }
 
 /// One `nn.Sequential`: its modules in order (the index of each is its variable path).
@@ -137,27 +85,17 @@ struct Sequential {
 }
 
 impl Sequential {
-    fn forward(&self, x: &Tensor, mode: Mode, dropout: f64, slope: &Tensor) -> Tensor {
+    fn forward(&self, x: &Tensor, mode: Mode, dropout: f64) -> Tensor {
         let mut h = x.shallow_clone();
         for op in &self.ops {
             h = match op {
-                Op::Conv { weight, geo } => {
-                    let (s, p) = ([geo.stride, geo.stride], [geo.padding, geo.padding]);
-                    if geo.transposed {
-                        h.conv_transpose2d(weight, None::<Tensor>, s, p, [0, 0], 1, [1, 1])
-                    } else {
-                        h.conv2d(weight, None::<Tensor>, s, p, [1, 1], 1)
-                    }
-                }
-                Op::BatchNorm(bn) => batch_norm_2d(bn, &h, mode.bn),
+                Op::Conv(conv) => conv.forward(&h),
+                Op::BatchNorm(bn) => bn.forward(&h, mode.bn),
                 // torch.nn.Dropout2d on a 4-d input is feature_dropout: one Bernoulli draw per
                 // (sample, channel), kept channels scaled by 1 / (1 - p).
                 Op::Dropout2d if mode.dropout && dropout > 0.0 => h.feature_dropout(dropout, true),
                 Op::Dropout2d => h,
-                // to_kind is a no-op unless the model was converted to another float kind
-                Op::LeakyRelu => h.prelu(&slope.to_kind(h.kind())),
-                Op::Relu => h.relu(),
-                Op::Tanh => h.tanh(),
+                Op::Activation(act) => act.forward(&h),
             };
         }
         h
@@ -172,9 +110,6 @@ pub(crate) struct IgnNetwork {
     encoder: Sequential,
     decoder: Sequential,
     dropout: f64,
-    /// LeakyReLU's slope as a one-element tensor (`prelu` has `leaky_relu`'s value and
-    /// gradient).
-    slope: Tensor,
 }
 
 impl IgnNetwork {
@@ -187,15 +122,14 @@ impl IgnNetwork {
         for (n, g) in geo[..5].iter().enumerate() {
             if n > 0 && n < 4 {
                 ops.push(Op::BatchNorm(batch_norm(
-                    &enc.sub(ops.len().to_string()),
+                    enc.sub(ops.len().to_string()),
                     g.c_in,
                 )));
             }
-            let weight = conv_weight(&enc.sub(ops.len().to_string()), g);
-            ops.push(Op::Conv { weight, geo: *g });
+            ops.push(Op::Conv(Conv::new(&enc.sub(ops.len().to_string()), g, 0)));
             if n < 4 {
                 ops.push(Op::Dropout2d);
-                ops.push(Op::LeakyRelu);
+                ops.push(Op::Activation(Activation::leaky_relu(root.device())));
             }
         }
         debug_assert_eq!(ops.len(), 16);
@@ -206,17 +140,16 @@ impl IgnNetwork {
         for (n, g) in geo[5..].iter().enumerate() {
             if n < 4 {
                 ops.push(Op::BatchNorm(batch_norm(
-                    &dec.sub(ops.len().to_string()),
+                    dec.sub(ops.len().to_string()),
                     g.c_in,
                 )));
             }
-            let weight = conv_weight(&dec.sub(ops.len().to_string()), g);
-            ops.push(Op::Conv { weight, geo: *g });
+            ops.push(Op::Conv(Conv::new(&dec.sub(ops.len().to_string()), g, 0)));
             if n < 4 {
                 ops.push(Op::Dropout2d);
-                ops.push(Op::Relu);
+                ops.push(Op::Activation(Activation::Relu));
             } else {
-                ops.push(Op::Tanh);
+                ops.push(Op::Activation(Activation::Tanh));
             }
         }
         debug_assert_eq!(ops.len(), 18);
@@ -225,17 +158,16 @@ impl IgnNetwork {
             encoder,
             decoder,
             dropout: cfg.dropout,
-            slope: Tensor::from_slice(&[LEAKY_SLOPE as f32]).to_device(root.device()),
         }
     }
 
     /// The encoder: `[B, C, 28, 28] -> [B, 8L, 1, 1]`.
     pub(crate) fn encode(&self, x: &Tensor, mode: Mode) -> Tensor {
-        self.encoder.forward(x, mode, self.dropout, &self.slope)
+        self.encoder.forward(x, mode, self.dropout)
     }
 
     /// The decoder: `[B, 8L, 1, 1] -> [B, C, 28, 28]` in [-1, 1].
     pub(crate) fn decode(&self, h: &Tensor, mode: Mode) -> Tensor {
-        self.decoder.forward(h, mode, self.dropout, &self.slope)
+        self.decoder.forward(h, mode, self.dropout)
     }
 }

@@ -66,11 +66,12 @@
 //!   bit, running as they were made: oneDNN's AVX2 kernels (`ONEDNN_MAX_CPU_ISA=AVX2`) and one
 //!   intra-op thread (training-mode BatchNorm splits its sums by thread); every formulation is
 //!   held to a multiple of the fixture's own float32 error from a float64 run of its inputs.
-//! * Speed on the CPU without changing the objective ([`Formulation`]; the default is the
-//!   fastest measured among those whose float32 step stays within 10 times the authors' own
-//!   float32 error of the exact step on every fixture (`tests/golden.rs`),
-//!   [`Formulation::AUTHORS`] reproduces the authors' code bit for bit on fixtures made on the
-//!   same machine):
+//! * Speed on the CPU without changing the objective ([`Formulation`], fixed when the model
+//!   and its objective are built: [`CignModel::with_formulation`],
+//!   [`Objective::with_formulation`]; the default is the fastest measured among those whose
+//!   float32 step stays within 10 times the authors' own float32 error of the exact step on
+//!   every fixture (`tests/golden.rs`), [`Formulation::AUTHORS`] reproduces the authors' code
+//!   bit for bit on fixtures made on the same machine):
 //!   dropout masks from a counter-based generator instead of torch's per-element Bernoulli
 //!   draws, fused with the following (leaky) ReLU into one multiplication ([`dropout`]); the
 //!   filter model's channel mixer as a 1x1 convolution so activations stay contiguous NCHW
@@ -101,7 +102,6 @@ pub use config::{
     AdamWConfig, Architecture, Conditioning, ConfigValueError, LossWeights, ModelConfig,
     ObjectiveConfig, TightClamp,
 };
-pub use depthwise::DepthwiseImpl;
 pub use error::CoreError;
 pub use import::{
     load_named_into, load_safetensors_into, model_config_from_metadata, read_safetensors,

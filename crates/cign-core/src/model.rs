@@ -1,24 +1,68 @@
-//! The network `f`: an encoder (the authors' "discriminator") and a decoder ("generator").
-//! The CIGN network (arXiv 2406.02841, Sec. 3.2 and the authors' `MNIST/CIGN_channel` and
-//! `MNIST/CIGN_filter` modules) is conditioned on the label by extra channels, by per-sample
-//! depthwise filters, or not at all (a label-free ablation); [`Architecture::Ign`] selects
-//! the unconditional IGN network instead ([`crate::ign`]).
+//! The network `f(x, y)`: an encoder (the authors' "discriminator") and a decoder
+//! ("generator"), each with its own label embedding `Embedding(num_classes, E)` (arXiv
+//! 2406.02841, Sec. 3.2; the authors' `MNIST/CIGN_channel` and `MNIST/CIGN_filter` modules,
+//! niccronc/conditional-idempotent-generative-networks). With `L = latent_dim`,
+//! `I = intermediate_dim`, `C = image_channels` and 28 x 28 images, layer `k` of a half is
+//! `BN -> conditioned (transposed) convolution -> dropout -> activation`:
+//!
+//! | layer | BN | convolution (no bias) | then | output |
+//! |---|---|---|---|---|
+//! | encoder 1 | | Conv(C -> L, k4 s2 p1) | Dropout, LeakyReLU(0.2) | L x 14 x 14 |
+//! | encoder 2 | BN(L) | Conv(L -> 2L, k4 s2 p1) | Dropout, LeakyReLU(0.2) | 2L x 7 x 7 |
+//! | encoder 3 | BN(2L) | Conv(2L -> 4L, k3 s2 p1) | Dropout, LeakyReLU(0.2) | 4L x 4 x 4 |
+//! | encoder 4 | BN(4L) | Conv(4L -> 8L, k4 s2 p1) | Dropout, LeakyReLU(0.2) | 8L x 2 x 2 |
+//! | encoder 5 | BN(8L) | Conv(8L -> I, k2 s1 p0) | Dropout, Sigmoid | I x 1 x 1 |
+//! | decoder 1 | BN(I) | ConvT(I -> 8L, k2 s1 p0) | Dropout, ReLU | 8L x 2 x 2 |
+//! | decoder 2 | BN(8L) | ConvT(8L -> 4L, k4 s2 p1) | Dropout, ReLU | 4L x 4 x 4 |
+//! | decoder 3 | BN(4L) | ConvT(4L -> 2L, k3 s2 p1) | Dropout, ReLU | 2L x 7 x 7 |
+//! | decoder 4 | BN(2L) | ConvT(2L -> L, k4 s2 p1) | Dropout, ReLU | L x 14 x 14 |
+//! | decoder 5 | BN(L) | ConvT(L -> C, k4 s2 p1) | Tanh | C x 28 x 28 |
+//!
+//! BatchNorm has PyTorch's defaults; dropout is element-wise with probability
+//! [`ModelConfig::dropout`] (0.15). The label enters every convolution as [`Conditioning`]
+//! says: as one more input channel, as per-sample depthwise kernels followed by a channel
+//! mixer, or not at all (a label-free ablation). [`Architecture::Ign`] selects the
+//! unconditional IGN network instead ([`crate::ign`]).
+//!
+//! One file per layer kind under `model/`: `conv.rs`, `linear.rs`, `batch_norm.rs`,
+//! `activation.rs` (with dropout), `label.rs` (the label embedding), `channel.rs` and
+//! `filter.rs` (the two conditionings), `mixer.rs` (the filter model's channel mixer). Their
+//! exact speed variants ([`Formulation`]: label maps per class, the mixer as a 1x1
+//! convolution, BatchNorm of small maps as rows) are chosen when the model is built
+//! ([`CignModel::with_formulation`]).
 //!
 //! Variable names equal the authors' PyTorch state-dict keys, e.g.
 //! `discriminator.conv_1.weight`, `discriminator.batch_norm_1.running_mean`,
 //! `generator.channel_mixer_5.bias`, `generator.linear_5.bias`, so their weights load without
 //! renaming. Initialisation follows PyTorch's defaults for each layer type.
 
-use std::cell::Cell;
+pub(crate) mod activation;
+pub(crate) mod batch_norm;
+mod channel;
+pub(crate) mod conv;
+mod filter;
+mod formulation;
+mod label;
+mod linear;
+mod mixer;
+mod mode;
 
-use tch::nn::{self, ModuleT};
-use tch::{Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
-use crate::depthwise::{
-    conv_out, conv_transpose_out, depthwise_conv2d, depthwise_conv_transpose2d, DepthwiseImpl,
-};
 use crate::ign::{ign_layer_geometry, IgnNetwork};
 use crate::{Architecture, Conditioning, CoreError, ModelConfig, Precision};
+use activation::Activation;
+use batch_norm::BatchNorm;
+use channel::ChannelConv;
+use conv::{conv_out, conv_transpose_out, Conv};
+use filter::FilterConv;
+use label::{Embedder, Labels};
+
+pub use batch_norm::BnLayout;
+pub use formulation::Formulation;
+pub use label::LabelImpl;
+pub use mixer::MixerImpl;
+pub use mode::{BnMode, Mode};
 
 /// Side length of the (square) images.
 pub const IMAGE_SIZE: i64 = 28;
@@ -39,285 +83,100 @@ pub struct LayerGeometry {
 }
 
 /// The five encoder layers followed by the five decoder layers of a config: for the CIGN
-/// network the kernel sizes, strides and paddings of the authors' modules (`conv_1` to
-/// `conv_5` of each half; the filter model's depthwise layers have the same geometry), for
-/// the IGN network those of [`crate::ign`].
+/// network those of the table above (the filter model's depthwise layers have the same
+/// geometry), for the IGN network those of [`crate::ign`].
 pub fn layer_geometry(cfg: &ModelConfig) -> [LayerGeometry; 10] {
     if cfg.architecture == Architecture::Ign {
         return ign_layer_geometry(cfg);
     }
     let (l, i, c) = (cfg.latent_dim, cfg.intermediate_dim, cfg.image_channels);
-    // (c_in, c_out, k, s, p)
-    let enc = [
+    // (c_in, c_out, kernel, stride, padding); the last five are transposed
+    let layers = [
         (c, l, 4, 2, 1),
         (l, 2 * l, 4, 2, 1),
         (2 * l, 4 * l, 3, 2, 1),
         (4 * l, 8 * l, 4, 2, 1),
         (8 * l, i, 2, 1, 0),
-    ];
-    let dec = [
         (i, 8 * l, 2, 1, 0),
         (8 * l, 4 * l, 4, 2, 1),
         (4 * l, 2 * l, 3, 2, 1),
         (2 * l, l, 4, 2, 1),
         (l, c, 4, 2, 1),
     ];
-    let mut out = [LayerGeometry {
-        c_in: 0,
-        c_out: 0,
-        kernel: 0,
-        stride: 0,
-        padding: 0,
-        in_size: 0,
-        out_size: 0,
-        transposed: false,
-    }; 10];
-    let mut size = IMAGE_SIZE;
-    for (n, &(ci, co, k, s, p)) in enc.iter().enumerate() {
-        let o = conv_out(size, k, s, p);
-        out[n] = LayerGeometry {
-            c_in: ci,
-            c_out: co,
-            kernel: k,
-            stride: s,
-            padding: p,
-            in_size: size,
-            out_size: o,
-            transposed: false,
+    geometry_of(layers)
+}
+
+/// The geometry of ten layers given as `(c_in, c_out, kernel, stride, padding)`, five
+/// convolutions then five transposed convolutions, on 28 x 28 images.
+pub(crate) fn geometry_of(layers: [(i64, i64, i64, i64, i64); 10]) -> [LayerGeometry; 10] {
+    let (mut n, mut size) = (0, IMAGE_SIZE);
+    let out = layers.map(|(c_in, c_out, kernel, stride, padding)| {
+        let transposed = n >= 5;
+        let out_size = if transposed {
+            conv_transpose_out(size, kernel, stride, padding)
+        } else {
+            conv_out(size, kernel, stride, padding)
         };
-        size = o;
-    }
-    for (n, &(ci, co, k, s, p)) in dec.iter().enumerate() {
-        let o = conv_transpose_out(size, k, s, p);
-        out[5 + n] = LayerGeometry {
-            c_in: ci,
-            c_out: co,
-            kernel: k,
-            stride: s,
-            padding: p,
+        let g = LayerGeometry {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+            padding,
             in_size: size,
-            out_size: o,
-            transposed: true,
+            out_size,
+            transposed,
         };
-        size = o;
-    }
+        (n, size) = (n + 1, out_size);
+        g
+    });
     debug_assert_eq!(size, IMAGE_SIZE);
     out
 }
 
-/// Negative slope of the encoder's LeakyReLU (the authors' 0.2).
-const LEAKY_SLOPE: f64 = 0.2;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Activation {
-    LeakyRelu,
-    Sigmoid,
-    Relu,
-    Tanh,
-}
-
-/// `Linear` with PyTorch's default initialisation (weight and bias `U(-1/sqrt(in), 1/sqrt(in))`).
+/// The (transposed) convolution of a layer with the label entering as [`Conditioning`] says.
 #[derive(Debug)]
-struct Linear {
-    ws: Tensor,
-    bs: Tensor,
+enum ConditionedConv {
+    /// No label input (the label-free ablation): `conv_k`.
+    Plain(Conv),
+    /// `conv_k` over the input and a label map from `linear_k` ([`channel`]).
+    Channel(ChannelConv),
+    /// Depthwise kernels from `linear_k`, then `channel_mixer_k` ([`filter`]).
+    Filter(FilterConv),
 }
 
-impl Linear {
-    fn new(p: &nn::Path, in_dim: i64, out_dim: i64) -> Self {
-        let bound = 1.0 / (in_dim as f64).sqrt();
-        let init = nn::Init::Uniform {
-            lo: -bound,
-            up: bound,
-        };
-        Linear {
-            ws: p.var("weight", &[out_dim, in_dim], init),
-            bs: p.var("bias", &[out_dim], init),
+impl ConditionedConv {
+    /// Creates the variables of layer `idx` (1 to 5) under `p` (the half's path).
+    fn new(
+        p: &nn::Path,
+        idx: usize,
+        g: &LayerGeometry,
+        cfg: &ModelConfig,
+        form: Formulation,
+    ) -> Self {
+        let e = cfg.embedding_dim;
+        match cfg.conditioning {
+            Conditioning::None => Self::Plain(Conv::new(&p.sub(format!("conv_{idx}")), g, 0)),
+            Conditioning::Channel => Self::Channel(ChannelConv::new(p, idx, g, e)),
+            Conditioning::Filter => Self::Filter(FilterConv::new(p, idx, g, e, form.mixer)),
         }
     }
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.ws, Some(&self.bs))
-    }
-    /// The layer applied over the channels of an NCHW tensor at every pixel.
-    fn forward_1x1(&self, x: &Tensor) -> Tensor {
-        let (o, i) = (self.ws.size()[0], self.ws.size()[1]);
-        x.conv2d(
-            &self.ws.view([o, i, 1, 1]),
-            Some(&self.bs),
-            [1, 1],
-            [0, 0],
-            [1, 1],
-            1,
-        )
-    }
-}
 
-/// Formulation of the filter model's channel mixer (a `Linear(C_in -> C_out)` at every pixel).
-/// Both compute the same sums in a different order.
-#[derive(
-    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum MixerImpl {
-    /// The authors' formulation: `Linear` on an NHWC view, permuted back to NCHW. Its result
-    /// has channels-last strides, which makes the following BatchNorm's backward and the next
-    /// depthwise layer's input copies slow on the CPU.
-    Linear,
-    /// A 1x1 convolution with the same weight and bias: contiguous NCHW result (default).
-    #[default]
-    Conv1x1,
-}
-
-/// How the label-dependent tensors are computed: the channel model's label maps
-/// (`tanh(Linear(embedding))` as one `H x W` channel per layer) and the filter model's kernels
-/// (`tanh(Linear(embedding))` as `C x k x k` per layer). Both formulations compute the same
-/// values; sums and gradients differ only in summation order.
-#[derive(
-    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum LabelImpl {
-    /// The authors' formulation: the label linear runs for every sample; the channel model
-    /// concatenates the map to the layer input and convolves `C + 1` channels.
-    PerSample,
-    /// The label linear runs once per class and the result is gathered by label. The channel
-    /// model convolves the `C` image channels with the first `C` input slices of the weight and
-    /// adds the per-class convolution of the label map with the last slice (convolution is
-    /// linear in its input): no concatenation copy and, on the CPU, no padding of `C + 1`
-    /// channels to oneDNN's block size. The filter model's per-sample kernel linear, a skinny
-    /// `[B, E] x [E, C k k]` product with a slow weight gradient, becomes a 10-row one (default).
-    #[default]
-    PerClass,
-}
-
-/// Layout in which BatchNorm runs.
-#[derive(
-    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum BnLayout {
-    /// NCHW, as the authors (default).
-    #[default]
-    Nchw,
-    /// Maps of at most 2x2 pixels (the encoder's last BatchNorms and the decoder's first) are
-    /// normalised as rows `[N H W, C]`: the same statistics (over batch and pixels, per
-    /// channel), but the CPU kernel vectorises over channels instead of over 1 to 4 pixels
-    /// (its backward was 5% of a filter model step). Exact in float64, but in float32 it
-    /// lands further from the exact step than the authors' code on an ill-conditioned
-    /// fixture (`tests/golden.rs`: 24.6 times the authors' own float32 error scale on
-    /// `channel_L8_I16_E5_seed1`, every other formulation at most 3.5 times), so it is not
-    /// the default.
-    RowsForSmallMaps,
-}
-
-/// The formulations a model runs with. All are exact: they compute the same function and
-/// gradients and differ only in floating-point summation order and in speed.
-/// [`Formulation::AUTHORS`] reproduces the authors' code bit for bit; the default is the
-/// fastest measured on the CPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Formulation {
-    /// Per-sample depthwise convolution of the filter model.
-    pub depthwise: DepthwiseImpl,
-    /// Channel mixer of the filter model.
-    pub mixer: MixerImpl,
-    /// Label maps and kernels.
-    pub label: LabelImpl,
-    /// BatchNorm layout.
-    pub bn: BnLayout,
-}
-
-impl Formulation {
-    /// The authors' formulation.
-    pub const AUTHORS: Formulation = Formulation {
-        depthwise: DepthwiseImpl::Grouped,
-        mixer: MixerImpl::Linear,
-        label: LabelImpl::PerSample,
-        bn: BnLayout::Nchw,
-    };
-
-    /// The fastest measured formulation for a device.
-    pub fn default_for(device: tch::Device) -> Formulation {
-        Formulation {
-            depthwise: DepthwiseImpl::default_for(device),
-            mixer: MixerImpl::default(),
-            label: LabelImpl::default(),
-            bn: BnLayout::default(),
+    fn forward(&self, h: &Tensor, labels: &Labels) -> Tensor {
+        match self {
+            Self::Plain(conv) => conv.forward(h),
+            Self::Channel(conv) => conv.forward(h, labels),
+            Self::Filter(conv) => conv.forward(h, labels),
         }
     }
 }
 
-/// How BatchNorm normalises in a pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BnMode {
-    /// Running statistics (PyTorch eval mode).
-    Eval,
-    /// Batch statistics, running statistics updated (PyTorch training mode).
-    Train,
-    /// Batch statistics, running statistics left untouched.
-    BatchStats,
-}
-
-/// The mode of one pass of `f`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mode {
-    pub bn: BnMode,
-    /// Apply dropout (with the config's probability).
-    pub dropout: bool,
-}
-
-impl Mode {
-    /// PyTorch's training mode: batch statistics (running statistics updated) and dropout.
-    pub const TRAIN: Mode = Mode {
-        bn: BnMode::Train,
-        dropout: true,
-    };
-    /// PyTorch's eval mode: running statistics, no dropout.
-    pub const EVAL: Mode = Mode {
-        bn: BnMode::Eval,
-        dropout: false,
-    };
-    /// Batch statistics without dropout and without touching the running statistics (the
-    /// generation API's training-mode option).
-    pub const BATCH_STATS: Mode = Mode {
-        bn: BnMode::BatchStats,
-        dropout: false,
-    };
-
-    /// `TRAIN` or `EVAL`.
-    pub fn from_train(train: bool) -> Mode {
-        if train {
-            Mode::TRAIN
-        } else {
-            Mode::EVAL
-        }
-    }
-
-    fn generation(train: bool) -> Mode {
-        if train {
-            Mode::BATCH_STATS
-        } else {
-            Mode::EVAL
-        }
-    }
-}
-
-#[derive(Debug)]
-enum LayerOp {
-    /// Plain (transposed) convolution over the input, optionally concatenated with a label map.
-    Conv {
-        weight: Tensor,
-        label_linear: Option<Linear>,
-    },
-    /// Per-sample depthwise (transposed) convolution with label-generated kernels, then a
-    /// per-pixel `Linear(c_in -> c_out)`.
-    Filter { label_linear: Linear, mixer: Linear },
-}
-
+/// One row of the table: BatchNorm (all but the encoder's first layer), the conditioned
+/// (transposed) convolution, dropout (all but the decoder's last layer), the activation.
 #[derive(Debug)]
 struct Layer {
-    geo: LayerGeometry,
-    bn: Option<nn::BatchNorm>,
-    op: LayerOp,
+    bn: Option<BatchNorm>,
+    conv: ConditionedConv,
     dropout: bool,
     act: Activation,
 }
@@ -325,300 +184,68 @@ struct Layer {
 /// One half of the network (encoder or decoder).
 #[derive(Debug)]
 struct Half {
-    embedder: Option<Tensor>,
+    embedder: Option<Embedder>,
     layers: Vec<Layer>,
 }
 
-/// BatchNorm of a 4-d input in `mode`: running statistics updated (train), used (eval), or
-/// the batch's own statistics without touching them (`BatchStats`, the frozen copy's passes).
-pub(crate) fn batch_norm_2d(bn: &nn::BatchNorm, h: &Tensor, mode: BnMode) -> Tensor {
-    match mode {
-        BnMode::Train => bn.forward_t(h, true),
-        BnMode::Eval => bn.forward_t(h, false),
-        BnMode::BatchStats => Tensor::batch_norm(
-            h,
-            bn.ws.as_ref(),
-            bn.bs.as_ref(),
-            None::<&Tensor>,
-            None::<&Tensor>,
-            true,
-            BN_MOMENTUM,
-            BN_EPS,
-            true,
-        ),
-    }
-}
-
-/// BatchNorm's momentum and epsilon: PyTorch's `BatchNorm2d` defaults, which both the authors'
-/// modules and the IGN code use.
-pub(crate) const BN_MOMENTUM: f64 = 0.1;
-/// See [`BN_MOMENTUM`].
-pub(crate) const BN_EPS: f64 = 1e-5;
-
-/// The BatchNorm layers of every network: PyTorch's `BatchNorm2d` defaults (weight 1, bias 0).
-pub(crate) fn bn_config() -> nn::BatchNormConfig {
-    nn::BatchNormConfig {
-        cudnn_enabled: true,
-        eps: BN_EPS,
-        momentum: BN_MOMENTUM,
-        affine: true,
-        ws_init: nn::Init::Const(1.0),
-        bs_init: nn::Init::Const(0.0),
-    }
-}
-
 impl Half {
-    fn new(p: &nn::Path, cfg: &ModelConfig, geos: &[LayerGeometry], decoder: bool) -> Self {
-        let cond = cfg.conditioning;
-        let embedder = cond.is_conditional().then(|| {
-            p.sub("label_embedder").var(
-                "weight",
-                &[cfg.num_classes, cfg.embedding_dim],
-                nn::Init::Randn {
-                    mean: 0.0,
-                    stdev: 1.0,
-                },
-            )
+    /// The five layers of `geos` under `p` (`discriminator` or `generator`).
+    fn new(
+        p: &nn::Path,
+        cfg: &ModelConfig,
+        geos: &[LayerGeometry],
+        decoder: bool,
+        form: Formulation,
+    ) -> Self {
+        let embedder = cfg.conditioning.is_conditional().then(|| {
+            let p = p.sub("label_embedder");
+            Embedder::new(&p, cfg.num_classes, cfg.embedding_dim, form.label)
         });
-        let mut layers = Vec::with_capacity(5);
-        for (n, g) in geos.iter().enumerate() {
-            let idx = n + 1;
-            // Encoder: batch_norm_k sits before layer k+1; decoder: batch_norm_k before layer k.
-            let bn = if decoder {
-                Some(nn::batch_norm2d(
-                    p.sub(format!("batch_norm_{idx}")),
-                    g.c_in,
-                    bn_config(),
-                ))
-            } else if n > 0 {
-                Some(nn::batch_norm2d(
-                    p.sub(format!("batch_norm_{n}")),
-                    g.c_in,
-                    bn_config(),
-                ))
-            } else {
-                None
-            };
-            let kk = g.kernel * g.kernel;
-            let op = match cond {
-                Conditioning::Channel | Conditioning::None => {
-                    let extra = i64::from(cond == Conditioning::Channel);
-                    let cin = g.c_in + extra;
-                    // PyTorch: kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(fan_in), ..), fan_in = size(1) * k * k.
-                    let (dims, fan_in) = if g.transposed {
-                        ([cin, g.c_out, g.kernel, g.kernel], g.c_out * kk)
-                    } else {
-                        ([g.c_out, cin, g.kernel, g.kernel], cin * kk)
-                    };
-                    let bound = 1.0 / (fan_in as f64).sqrt();
-                    let weight = p.sub(format!("conv_{idx}")).var(
-                        "weight",
-                        &dims,
-                        nn::Init::Uniform {
-                            lo: -bound,
-                            up: bound,
-                        },
-                    );
-                    let label_linear = (cond == Conditioning::Channel).then(|| {
-                        Linear::new(
-                            &p.sub(format!("linear_{idx}")),
-                            cfg.embedding_dim,
-                            g.in_size * g.in_size,
-                        )
-                    });
-                    LayerOp::Conv {
-                        weight,
-                        label_linear,
-                    }
+        let layers = (1..=geos.len())
+            .zip(geos)
+            .map(|(idx, g)| {
+                let last = idx == geos.len();
+                // the encoder's batch_norm_k sits before layer k + 1, the decoder's before k
+                let bn_index = if decoder {
+                    Some(idx)
+                } else {
+                    (idx > 1).then(|| idx - 1)
+                };
+                let bn = bn_index
+                    .map(|k| BatchNorm::new(p.sub(format!("batch_norm_{k}")), g.c_in, form.bn));
+                let act = match (decoder, last) {
+                    (false, false) => Activation::leaky_relu(p.device()),
+                    (false, true) => Activation::Sigmoid,
+                    (true, false) => Activation::Relu,
+                    (true, true) => Activation::Tanh,
+                };
+                Layer {
+                    bn,
+                    conv: ConditionedConv::new(p, idx, g, cfg, form),
+                    dropout: !(decoder && last),
+                    act,
                 }
-                Conditioning::Filter => LayerOp::Filter {
-                    label_linear: Linear::new(
-                        &p.sub(format!("linear_{idx}")),
-                        cfg.embedding_dim,
-                        g.c_in * kk,
-                    ),
-                    mixer: Linear::new(&p.sub(format!("channel_mixer_{idx}")), g.c_in, g.c_out),
-                },
-            };
-            let last = n == geos.len() - 1;
-            let act = match (decoder, last) {
-                (false, false) => Activation::LeakyRelu,
-                (false, true) => Activation::Sigmoid,
-                (true, false) => Activation::Relu,
-                (true, true) => Activation::Tanh,
-            };
-            // The authors' decoder has no dropout after its last layer; the encoder has one after each.
-            let dropout = !(decoder && last);
-            layers.push(Layer {
-                geo: *g,
-                bn,
-                op,
-                dropout,
-                act,
-            });
-        }
+            })
+            .collect();
         Half { embedder, layers }
     }
 
-    fn forward(
-        &self,
-        x: &Tensor,
-        labels: Option<&Tensor>,
-        mode: Mode,
-        dropout: f64,
-        form: Formulation,
-        slope: &Tensor,
-    ) -> Tensor {
-        let (dw, mixer_impl) = (form.depthwise, form.mixer);
-        let emb = match (&self.embedder, labels) {
-            (Some(w), Some(l)) => Some(Tensor::embedding(w, l, -1, false, false)),
+    /// The five layers on `x` with `labels` (`[B]`, needed when conditional) in `mode`;
+    /// dropout has probability `dropout`.
+    fn forward(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode, dropout: f64) -> Tensor {
+        let labels = match (&self.embedder, labels) {
+            (Some(e), Some(l)) => e.embed(l),
             (Some(_), None) => panic!("this conditional model needs labels"),
-            (None, _) => None,
+            (None, _) => Labels::None,
         };
         let mut h = x.shallow_clone();
         for layer in &self.layers {
-            let g = &layer.geo;
             if let Some(bn) = &layer.bn {
-                let size = h.size();
-                let rows = form.bn == BnLayout::RowsForSmallMaps && size[2] * size[3] <= 4;
-                let (n, c, hh, ww) = (size[0], size[1], size[2], size[3]);
-                if rows {
-                    h = h.permute([0, 2, 3, 1]).reshape([n * hh * ww, c]);
-                }
-                h = match mode.bn {
-                    // tch's module insists on 4-d input: rows go to the functional form (the
-                    // module's own settings: momentum 0.1, eps 1e-5).
-                    BnMode::Train | BnMode::Eval if rows => Tensor::batch_norm(
-                        &h,
-                        bn.ws.as_ref(),
-                        bn.bs.as_ref(),
-                        Some(&bn.running_mean),
-                        Some(&bn.running_var),
-                        mode.bn == BnMode::Train,
-                        BN_MOMENTUM,
-                        BN_EPS,
-                        true,
-                    ),
-                    _ => batch_norm_2d(bn, &h, mode.bn),
-                };
-                if rows {
-                    h = h.view([n, hh, ww, c]).permute([0, 3, 1, 2]).contiguous();
-                }
+                h = bn.forward(&h, mode.bn);
             }
-            h = match &layer.op {
-                LayerOp::Conv {
-                    weight,
-                    label_linear,
-                } => {
-                    let (s, p) = ([g.stride, g.stride], [g.padding, g.padding]);
-                    let conv = |inp: &Tensor, w: &Tensor| {
-                        if g.transposed {
-                            inp.conv_transpose2d(w, None::<Tensor>, s, p, [0, 0], 1, [1, 1])
-                        } else {
-                            inp.conv2d(w, None::<Tensor>, s, p, [1, 1], 1)
-                        }
-                    };
-                    match (label_linear, form.label) {
-                        (None, _) => conv(&h, weight),
-                        (Some(lin), LabelImpl::PerSample) => {
-                            let emb = emb.as_ref().expect("labels");
-                            let map = lin.forward(emb).view([-1, 1, g.in_size, g.in_size]).tanh();
-                            conv(&Tensor::cat(&[&h, &map], 1), weight)
-                        }
-                        (Some(lin), LabelImpl::PerClass) => {
-                            let (table, labels) = (
-                                self.embedder.as_ref().expect("labels"),
-                                labels.expect("labels"),
-                            );
-                            // The input-channel axis of the weight: 1 for a convolution
-                            // ([out, in, k, k]), 0 for a transposed one ([in, out, k, k]).
-                            let axis = if g.transposed { 0 } else { 1 };
-                            let maps = lin
-                                .forward(table)
-                                .view([-1, 1, g.in_size, g.in_size])
-                                .tanh();
-                            let per_class = conv(&maps, &weight.narrow(axis, g.c_in, 1));
-                            conv(&h, &weight.narrow(axis, 0, g.c_in))
-                                + per_class.index_select(0, labels)
-                        }
-                    }
-                }
-                LayerOp::Filter {
-                    label_linear,
-                    mixer,
-                } => {
-                    let kernel = match form.label {
-                        LabelImpl::PerSample => label_linear
-                            .forward(emb.as_ref().expect("labels"))
-                            .view([-1, g.c_in, g.kernel, g.kernel])
-                            .tanh(),
-                        LabelImpl::PerClass => label_linear
-                            .forward(self.embedder.as_ref().expect("labels"))
-                            .view([-1, g.c_in, g.kernel, g.kernel])
-                            .tanh()
-                            .index_select(0, labels.expect("labels")),
-                    };
-                    let depthwise = |h: &Tensor, kernel: &Tensor| {
-                        if g.transposed {
-                            depthwise_conv_transpose2d(h, kernel, g.stride, g.padding, dw)
-                        } else {
-                            depthwise_conv2d(h, kernel, g.stride, g.padding, dw)
-                        }
-                    };
-                    let d = if crate::precision::autocast_enabled(h.device()) {
-                        // bfloat16 (crate::precision): the per-sample depthwise convolution
-                        // runs in float32. It is no matrix product (k x k multiply-adds per
-                        // output, memory-bound), and libtorch 2.11's grouped transposed
-                        // convolution in bfloat16 is 10 to 30 times slower than in float32 on
-                        // the CPU (results/performance.md).
-                        crate::precision::autocast(Precision::Fp32, h.device(), || {
-                            depthwise(&h.to_kind(Kind::Float), &kernel.to_kind(Kind::Float))
-                        })
-                    } else {
-                        depthwise(&h, &kernel)
-                    };
-                    // Linear over channels at every pixel, as a 1x1 convolution: the same sums
-                    // as the authors' Linear on an NHWC view, but the result stays contiguous
-                    // NCHW, so BatchNorm and the next depthwise layer need no layout copies
-                    // (their layout made BatchNorm's backward 20% of the step).
-                    match mixer_impl {
-                        MixerImpl::Conv1x1 => mixer.forward_1x1(&d),
-                        MixerImpl::Linear => mixer
-                            .forward(&d.permute([0, 2, 3, 1]))
-                            .permute([0, 3, 1, 2]),
-                    }
-                }
-            };
-            let drop = layer.dropout && mode.dropout && dropout > 0.0;
-            if drop && h.device() == Device::Cpu && h.kind() == Kind::BFloat16 {
-                // bfloat16 (crate::precision): cign's CPU dropout works on float32, so dropout
-                // and the activation run in float32 as in the float32 path (the same draws
-                // from torch's generator); the next convolution casts back.
-                h = h.to_kind(Kind::Float);
-            }
-            let fused_slope = match layer.act {
-                Activation::LeakyRelu => Some(LEAKY_SLOPE),
-                Activation::Relu => Some(0.0),
-                _ => None,
-            };
-            if let (true, Some(slope), Device::Cpu, Kind::Float) =
-                (drop, fused_slope, h.device(), h.kind())
-            {
-                // One multiplication instead of dropout, then the activation (same value and
-                // gradient; see crate::dropout).
-                h = crate::dropout::dropout_then_leaky_relu(&h, dropout, slope);
-                continue;
-            }
-            if drop {
-                h = crate::dropout::dropout(&h, dropout);
-            }
-            h = match layer.act {
-                // to_kind is a no-op unless the model was converted to another float kind
-                Activation::LeakyRelu => h.prelu(&slope.to_kind(h.kind())),
-                Activation::Sigmoid => h.sigmoid(),
-                Activation::Relu => h.relu(),
-                Activation::Tanh => h.tanh(),
-            };
+            h = layer.conv.forward(&h, &labels);
+            let drop = layer.dropout && mode.dropout;
+            h = layer.act.after_dropout(h, if drop { dropout } else { 0.0 });
         }
         h
     }
@@ -637,39 +264,57 @@ enum Net {
 pub struct CignModel {
     cfg: ModelConfig,
     net: Net,
-    /// Negative slope of LeakyReLU (0.2) as a one-element tensor (used through `prelu`, whose
-    /// value and gradient equal `leaky_relu`'s).
-    slope: Tensor,
-    form: Cell<Formulation>,
-    precision: Cell<Precision>,
+    form: Formulation,
+    precision: Precision,
+    device: Device,
 }
 
 impl CignModel {
     /// Creates the variables of `f` under `root` (usually `vs.root()`), initialised like
-    /// PyTorch's default initialisation.
+    /// PyTorch's default initialisation, with the fastest formulation for `root`'s device
+    /// ([`Formulation::default_for`]).
     ///
     /// # Errors
     ///
     /// [`CoreError::Config`] when `cfg` fails [`ModelConfig::validate`].
     pub fn new(root: &nn::Path, cfg: &ModelConfig) -> Result<Self, CoreError> {
+        Self::with_formulation(root, cfg, Formulation::default_for(root.device()))
+    }
+
+    /// [`CignModel::new`] with the formulation `form` (all compute the same function; they
+    /// differ in summation order and speed; [`Formulation::AUTHORS`] reproduces the authors'
+    /// code bit for bit). The variables and their initialisation do not depend on it, so
+    /// weights move freely between formulations. The IGN network has one formulation and
+    /// ignores `form`.
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::Config`] when `cfg` fails [`ModelConfig::validate`].
+    pub fn with_formulation(
+        root: &nn::Path,
+        cfg: &ModelConfig,
+        form: Formulation,
+    ) -> Result<Self, CoreError> {
         cfg.validate()?;
         let net = match cfg.architecture {
             Architecture::Cign => {
                 let geos = layer_geometry(cfg);
+                let half = |name: &str, geos: &[LayerGeometry], decoder: bool| {
+                    Half::new(&root.sub(name), cfg, geos, decoder, form)
+                };
                 Net::Cign {
-                    encoder: Half::new(&root.sub("discriminator"), cfg, &geos[..5], false),
-                    decoder: Half::new(&root.sub("generator"), cfg, &geos[5..], true),
+                    encoder: half("discriminator", &geos[..5], false),
+                    decoder: half("generator", &geos[5..], true),
                 }
             }
             Architecture::Ign => Net::Ign(IgnNetwork::new(root, cfg)),
         };
-        let slope = Tensor::from_slice(&[LEAKY_SLOPE as f32]).to_device(root.device());
         Ok(CignModel {
             cfg: cfg.clone(),
             net,
-            slope,
-            form: Cell::new(Formulation::default_for(root.device())),
-            precision: Cell::new(Precision::Fp32),
+            form,
+            precision: Precision::Fp32,
+            device: root.device(),
         })
     }
 
@@ -677,28 +322,26 @@ impl CignModel {
         &self.cfg
     }
 
-    /// The formulation the model runs with.
+    /// The formulation the model was built with.
     pub fn formulation(&self) -> Formulation {
-        self.form.get()
-    }
-
-    /// Chooses the formulation (all compute the same function; they differ in summation order
-    /// and speed). [`Formulation::AUTHORS`] reproduces the authors' code bit for bit. The IGN
-    /// network has one formulation and ignores this.
-    pub fn set_formulation(&self, form: Formulation) {
-        self.form.set(form);
+        self.form
     }
 
     /// The precision the model's passes run in ([`Precision::Fp32`] unless set).
     pub fn precision(&self) -> Precision {
-        self.precision.get()
+        self.precision
     }
 
     /// Chooses the precision of the model's passes ([`crate::precision`]): with
     /// [`Precision::Bf16`] every pass runs inside libtorch's bfloat16 autocast (convolutions,
     /// transposed convolutions and linears in bfloat16) and returns float32. The variables stay
-    /// float32, so weights and checkpoints are the same in both precisions. An [`Objective`]
-    /// runs its frozen copy in the model's precision.
+    /// float32, so weights and checkpoints are the same in both precisions.
+    ///
+    /// Unlike the formulation, the precision can change after the model is built: it is not
+    /// part of the layers but of how each pass runs, and the binaries load a model first and
+    /// then apply the precision of the config or the command line (a model trained in one
+    /// precision samples in the other). An [`Objective`] runs its frozen copy in the model's
+    /// precision.
     ///
     /// # Errors
     ///
@@ -706,16 +349,16 @@ impl CignModel {
     /// device (bfloat16 on a device other than the CPU or CUDA); the precision is unchanged.
     ///
     /// [`Objective`]: crate::Objective
-    pub fn set_precision(&self, precision: Precision) -> Result<(), CoreError> {
-        precision.check_device(self.slope.device())?;
-        self.precision.set(precision);
+    pub fn set_precision(&mut self, precision: Precision) -> Result<(), CoreError> {
+        precision.check_device(self.device)?;
+        self.precision = precision;
         Ok(())
     }
 
     /// Runs `f` (a pass on `device`) in the model's precision; a bfloat16 result is returned
     /// as float32.
     fn in_precision(&self, device: Device, f: impl FnOnce() -> Tensor) -> Tensor {
-        match self.precision.get() {
+        match self.precision {
             // as before precision existed (plus switching off an enclosing bfloat16 scope)
             Precision::Fp32 => crate::precision::autocast(Precision::Fp32, device, f),
             Precision::Bf16 => {
@@ -727,19 +370,6 @@ impl CignModel {
                 }
             }
         }
-    }
-
-    /// The per-sample depthwise formulation used by the filter model.
-    pub fn depthwise_impl(&self) -> DepthwiseImpl {
-        self.form.get().depthwise
-    }
-
-    /// Chooses the per-sample depthwise formulation (both are exact; they differ in speed).
-    pub fn set_depthwise_impl(&self, imp: DepthwiseImpl) {
-        self.form.set(Formulation {
-            depthwise: imp,
-            ..self.form.get()
-        })
     }
 
     fn labels<'a>(&self, labels: Option<&'a Tensor>) -> Option<&'a Tensor> {
@@ -784,14 +414,7 @@ impl CignModel {
     fn encode_raw(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
         let labels = self.labels(labels);
         match &self.net {
-            Net::Cign { encoder, .. } => encoder.forward(
-                x,
-                labels,
-                mode,
-                self.cfg.dropout,
-                self.form.get(),
-                &self.slope,
-            ),
+            Net::Cign { encoder, .. } => encoder.forward(x, labels, mode, self.cfg.dropout),
             Net::Ign(net) => net.encode(x, mode),
         }
     }
@@ -799,14 +422,7 @@ impl CignModel {
     fn decode_raw(&self, h: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
         let labels = self.labels(labels);
         match &self.net {
-            Net::Cign { decoder, .. } => decoder.forward(
-                h,
-                labels,
-                mode,
-                self.cfg.dropout,
-                self.form.get(),
-                &self.slope,
-            ),
+            Net::Cign { decoder, .. } => decoder.forward(h, labels, mode, self.cfg.dropout),
             Net::Ign(net) => net.decode(h, mode),
         }
     }

@@ -38,7 +38,7 @@ use serde::Serialize;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Reduction, Tensor};
 
-use crate::model::{CignModel, Mode};
+use crate::model::{CignModel, Formulation, Mode};
 use crate::{Conditioning, CoreError, ModelConfig, ObjectiveConfig, TightClamp};
 
 pub use cign_data::{mismatch_pairs, TrainBatch};
@@ -153,7 +153,8 @@ pub struct Objective {
 }
 
 impl Objective {
-    /// The objective for models of `model_cfg`, with its own frozen copy on `device`.
+    /// The objective for models of `model_cfg` built by [`CignModel::new`] on `device`, with
+    /// its own frozen copy there.
     ///
     /// # Errors
     ///
@@ -163,10 +164,27 @@ impl Objective {
         obj_cfg: ObjectiveConfig,
         device: Device,
     ) -> Result<Self, CoreError> {
+        Self::with_formulation(model_cfg, obj_cfg, device, Formulation::default_for(device))
+    }
+
+    /// [`Objective::new`] for models built with the formulation `form`
+    /// ([`CignModel::with_formulation`]): the frozen copy is built with it too, so that `f`
+    /// and `f_copy` sum in the same order ([`Formulation::AUTHORS`] reproduces the authors'
+    /// step bit for bit only with both in it).
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::Config`] when either config fails its `validate`.
+    pub fn with_formulation(
+        model_cfg: &ModelConfig,
+        obj_cfg: ObjectiveConfig,
+        device: Device,
+        form: Formulation,
+    ) -> Result<Self, CoreError> {
         model_cfg.validate()?;
         obj_cfg.validate()?;
         let mut frozen_vs = VarStore::new(device);
-        let frozen = CignModel::new(&frozen_vs.root(), model_cfg)?;
+        let frozen = CignModel::with_formulation(&frozen_vs.root(), model_cfg, form)?;
         frozen_vs.freeze();
         Ok(Objective {
             cfg: obj_cfg,
@@ -213,6 +231,15 @@ impl Objective {
         );
     }
 
+    /// Checks that `model` and the frozen copy run in the same formulation.
+    fn check_formulation(&self, model: &CignModel) {
+        assert_eq!(
+            model.formulation(),
+            self.frozen.formulation(),
+            "the objective was built for another formulation (Objective::with_formulation)"
+        );
+    }
+
     /// The weighted tightness term of `out = f(sg a)` and `inp = sg a` (both `[N, ...]`),
     /// clamped as configured; `rec_raw` is the unweighted reconstruction distance.
     fn tight(&self, out: &Tensor, inp: &Tensor, rec_raw: &Tensor, w: f64) -> Tensor {
@@ -244,6 +271,11 @@ impl Objective {
     /// The training loss: refreshes the frozen copy from `vs` (no reallocation), runs the seven
     /// passes in training mode in the fixture order and returns the weighted terms with the
     /// gradient routing of the module docs (call `total.backward()` next).
+    ///
+    /// # Panics
+    ///
+    /// `model` of another architecture, conditioning or formulation than the objective was
+    /// built for; `vs` with other variables than the model's.
     pub fn training_loss(
         &mut self,
         model: &CignModel,
@@ -251,9 +283,10 @@ impl Objective {
         batch: &TrainBatch,
     ) -> LossTerms {
         self.check_model(model);
+        self.check_formulation(model);
         self.refresh_copy(vs)
             .expect("the frozen copy and the model's var store have different variables");
-        self.frozen.set_formulation(model.formulation());
+        // the copy runs in the precision the model runs in now (it may have been changed)
         self.frozen
             .set_precision(model.precision())
             .expect("the frozen copy is on the model's device");

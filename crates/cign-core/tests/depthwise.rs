@@ -1,9 +1,31 @@
-//! Both per-sample depthwise formulations against a naive per-(sample, channel) reference,
-//! values and gradients, for every geometry the filter model uses and a few others.
+//! The per-sample depthwise convolutions (`cign_core::depthwise`, the authors' grouped
+//! convolution) and the `im2col` reference of `tests/common/unfold.rs` against a naive
+//! per-(sample, channel) reference, values and gradients, for every geometry the filter model
+//! uses and a few others.
+
+mod common;
 
 use cign_core::depthwise::{depthwise_conv2d, depthwise_conv_transpose2d};
-use cign_core::DepthwiseImpl;
+use common::unfold;
 use tch::{Device, Kind, Tensor};
+
+/// The formulations under test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Imp {
+    /// The library's (grouped convolution).
+    Grouped,
+    /// `tests/common/unfold.rs`.
+    Unfold,
+}
+
+fn depthwise(imp: Imp, x: &Tensor, k: &Tensor, s: i64, p: i64, transposed: bool) -> Tensor {
+    match (imp, transposed) {
+        (Imp::Grouped, false) => depthwise_conv2d(x, k, s, p),
+        (Imp::Grouped, true) => depthwise_conv_transpose2d(x, k, s, p),
+        (Imp::Unfold, false) => unfold::depthwise_conv2d(x, k, s, p),
+        (Imp::Unfold, true) => unfold::depthwise_conv_transpose2d(x, k, s, p),
+    }
+}
 
 /// Reference: a separate ordinary (transposed) convolution per sample and channel.
 fn naive(x: &Tensor, k: &Tensor, s: i64, p: i64, transposed: bool) -> Tensor {
@@ -27,7 +49,7 @@ fn naive(x: &Tensor, k: &Tensor, s: i64, p: i64, transposed: bool) -> Tensor {
 }
 
 fn run(
-    imp: Option<DepthwiseImpl>,
+    imp: Option<Imp>,
     x: &Tensor,
     k: &Tensor,
     s: i64,
@@ -37,10 +59,9 @@ fn run(
 ) -> (Tensor, Tensor, Tensor) {
     let x = x.detach().set_requires_grad(true);
     let k = k.detach().set_requires_grad(true);
-    let y = match (imp, t) {
-        (None, _) => naive(&x, &k, s, p, t),
-        (Some(i), false) => depthwise_conv2d(&x, &k, s, p, i),
-        (Some(i), true) => depthwise_conv_transpose2d(&x, &k, s, p, i),
+    let y = match imp {
+        None => naive(&x, &k, s, p, t),
+        Some(i) => depthwise(i, &x, &k, s, p, t),
     };
     (&y * gout).sum(Kind::Double).backward();
     (y.detach(), x.grad(), k.grad())
@@ -79,7 +100,7 @@ fn both_formulations_equal_the_naive_reference() {
         };
         let gout = Tensor::randn([b, c, ho, ho], o);
         let (y0, gx0, gk0) = run(None, &x, &k, s, p, t, &gout);
-        for imp in [DepthwiseImpl::Grouped, DepthwiseImpl::Unfold] {
+        for imp in [Imp::Grouped, Imp::Unfold] {
             let (y, gx, gk) = run(Some(imp), &x, &k, s, p, t, &gout);
             assert_eq!(y.size(), y0.size(), "{imp:?} {:?}", (b, c, h, kk, s, p, t));
             let e = [max_abs(&y, &y0), max_abs(&gx, &gx0), max_abs(&gk, &gk0)];
@@ -100,16 +121,8 @@ fn formulations_agree_in_float32() {
     for t in [false, true] {
         let x = Tensor::randn([64, 32, 7, 7], o);
         let k = Tensor::randn([64, 32, 3, 3], o);
-        let a = if t {
-            depthwise_conv_transpose2d(&x, &k, 2, 1, DepthwiseImpl::Grouped)
-        } else {
-            depthwise_conv2d(&x, &k, 2, 1, DepthwiseImpl::Grouped)
-        };
-        let b = if t {
-            depthwise_conv_transpose2d(&x, &k, 2, 1, DepthwiseImpl::Unfold)
-        } else {
-            depthwise_conv2d(&x, &k, 2, 1, DepthwiseImpl::Unfold)
-        };
+        let a = depthwise(Imp::Grouped, &x, &k, 2, 1, t);
+        let b = depthwise(Imp::Unfold, &x, &k, 2, 1, t);
         assert!(
             max_abs(&a, &b) < 1e-5,
             "transposed {t}: {}",

@@ -40,9 +40,9 @@ fn our_steps(fx: &Fixture, p: f64, draws: i64, form: Formulation) -> Vec<[f64; 6
     let mut cfg = model_config_from_metadata(&fx.file.metadata).unwrap();
     cfg.dropout = p;
     let mut vs = VarStore::new(Device::Cpu);
-    let model = CignModel::new(&vs.root(), &cfg).unwrap();
-    model.set_formulation(form);
-    let mut obj = Objective::new(&cfg, ObjectiveConfig::default(), Device::Cpu).unwrap();
+    let model = CignModel::with_formulation(&vs.root(), &cfg, form).unwrap();
+    let mut obj =
+        Objective::with_formulation(&cfg, ObjectiveConfig::default(), Device::Cpu, form).unwrap();
     let batch = TrainBatch {
         x: fx.t("input.x"),
         y: fx.labels("input.y"),

@@ -1,12 +1,12 @@
-//! Every formulation of the model (per-sample depthwise: grouped or unfold; filter mixer:
-//! `Linear` or 1x1 convolution; label maps and kernels per sample or per class; BatchNorm
-//! layout) computes the same training step as the authors' formulation, checked in float64.
+//! Every formulation of the model (filter mixer: `Linear` or 1x1 convolution; label maps and
+//! kernels per sample or per class; BatchNorm layout) computes the same training step as the
+//! authors' formulation, checked in float64.
 
 mod common;
 
 use cign_core::{
-    mismatch_pairs, CignModel, Conditioning, DepthwiseImpl, Formulation, LossValues, ModelConfig,
-    Objective, ObjectiveConfig, TrainBatch,
+    mismatch_pairs, CignModel, Conditioning, Formulation, LossValues, ModelConfig, Objective,
+    ObjectiveConfig, TrainBatch,
 };
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -32,12 +32,11 @@ fn step(
     form: Formulation,
 ) -> (LossValues, Named, Named) {
     let mut vs = VarStore::new(Device::Cpu);
-    let model = CignModel::new(&vs.root(), cfg).unwrap();
+    let model = CignModel::with_formulation(&vs.root(), cfg, form).unwrap();
     vs.copy(init).unwrap();
     if kind == Kind::Double {
         vs.double();
     }
-    model.set_formulation(form);
     let (x, y, z, yz) = batch;
     let x = x.to_kind(kind);
     let (xm, ym) = mismatch_pairs(&x, y, 10);
@@ -49,7 +48,8 @@ fn step(
         x_mismatch: Some(xm),
         y_mismatch: Some(ym),
     };
-    let mut obj = Objective::new(cfg, ObjectiveConfig::default(), Device::Cpu).unwrap();
+    let mut obj =
+        Objective::with_formulation(cfg, ObjectiveConfig::default(), Device::Cpu, form).unwrap();
     let terms = obj.training_loss(&model, &vs, &batch);
     terms.total.backward();
     let mut grads: Vec<(String, Tensor)> = vs
@@ -124,15 +124,10 @@ fn check(conditioning: Conditioning, formulations: &[Formulation]) {
     }
 }
 
-/// The authors' formulation itself, every other one (common::other_formulations), and the
-/// default with the unfold depthwise.
+/// The authors' formulation itself and every other one (common::other_formulations).
 fn formulations() -> Vec<Formulation> {
     let mut all = vec![AUTHORS];
     all.extend(common::other_formulations());
-    all.push(Formulation {
-        depthwise: DepthwiseImpl::Unfold,
-        ..Formulation::default_for(Device::Cpu)
-    });
     all
 }
 

@@ -34,12 +34,12 @@ use tch::{Device, Kind, Tensor};
 /// times the fixtures' errors.
 const MULTIPLE: f64 = 10.0;
 
-fn build(fx: &Fixture) -> (VarStore, CignModel) {
+fn build(fx: &Fixture, form: Formulation) -> (VarStore, CignModel) {
     let mut cfg = model_config_from_metadata(&fx.file.metadata).unwrap();
     // the fixtures' training-mode outputs, losses and gradients are made with dropout 0
     cfg.dropout = 0.0;
     let mut vs = VarStore::new(Device::Cpu);
-    let model = CignModel::new(&vs.root(), &cfg).unwrap();
+    let model = CignModel::with_formulation(&vs.root(), &cfg, form).unwrap();
     load_named_into(&mut vs, &fx.state(), &fx.name).unwrap();
     (vs, model)
 }
@@ -98,11 +98,10 @@ fn run_step(
     with_adamw: bool,
     perturb: Perturb,
 ) -> Step {
-    let (mut vs, model) = build(fx);
+    let (mut vs, model) = build(fx, form);
     if kind == Kind::Double {
         vs.double();
     }
-    model.set_formulation(form);
     let k = |t: Tensor| t.to_kind(kind);
     let (mut x, y) = (k(fx.t("input.x")), fx.labels("input.y"));
     let mut z = k(fx.t("input.z"));
@@ -156,8 +155,13 @@ fn run_step(
         x_mismatch: Some(xm),
         y_mismatch: Some(ym),
     };
-    let mut objective =
-        Objective::new(model.config(), ObjectiveConfig::default(), Device::Cpu).unwrap();
+    let mut objective = Objective::with_formulation(
+        model.config(),
+        ObjectiveConfig::default(),
+        Device::Cpu,
+        form,
+    )
+    .unwrap();
     let mut opt = AdamW::new(&vs, AdamWConfig::default());
     opt.zero_grad();
     let terms = objective.training_loss(&model, &vs, &batch);
@@ -274,7 +278,7 @@ fn check_against_fixture(fx: &Fixture, s: &Step) -> Vec<String> {
 /// `lr * sign(g)`, which flips wherever a gradient component is rounding noise). Returns the
 /// failures and the largest difference.
 fn adamw_on_the_fixture_gradients(fx: &Fixture) -> (Vec<String>, f64) {
-    let (vs, _model) = build(fx);
+    let (vs, _model) = build(fx, Formulation::default_for(Device::Cpu));
     let grads = fx.with_prefix("grad.");
     let mut opt = AdamW::new(&vs, AdamWConfig::default());
     opt.zero_grad();
@@ -616,7 +620,7 @@ fn golden_checks_detect_perturbations() {
     // one test at a time: reference() changes the thread count
     let _serial = common::rng_lock();
     for fx in cign_fixtures() {
-        let (vs, model) = build(&fx);
+        let (vs, model) = build(&fx, Formulation::default_for(Device::Cpu));
         let (x, y) = (fx.t("input.x"), fx.labels("input.y"));
         let want = fx.t("out.eval");
         // another label per sample

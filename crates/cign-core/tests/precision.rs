@@ -85,7 +85,7 @@ fn run_with(
     let dev = Device::Cpu;
     tch::manual_seed(seed);
     let mut vs = VarStore::new(dev);
-    let model = CignModel::new(&vs.root(), cfg).unwrap();
+    let mut model = CignModel::new(&vs.root(), cfg).unwrap();
     if kind == Kind::Double {
         vs.double();
     }
@@ -485,7 +485,7 @@ fn fp32_is_unchanged_and_precision_is_switchable() {
     let passes = || {
         tch::manual_seed(5);
         let vs = VarStore::new(Device::Cpu);
-        let model = CignModel::new(&vs.root(), cfg).unwrap();
+        let mut model = CignModel::new(&vs.root(), cfg).unwrap();
         model.set_precision(Precision::Fp32).unwrap();
         let x = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
         let y = Tensor::randint(10, [8], (Kind::Int64, Device::Cpu));
@@ -513,7 +513,7 @@ fn fp32_is_unchanged_and_precision_is_switchable() {
     // a bfloat16 training step, then the same variables in either precision
     tch::manual_seed(6);
     let vs = VarStore::new(Device::Cpu);
-    let model = CignModel::new(&vs.root(), cfg).unwrap();
+    let mut model = CignModel::new(&vs.root(), cfg).unwrap();
     model.set_precision(Precision::Bf16).unwrap();
     let x = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
     let y = Tensor::randint(10, [8], (Kind::Int64, Device::Cpu));
@@ -535,7 +535,7 @@ fn fp32_is_unchanged_and_precision_is_switchable() {
     opt.step();
     let val = objective.validation_loss(&model, &vs, &batch).to_f64();
     let mut fresh_vs = VarStore::new(Device::Cpu);
-    let fresh = CignModel::new(&fresh_vs.root(), cfg).unwrap();
+    let mut fresh = CignModel::new(&fresh_vs.root(), cfg).unwrap();
     fresh_vs.copy(&vs).unwrap();
     let a = model.generate(&x, Some(&y));
     let b = fresh.generate(&x, Some(&y));

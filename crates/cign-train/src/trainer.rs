@@ -64,7 +64,7 @@ impl ModelState {
     pub fn new(cfg: &TrainConfig, device: Device) -> Result<Self> {
         tch::manual_seed(cfg.train.seed as i64);
         let vs = VarStore::new(device);
-        let model = CignModel::new(&vs.root(), &cfg.model)?;
+        let mut model = CignModel::new(&vs.root(), &cfg.model)?;
         model.set_precision(cfg.train.precision)?;
         let optim = AdamW::new(&vs, cfg.optim.clone());
         Ok(Self { vs, model, optim })

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod unfold;
 
 /// Held by a test while it seeds torch's global generator and draws from it: the tests of a
 /// binary run in parallel threads, and without it one test's draws (a model's initialisation,
@@ -11,7 +12,7 @@ pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     RNG.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-use cign_core::{BnLayout, DepthwiseImpl, Formulation, LabelImpl, MixerImpl};
+use cign_core::{BnLayout, Formulation, LabelImpl, MixerImpl};
 use tch::Device;
 
 /// Every formulation other than the authors': each of cign's changes alone on top of
@@ -19,10 +20,6 @@ use tch::Device;
 pub fn other_formulations() -> Vec<Formulation> {
     let a = Formulation::AUTHORS;
     vec![
-        Formulation {
-            depthwise: DepthwiseImpl::Unfold,
-            ..a
-        },
         Formulation {
             mixer: MixerImpl::Conv1x1,
             ..a
