@@ -16,6 +16,8 @@
 #
 # Cost on the 2-core CPU at one thread: about 22 minutes per 3000-step run of cpu_demo plus
 # about 2 minutes per evaluation: about 1 h 45 min in all.
+# Runs finished by an earlier call (their results/runs/*.json at the same STEPS) are kept, so
+# the script may be stopped between runs and called again; CIGN_QUALITY_FRESH=1 redoes them.
 # Environment: CIGN_THREADS (torch threads per run, default 1), CIGN_BIN_DIR (default
 # target/release; build with `cargo build --release -p cign-train --bins -p cign-metrics`),
 # CIGN_QUALITY_CONFIG (default configs/cpu_demo.toml), CIGN_EVAL_MAX_IMAGES (validation images,
@@ -47,6 +49,16 @@ for prec in fp32 bf16; do
   for seed in 0 1; do
     name="bf16_quality_${prec}_seed${seed}"
     out="runs/bf16_quality/$name"
+    # A run finished by an earlier call of this script (same steps, evaluated) is kept: the
+    # script can be stopped between runs and called again.
+    if [ -z "${CIGN_QUALITY_FRESH:-}" ] && [ -f "results/runs/$name.train.json" ] \
+        && [ -f "results/runs/$name.eval.json" ] \
+        && { [ "$prec" = fp32 ] || [ -f "results/runs/$name.eval_fp32.json" ]; } \
+        && python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["steps"] != int(sys.argv[2]))' \
+             "results/runs/$name.train.json" "$steps"; then
+      echo "== $name: done by an earlier call (results/runs/$name.*.json), kept" >&2
+      continue
+    fi
     rm -rf "$out"
     echo "== $name: training $config for $steps steps" >&2
     t0=$(date +%s)

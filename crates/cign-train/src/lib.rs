@@ -5,12 +5,16 @@
 //! ([`images`], [`sampling`]), `metrics.jsonl` and `loss.png` ([`run_dir`], [`plot`]).
 //!
 //! Binaries: `cign-train CONFIG [--set section.key=value ...] [--resume RUN_DIR] [--summary]`,
-//! `cign-sample` (PNG grids, IDX output, projection of a given image) and `cign-eval`.
+//! `cign-sample` (PNG grids, IDX output, projection of a given image), `cign-eval` (one model at
+//! the evaluation protocol, [`evaluation`]), `cign-curve` (every epoch snapshot of a run,
+//! [`learning_curve`]) and `cign-export` (a run's weights file).
 
 pub mod checkpoint;
 pub mod config;
 pub mod doctor;
+pub mod evaluation;
 pub mod images;
+pub mod learning_curve;
 pub mod lock;
 pub mod logging;
 pub mod plot;

@@ -124,6 +124,39 @@ impl RunDir {
             .join("checkpoints")
             .join(format!("epoch-{epoch:03}.safetensors"))
     }
+    /// Every epoch snapshot of the run, `(epoch, path)` by epoch (see [`Self::snapshot`]);
+    /// other files are ignored.
+    ///
+    /// # Errors
+    ///
+    /// `checkpoints/` cannot be read (a run without it has no snapshots: empty list).
+    pub fn snapshots(&self) -> Result<Vec<(u64, PathBuf)>> {
+        let dir = self.root.join("checkpoints");
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let path = entry
+                .with_context(|| format!("cannot read {}", dir.display()))?
+                .path();
+            let epoch = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("epoch-"))
+                .and_then(|n| n.strip_suffix(".safetensors"))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(epoch) = epoch {
+                if path.is_file() {
+                    found.push((epoch, path));
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
     /// `samples/step-NNNNNN.png`.
     pub fn sample(&self, step: u64) -> PathBuf {
         self.root

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
+use cign_core::Precision;
 use tch::Device;
 
 use crate::checkpoint;
@@ -30,6 +31,11 @@ pub struct ModelArgs {
     /// The config the weights were trained with (only its [model] and [data] sections are used).
     #[arg(long, value_name = "CONFIG.toml", requires = "weights")]
     pub config: Option<PathBuf>,
+    /// Arithmetic of the passes: fp32, or bf16 (convolutions and linears in bfloat16 through
+    /// libtorch's autocast). Weights are float32 either way, so any model runs in either.
+    /// Default: the config's train.precision.
+    #[arg(long, value_name = "fp32|bf16")]
+    pub precision: Option<Precision>,
 }
 
 impl ModelArgs {
@@ -42,19 +48,25 @@ impl ModelArgs {
         }
     }
 
-    /// Loads the model on `device`.
+    /// Loads the model on `device`, in `--precision` if given (else the config's
+    /// `train.precision`).
     ///
     /// # Errors
     ///
-    /// See [`RunModel::load`] and [`RunModel::from_weights`].
+    /// See [`RunModel::load`] and [`RunModel::from_weights`]; bf16 where libtorch's autocast
+    /// cannot run ([`Precision::check_device`]).
     pub fn load(&self, device: Device) -> Result<RunModel> {
-        match (&self.run, &self.weights, &self.config) {
-            (Some(run), _, _) => RunModel::load(run, &self.checkpoint, device),
-            (None, Some(w), Some(c)) => RunModel::from_weights(w, c, device),
+        let mut rm = match (&self.run, &self.weights, &self.config) {
+            (Some(run), _, _) => RunModel::load(run, &self.checkpoint, device)?,
+            (None, Some(w), Some(c)) => RunModel::from_weights(w, c, device)?,
             _ => {
                 bail!("give --run RUN_DIR, or --weights FILE.safetensors with --config CONFIG.toml")
             }
+        };
+        if let Some(p) = self.precision {
+            rm.set_precision(p)?;
         }
+        Ok(rm)
     }
 }
 
@@ -104,6 +116,16 @@ impl RunModel {
             state,
             checkpoint: path,
         })
+    }
+
+    /// Runs the model's passes in `precision` from now on (the weights stay float32).
+    ///
+    /// # Errors
+    ///
+    /// bf16 where libtorch's autocast cannot run on the model's device.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        self.state.model.set_precision(precision)?;
+        Ok(())
     }
 
     /// Checks that `label` is a class of this model.

@@ -13,11 +13,11 @@ use anyhow::{Context, Result};
 use cign_data::{Dataset, DatasetKind, Split};
 use cign_metrics::device::DeviceChoice;
 use cign_metrics::{
-    check_evaluation, evaluate_generated, ConditionalClassifier, EvalOptions, EvalReport,
-    InceptionExtractor, KidOptions, PixelRange, PrdcOptions, Preprocess, Tap, DEFAULT_NEAREST_K,
+    ConditionalClassifier, EvalOptions, EvalReport, InceptionExtractor, KidOptions, PixelRange,
+    PrdcOptions, Preprocess, Tap, DEFAULT_NEAREST_K,
 };
+use cign_train::evaluation::{evaluate_model, GenerationPlan};
 use cign_train::run_model::ModelArgs;
-use cign_train::sampling::generate_class;
 use serde::Serialize;
 
 /// Evaluate a trained CIGN run: per-class FID, all-class FID, KID, precision/recall/density/
@@ -68,15 +68,14 @@ struct Output<'a> {
     checkpoint: String,
     n_per_class: usize,
     seed: i64,
+    /// Arithmetic of the generator's passes: fp32 or bf16.
+    precision: &'static str,
     report: &'a EvalReport,
     /// Unconditional models: share of generated images the classifier puts in each class.
     class_balance: Option<Vec<f64>>,
 }
 
 fn run(cli: Cli) -> Result<()> {
-    if cli.n_per_class < 2 {
-        anyhow::bail!("--n-per-class must be at least 2 (a covariance needs two samples)");
-    }
     if cli.nearest_k == 0 {
         anyhow::bail!(
             "--nearest-k 0: must be at least 1 (the radius is the distance to the k-th nearest neighbour)"
@@ -115,50 +114,13 @@ fn run(cli: Cli) -> Result<()> {
         real_limit: cli.real_limit,
         ..EvalOptions::default()
     };
-    // Everything the evaluation checks (sizes per class against the test split, k) before the
-    // images are generated.
-    let n_generated = cli.n_per_class * classes as usize;
-    let planned_labels: Option<Vec<u8>> = conditional.then(|| {
-        (0..classes)
-            .flat_map(|c| std::iter::repeat_n(c as u8, cli.n_per_class))
-            .collect()
-    });
-    check_evaluation(n_generated, planned_labels.as_deref(), &test, &options).with_context(
-        || {
-            format!(
-                "{} generated images per class against {} test images (--n-per-class, --real-limit, --nearest-k)",
-                cli.n_per_class,
-                cli.real_limit.map_or("all".to_string(), |n| format!("the first {n}"))
-            )
-        },
-    )?;
-
-    tch::manual_seed(cli.seed);
-    let (images, labels) = if conditional {
-        let mut parts = Vec::new();
-        let mut labels = Vec::new();
-        for c in 0..classes {
-            parts.push(generate_class(
-                model,
-                Some(c),
-                cli.n_per_class,
-                250,
-                1,
-                device,
-            ));
-            labels.extend(std::iter::repeat_n(c as u8, cli.n_per_class));
-        }
-        (tch::Tensor::cat(&parts, 0), Some(labels))
-    } else {
-        let n = cli.n_per_class * classes as usize;
-        (generate_class(model, None, n, 250, 1, device), None)
+    let plan = GenerationPlan {
+        n_per_class: cli.n_per_class,
+        seed: cli.seed,
     };
-    eprintln!(
-        "generated {} images from {}; computing metrics",
-        images.size()[0],
-        rm.checkpoint.display()
-    );
-
+    // Everything the evaluation checks (sizes per class against the test split, k) before the
+    // images are generated and the networks loaded.
+    plan.check(model, &test, &options)?;
     let extractor = InceptionExtractor::from_default_weights(device)?;
     let classifier = ConditionalClassifier::load_cached(kind, device)?;
     if classifier.is_none() {
@@ -167,13 +129,20 @@ fn run(cli: Cli) -> Result<()> {
              `cargo run --release -p cign-metrics --bin cign-classifier -- train --dataset {kind}`)"
         );
     }
-    let report = evaluate_generated(
-        &extractor,
-        &images,
-        labels.as_deref(),
+    eprintln!(
+        "generating {} images from {} ({}); then computing metrics",
+        plan.len(model),
+        rm.checkpoint.display(),
+        model.precision().name()
+    );
+    let (report, images) = evaluate_model(
+        model,
+        plan,
         &test,
         &options,
+        &extractor,
         classifier.as_ref(),
+        device,
     )?;
     let class_balance = match (&classifier, conditional) {
         (Some(c), false) => {
@@ -200,6 +169,7 @@ fn run(cli: Cli) -> Result<()> {
             checkpoint: rm.checkpoint.display().to_string(),
             n_per_class: cli.n_per_class,
             seed: cli.seed,
+            precision: model.precision().name(),
             report: &report,
             class_balance,
         };

@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use cign_core::Precision;
 use cign_metrics::device::DeviceChoice;
 use cign_train::images::{read_gray, to_u8, write_grid};
 use cign_train::run_model::ModelArgs;
@@ -50,11 +49,6 @@ struct Cli {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
-    /// Arithmetic of the passes: fp32, or bf16 (convolutions and linears in bfloat16). Weights
-    /// are float32 either way, so any run samples in either. Default: the config's
-    /// train.precision.
-    #[arg(long)]
-    precision: Option<Precision>,
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -63,9 +57,6 @@ fn run(cli: Cli) -> Result<()> {
     }
     let device = cli.device.resolve()?;
     let rm = cli.model.load(device)?;
-    if let Some(p) = cli.precision {
-        rm.state.model.set_precision(p)?;
-    }
     let model = &rm.state.model;
     let conditional = rm.config.model.conditioning.is_conditional();
 

@@ -1,0 +1,130 @@
+//! Evaluating a trained model: the seeded generation plan shared by `cign-eval` (one model, the
+//! full protocol of `results/protocol.md`) and `cign-curve` (every epoch snapshot of a run, the
+//! cheap protocol), so that both draw the same images from the same model and seed.
+
+use anyhow::{Context, Result};
+use cign_core::CignModel;
+use cign_data::Dataset;
+use cign_metrics::{
+    check_evaluation, evaluate_generated, ConditionalClassifier, EvalOptions, EvalReport,
+    InceptionExtractor,
+};
+use tch::{Device, Tensor};
+
+use crate::sampling::generate_class;
+
+/// Images generated per forward batch.
+const GENERATION_BATCH: usize = 250;
+
+/// What to generate: `n_per_class` images of every class (the unconditional model: ten times
+/// as many, unlabelled), from torch's generator seeded with `seed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenerationPlan {
+    /// Images per class (at least 2: a covariance needs two samples).
+    pub n_per_class: usize,
+    /// Seed of the noise (`tch::manual_seed`).
+    pub seed: i64,
+}
+
+impl GenerationPlan {
+    /// The number of images the plan generates for `model`: `n_per_class * num_classes`.
+    pub fn len(&self, model: &CignModel) -> usize {
+        self.n_per_class * model.config().num_classes as usize
+    }
+
+    /// Whether the plan generates nothing (`n_per_class` = 0).
+    pub fn is_empty(&self) -> bool {
+        self.n_per_class == 0
+    }
+
+    /// The labels of the images in generation order (class 0 first, `n_per_class` each), or
+    /// `None` for an unconditional model.
+    pub fn labels(&self, model: &CignModel) -> Option<Vec<u8>> {
+        let cfg = model.config();
+        cfg.conditioning.is_conditional().then(|| {
+            (0..cfg.num_classes)
+                .flat_map(|c| std::iter::repeat_n(c as u8, self.n_per_class))
+                .collect()
+        })
+    }
+
+    /// Seeds torch's generator and generates the images: `[N, 1, 28, 28]` float32 in
+    /// `[-1, 1]` on the CPU, with [`Self::labels`]. Eval mode, one application of `f`.
+    pub fn generate(&self, model: &CignModel, device: Device) -> (Tensor, Option<Vec<u8>>) {
+        tch::manual_seed(self.seed);
+        let labels = self.labels(model);
+        let images = if labels.is_some() {
+            let parts: Vec<Tensor> = (0..model.config().num_classes)
+                .map(|c| {
+                    generate_class(
+                        model,
+                        Some(c),
+                        self.n_per_class,
+                        GENERATION_BATCH,
+                        1,
+                        device,
+                    )
+                })
+                .collect();
+            Tensor::cat(&parts, 0)
+        } else {
+            generate_class(model, None, self.len(model), GENERATION_BATCH, 1, device)
+        };
+        (images, labels)
+    }
+
+    /// Checks, before anything is generated, that the plan fits `options` and the real split
+    /// `real` (sizes per class, k of PRDC, taps).
+    ///
+    /// # Errors
+    ///
+    /// `n_per_class` below 2, or what [`check_evaluation`] refuses, with the plan named.
+    pub fn check(&self, model: &CignModel, real: &Dataset, options: &EvalOptions) -> Result<()> {
+        if self.n_per_class < 2 {
+            anyhow::bail!(
+                "--n-per-class {}: must be at least 2 (a covariance needs two samples)",
+                self.n_per_class
+            );
+        }
+        let labels = self.labels(model);
+        check_evaluation(self.len(model), labels.as_deref(), real, options).with_context(|| {
+            format!(
+                "{} generated images per class against {} test images (--n-per-class, \
+                 --real-limit, --nearest-k)",
+                self.n_per_class,
+                options
+                    .real_limit
+                    .map_or("all".to_string(), |n| format!("the first {n}"))
+            )
+        })
+    }
+}
+
+/// Generates the images of `plan` from `model` and evaluates them against `real` (see
+/// [`evaluate_generated`]). Returns the report and the generated images (`[N, 1, 28, 28]`,
+/// `[-1, 1]`, CPU).
+///
+/// # Errors
+///
+/// What [`GenerationPlan::check`] and [`evaluate_generated`] refuse.
+pub fn evaluate_model(
+    model: &CignModel,
+    plan: GenerationPlan,
+    real: &Dataset,
+    options: &EvalOptions,
+    extractor: &InceptionExtractor,
+    classifier: Option<&ConditionalClassifier>,
+    device: Device,
+) -> Result<(EvalReport, Tensor)> {
+    plan.check(model, real, options)?;
+    let (images, labels) = plan.generate(model, device);
+    let report = evaluate_generated(
+        extractor,
+        &images,
+        labels.as_deref(),
+        real,
+        options,
+        classifier,
+    )?;
+    Ok((report, images))
+}

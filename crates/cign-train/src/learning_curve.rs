@@ -1,0 +1,370 @@
+//! The learning curve of a run: every epoch snapshot (`checkpoints/epoch-NNN.safetensors`,
+//! kept by `train.snapshot_every_epochs`) evaluated at one cheap, seeded protocol, with the
+//! validation loss of the same epoch, as JSON (`curve.json`) and a figure (`curve.png`).
+//!
+//! The JSON is the record: a later call evaluates only the snapshots it does not hold yet (or
+//! whose file changed, by SHA-256), and it is rewritten (atomically) after every snapshot, so
+//! an interrupted evaluation keeps what it finished. Points are only comparable at equal
+//! settings, so a JSON made with other settings is refused rather than mixed or overwritten.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cign_metrics::EvalReport;
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::run_dir::read_records;
+
+/// The protocol every point of a curve is measured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurveSettings {
+    /// Generated images per class.
+    pub n_per_class: usize,
+    /// Seed of the generated noise.
+    pub seed: i64,
+    /// Inception taps (feature sizes) of the per-class FID.
+    pub dims: Vec<usize>,
+    /// Real images: the first `real_limit` of the test split (`None`: all).
+    pub real_limit: Option<usize>,
+    /// Arithmetic of the generator's passes (`fp32` or `bf16`).
+    pub precision: String,
+}
+
+/// Per-class FID at one tap: summary over the classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TapPoint {
+    /// Feature size of the tap.
+    pub dims: usize,
+    /// Mean over classes of the per-class FID (the paper's "FID mean").
+    pub mean: f64,
+    /// Population standard deviation over classes.
+    pub std: f64,
+    /// Smallest class FID.
+    pub min: f64,
+    /// Largest class FID.
+    pub max: f64,
+    /// FID of all generated images against all real images.
+    pub all_class: f64,
+}
+
+/// One evaluated snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Completed epochs when the snapshot was kept.
+    pub epoch: u64,
+    /// Training step of the snapshot (from the epoch's validation record; `None` if the run
+    /// has no validation record for that epoch).
+    pub step: Option<u64>,
+    /// The snapshot's file name.
+    pub snapshot: String,
+    /// Hex SHA-256 of the snapshot file.
+    pub sha256: String,
+    /// Validation loss (weighted total) at the end of the epoch, from `metrics.jsonl`.
+    pub validation_total: Option<f64>,
+    /// Validation rec term at the end of the epoch.
+    pub validation_rec: Option<f64>,
+    /// Per-class FID per tap, in the order of [`CurveSettings::dims`].
+    pub fid: Vec<TapPoint>,
+    /// Share of generated images the MNIST classifier assigns to the requested class, in
+    /// `[0, 1]` (`None` without a cached classifier).
+    pub conditional_accuracy: Option<f64>,
+    /// Wall time of this point's generation and evaluation, seconds.
+    pub seconds: f64,
+}
+
+impl CurvePoint {
+    /// The point of snapshot `snapshot` (file name, SHA-256) at `epoch` from an evaluation
+    /// report and the run's `metrics.jsonl`.
+    ///
+    /// # Errors
+    ///
+    /// The report has no per-class FID (an unconditional model has no per-class curve).
+    pub fn from_report(
+        epoch: u64,
+        snapshot: String,
+        sha256: String,
+        report: &EvalReport,
+        metrics: &Path,
+    ) -> Result<Self> {
+        let fid = report
+            .taps
+            .iter()
+            .map(|t| {
+                let p = t.per_class.as_ref().ok_or_else(|| {
+                    anyhow!("no per-class FID: the learning curve needs a conditional model")
+                })?;
+                Ok(TapPoint {
+                    dims: t.dims,
+                    mean: p.mean,
+                    std: p.std,
+                    min: p.min,
+                    max: p.max,
+                    all_class: t.fid,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let val = epoch_validation(metrics, epoch);
+        Ok(CurvePoint {
+            epoch,
+            step: val.as_ref().and_then(|v| v["step"].as_u64()),
+            snapshot,
+            sha256,
+            validation_total: val.as_ref().and_then(|v| v["total"].as_f64()),
+            validation_rec: val.as_ref().and_then(|v| v["rec"].as_f64()),
+            fid,
+            conditional_accuracy: report.conditional_accuracy.as_ref().map(|a| a.overall),
+            seconds: report.seconds,
+        })
+    }
+}
+
+/// The validation record written at the end of epoch `epoch`: the first validation record
+/// whose `epoch` field (completed epochs) is `epoch`.
+fn epoch_validation(metrics: &Path, epoch: u64) -> Option<serde_json::Value> {
+    read_records(metrics)
+        .into_iter()
+        .find(|r| r["kind"].as_str() == Some("validation") && r["epoch"].as_u64() == Some(epoch))
+}
+
+/// A run's learning curve: settings and one point per evaluated snapshot, by epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LearningCurve {
+    /// The run directory.
+    pub run: String,
+    /// The protocol of every point.
+    pub settings: CurveSettings,
+    /// Evaluated snapshots, by epoch.
+    pub points: Vec<CurvePoint>,
+}
+
+impl LearningCurve {
+    /// The curve stored at `path`, or a new empty one when there is no such file (or `fresh`).
+    ///
+    /// # Errors
+    ///
+    /// An unreadable or malformed file; a file made with other settings (named, with both
+    /// values), since its points would not be comparable.
+    pub fn open(path: &Path, run: &str, settings: CurveSettings, fresh: bool) -> Result<Self> {
+        if fresh || !path.exists() {
+            return Ok(LearningCurve {
+                run: run.to_string(),
+                settings,
+                points: Vec::new(),
+            });
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let curve: LearningCurve = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a learning curve written by cign-curve",
+                path.display()
+            )
+        })?;
+        if curve.settings != settings {
+            bail!(
+                "{} was made with other settings ({}); its points are not comparable with \
+                 these ({}): pass the same settings, another --json, or --fresh to start over",
+                path.display(),
+                describe(&curve.settings),
+                describe(&settings)
+            );
+        }
+        Ok(curve)
+    }
+
+    /// Whether the curve already holds `epoch` for the file with this SHA-256.
+    pub fn has(&self, epoch: u64, sha256: &str) -> bool {
+        self.points
+            .iter()
+            .any(|p| p.epoch == epoch && p.sha256 == sha256)
+    }
+
+    /// Adds `point`, replacing any point of the same epoch; keeps the points by epoch.
+    pub fn insert(&mut self, point: CurvePoint) {
+        self.points.retain(|p| p.epoch != point.epoch);
+        self.points.push(point);
+        self.points.sort_by_key(|p| p.epoch);
+    }
+
+    /// Writes the curve as pretty JSON, atomically.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be written.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        cign_data::atomic::write_atomic_bytes(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+fn describe(s: &CurveSettings) -> String {
+    format!(
+        "n_per_class {}, seed {}, dims {:?}, real_limit {}, precision {}",
+        s.n_per_class,
+        s.seed,
+        s.dims,
+        s.real_limit.map_or("all".to_string(), |n| n.to_string()),
+        s.precision
+    )
+}
+
+/// Draws the curve: per-class FID means per tap (log scale), conditional accuracy and the
+/// validation loss, each against the epoch, side by side. Nothing is drawn for an empty
+/// curve.
+///
+/// # Errors
+///
+/// Drawing or writing the PNG fails.
+pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
+    if curve.points.is_empty() {
+        return Ok(());
+    }
+    let e = |err: &dyn std::fmt::Display| anyhow!("cannot draw {}: {err}", path.display());
+    let epochs: Vec<f64> = curve.points.iter().map(|p| p.epoch as f64).collect();
+    let (x_lo, x_hi) = (
+        epochs.iter().cloned().fold(f64::INFINITY, f64::min) - 1.0,
+        epochs.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + 1.0,
+    );
+    let (width, height) = (1500u32, 480u32);
+    let mut rgb = vec![0u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let panels = root.split_evenly((1, 3));
+        let colours = [BLUE, RED, GREEN, MAGENTA];
+
+        // per-class FID means, log scale
+        let fids: Vec<f64> = curve
+            .points
+            .iter()
+            .flat_map(|p| p.fid.iter().map(|t| t.mean))
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect();
+        if !fids.is_empty() {
+            let lo = fids.iter().cloned().fold(f64::INFINITY, f64::min) / 1.5;
+            let hi = fids.iter().cloned().fold(f64::NEG_INFINITY, f64::max) * 1.5;
+            let mut chart = ChartBuilder::on(&panels[0])
+                .caption(
+                    format!(
+                        "per-class FID mean ({} per class)",
+                        curve.settings.n_per_class
+                    ),
+                    ("sans-serif", 18),
+                )
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(60)
+                .build_cartesian_2d(x_lo..x_hi, (lo..hi).log_scale())
+                .map_err(|x| e(&x))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc("FID (log)")
+                .draw()
+                .map_err(|x| e(&x))?;
+            for (i, &dims) in curve.settings.dims.iter().enumerate() {
+                let colour = colours[i % colours.len()];
+                let series: Vec<(f64, f64)> = curve
+                    .points
+                    .iter()
+                    .filter_map(|p| {
+                        p.fid
+                            .iter()
+                            .find(|t| t.dims == dims)
+                            .filter(|t| t.mean.is_finite() && t.mean > 0.0)
+                            .map(|t| (p.epoch as f64, t.mean))
+                    })
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(series.clone(), colour.stroke_width(2)))
+                    .map_err(|x| e(&x))?
+                    .label(format!("tap {dims}"))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+                chart
+                    .draw_series(series.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                    .map_err(|x| e(&x))?;
+            }
+            chart
+                .configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.8))
+                .draw()
+                .map_err(|x| e(&x))?;
+        }
+
+        // conditional accuracy and validation loss: one series each
+        let single = |panel: &DrawingArea<BitMapBackend, _>,
+                      title: &str,
+                      y_desc: &str,
+                      series: Vec<(f64, f64)>,
+                      fixed: Option<(f64, f64)>,
+                      colour: RGBColor|
+         -> Result<()> {
+            if series.is_empty() {
+                return Ok(());
+            }
+            let (lo, hi) = fixed.unwrap_or_else(|| {
+                let lo = series.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+                let hi = series.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+                let margin = ((hi - lo) * 0.1).max(1e-3);
+                (lo - margin, hi + margin)
+            });
+            let mut chart = ChartBuilder::on(panel)
+                .caption(title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(60)
+                .build_cartesian_2d(x_lo..x_hi, lo..hi)
+                .map_err(|x| e(&x))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc(y_desc)
+                .draw()
+                .map_err(|x| e(&x))?;
+            chart
+                .draw_series(LineSeries::new(series.clone(), colour.stroke_width(2)))
+                .map_err(|x| e(&x))?;
+            chart
+                .draw_series(series.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(|x| e(&x))?;
+            Ok(())
+        };
+        let accuracy: Vec<(f64, f64)> = curve
+            .points
+            .iter()
+            .filter_map(|p| p.conditional_accuracy.map(|a| (p.epoch as f64, a)))
+            .collect();
+        single(
+            &panels[1],
+            "conditional accuracy",
+            "share classified as the label",
+            accuracy,
+            Some((0.0, 1.0)),
+            BLUE,
+        )?;
+        let validation: Vec<(f64, f64)> = curve
+            .points
+            .iter()
+            .filter_map(|p| {
+                p.validation_total
+                    .filter(|v| v.is_finite())
+                    .map(|v| (p.epoch as f64, v))
+            })
+            .collect();
+        single(
+            &panels[2],
+            "validation loss (end of epoch)",
+            "total",
+            validation,
+            None,
+            RED,
+        )?;
+        root.present().map_err(|x| e(&x))?;
+    }
+    let img = image::RgbImage::from_raw(width, height, rgb)
+        .ok_or_else(|| anyhow!("plot buffer of the wrong size"))?;
+    crate::images::write_png(path, &image::DynamicImage::ImageRgb8(img))
+}

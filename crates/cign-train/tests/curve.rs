@@ -1,0 +1,201 @@
+//! `cign-curve`: every epoch snapshot evaluated once, with the same images `cign-eval` draws
+//! from the same weights and seed, next to the validation loss of its epoch; re-evaluated only
+//! when its file changes; settings never mixed.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn curve(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cign-curve"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "cign-curve {args:?}: {stderr}");
+    stderr
+}
+
+/// Per-class FID means of a curve point, by tap.
+fn point_means(point: &Value) -> Vec<(u64, f64)> {
+    point["fid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["dims"].as_u64().unwrap(), t["mean"].as_f64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn every_snapshot_is_evaluated_once_as_cign_eval_would() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // 32 training images, batch 8: 4 steps per epoch; 200 test images: every class present
+    common::tiny_mnist(&data, 32, 200);
+    let runs = tmp.path().join("runs");
+    let cfg = common::write(
+        tmp.path(),
+        "tiny.toml",
+        &common::tiny_config(&data, &runs, "channel"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cign-train"))
+        .args([cfg.to_str().unwrap()])
+        .args(["--set", "train.epochs=2", "--set", "train.eval_every=0"])
+        .args(["--set", "train.snapshot_every_epochs=1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let snap = |e: u64| {
+        run.join("checkpoints")
+            .join(format!("epoch-{e:03}.safetensors"))
+    };
+    assert!(snap(1).is_file() && snap(2).is_file());
+
+    let json = tmp.path().join("curve.json");
+    let png = tmp.path().join("curve.png");
+    let args = [
+        "--run",
+        run.to_str().unwrap(),
+        "--n-per-class",
+        "4",
+        "--dims",
+        "64,192",
+        "--device",
+        "cpu",
+        "--json",
+        json.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ];
+    let log = curve(&args);
+    assert!(log.contains("2 snapshot(s) to evaluate"), "{log}");
+    let c = read_json(&json);
+    let points = c["points"].as_array().unwrap().clone();
+    assert_eq!(points.len(), 2);
+    assert!(image::open(&png).is_ok(), "the figure is a readable PNG");
+
+    // Each point: its epoch, the step and validation loss of that epoch's validation record
+    // (read here straight from metrics.jsonl), finite positive FIDs at both taps.
+    let records: Vec<Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (i, p) in points.iter().enumerate() {
+        let epoch = i as u64 + 1;
+        assert_eq!(p["epoch"].as_u64(), Some(epoch));
+        let val = records
+            .iter()
+            .find(|r| r["kind"] == "validation" && r["epoch"].as_u64() == Some(epoch))
+            .expect("a validation record at the end of every epoch");
+        assert_eq!(p["step"].as_u64(), Some(4 * epoch));
+        assert_eq!(val["step"].as_u64(), Some(4 * epoch));
+        assert_eq!(p["validation_total"].as_f64(), val["total"].as_f64());
+        let means = point_means(p);
+        assert_eq!(means.iter().map(|m| m.0).collect::<Vec<_>>(), [64, 192]);
+        assert!(
+            means.iter().all(|m| m.1.is_finite() && m.1 > 0.0),
+            "{means:?}"
+        );
+    }
+
+    // The same plan as cign-eval: its per-class FID means of the epoch-2 weights at the same
+    // seed and size are the curve's, to the bit.
+    let eval_json = tmp.path().join("eval.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_cign-eval"))
+        .args(["--weights", snap(2).to_str().unwrap()])
+        .args(["--config", run.join("config.toml").to_str().unwrap()])
+        .args(["--n-per-class", "4", "--dims", "64,192", "--no-prdc"])
+        .args(["--device", "cpu", "--json", eval_json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = read_json(&eval_json);
+    let eval_means: Vec<(u64, f64)> = ev["report"]["taps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["dims"].as_u64().unwrap(),
+                t["per_class"]["mean"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(eval_means, point_means(&points[1]));
+    // and the two epochs' weights differ, so their points do too
+    assert_ne!(point_means(&points[0]), point_means(&points[1]));
+
+    // Nothing new: nothing evaluated, the JSON untouched.
+    let before = std::fs::read(&json).unwrap();
+    let log = curve(&args);
+    assert!(log.contains("0 snapshot(s) to evaluate"), "{log}");
+    assert_eq!(std::fs::read(&json).unwrap(), before);
+
+    // A changed snapshot file (epoch 1 replaced by the epoch-2 weights) is evaluated again,
+    // and gives the epoch-2 numbers.
+    std::fs::copy(snap(2), snap(1)).unwrap();
+    let log = curve(&args);
+    assert!(log.contains("1 snapshot(s) to evaluate"), "{log}");
+    let c = read_json(&json);
+    let points = c["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    assert_eq!(point_means(&points[0]), point_means(&points[1]));
+
+    // Other settings against the same JSON: refused, naming the difference; --fresh starts over.
+    let mut other = args.to_vec();
+    other[3] = "5";
+    let e = common::fails(env!("CARGO_BIN_EXE_cign-curve"), &other);
+    assert!(
+        e.contains("other settings") && e.contains("n_per_class 4") && e.contains("--fresh"),
+        "{e}"
+    );
+    other.push("--fresh");
+    curve(&other);
+    let c = read_json(&json);
+    assert_eq!(c["settings"]["n_per_class"].as_u64(), Some(5));
+    assert_eq!(c["points"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_run_without_snapshots_or_a_bad_argument_is_one_error_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = common::tiny_run(env!("CARGO_BIN_EXE_cign-train"), tmp.path(), 16, 100, 1);
+    let bin = env!("CARGO_BIN_EXE_cign-curve");
+    let e = common::fails(bin, &["--run", run.to_str().unwrap(), "--device", "cpu"]);
+    assert!(
+        e.contains("no epoch snapshots") && e.contains("snapshot_every_epochs"),
+        "{e}"
+    );
+    let e = common::fails(bin, &["--run", "/nonexistent-run"]);
+    assert!(e.contains("/nonexistent-run"), "{e}");
+    let e = common::fails(bin, &["--run", run.to_str().unwrap(), "--dims", "65"]);
+    assert!(e.contains("65"), "{e}");
+    let e = common::fails(
+        bin,
+        &["--run", run.to_str().unwrap(), "--precision", "fp16"],
+    );
+    assert!(e.contains("fp16"), "{e}");
+}
