@@ -123,8 +123,9 @@ pub struct EvalReport {
     pub n_real: usize,
     /// Whether generated images were quantised to 8 bits.
     pub quantize: bool,
-    /// Arithmetic of the Inception network (`"fp32"` or `"bf16"`).
-    pub precision: Precision,
+    /// Arithmetic of the Inception network (`"fp32"` or `"bf16"`, [`EvalOptions::precision`];
+    /// named apart from the `precision` of precision/recall/density/coverage).
+    pub inception_precision: Precision,
     /// One report per tap, shallowest first.
     pub taps: Vec<TapReport>,
     /// Precision, recall, density and coverage (when asked for).
@@ -326,7 +327,7 @@ pub fn evaluate_generated(
         n_generated: gen.n,
         n_real,
         quantize: options.preprocess.quantize,
-        precision: options.precision,
+        inception_precision: options.precision,
         taps: reports,
         prdc,
         conditional_accuracy,

@@ -459,10 +459,11 @@ fn prdc_argument_errors() {
     );
 }
 
-/// `--precision bf16`: recorded in the JSON output (and as a first text line), FID within 2e-2
-/// relative of pytorch-fid's float32 one (the bound of tests/bf16.rs) and different from
-/// fp32's; the default is fp32 and says so; a bad value is one `error:` line, exit code 2.
-/// (Tap 64 only: the 12 + 12 images at two taps would take twice as long.)
+/// `--precision bf16`: recorded in the JSON output as `inception_precision` (apart from
+/// --prdc's `precision`) and as a first text line, FID within 2e-2 relative of pytorch-fid's
+/// float32 one (the bound of tests/bf16.rs) and different from fp32's; the default is fp32
+/// and says so; a bad value is one `error:` line, exit code 2. (Tap 64 only: the 12 + 12
+/// images at two taps would take twice as long.)
 #[test]
 fn precision_flag() {
     let mut npz = Npz::open("pytorch_fid_features.npz");
@@ -474,18 +475,33 @@ fn precision_flag() {
     write_pngs(&npz.u8("set_b"), &b);
 
     let fp32 = ok_json(&["--dims", "64", "--device", "cpu", p(&a), p(&b)]);
-    assert_eq!(fp32["precision"], "fp32");
-    let bf16 = ok_json(&[
+    assert_eq!(fp32["inception_precision"], "fp32");
+    // with --prdc: each key once (serde's flatten would write a second "precision" silently)
+    let out = cign_fid(&[
         "--dims",
         "64",
         "--device",
         "cpu",
         "--precision",
         "bf16",
+        "--prdc",
+        "--nearest-k",
+        "3",
+        "--json",
         p(&a),
         p(&b),
     ]);
-    assert_eq!(bf16["precision"], "bf16");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(raw.matches("\"precision\"").count(), 1, "{raw}");
+    assert_eq!(raw.matches("\"inception_precision\"").count(), 1, "{raw}");
+    let bf16: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(bf16["inception_precision"], "bf16");
+    assert!(bf16["precision"].as_f64().is_some(), "{raw}");
     let (f, g) = (fid_of(&fp32, 0), fid_of(&bf16, 0));
     assert!((f - want).abs() < 1e-3 * want, "fp32 {f} vs {want}");
     assert!((g - want).abs() < 2e-2 * want, "bf16 {g} vs {want}");
@@ -500,7 +516,10 @@ fn precision_flag() {
     let out = cign_fid(&["--dims", "64", "--precision", "bf16", p(&two), p(&two)]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("precision: bf16\nFID64: "), "{text}");
+    assert!(
+        text.starts_with("inception precision: bf16\nFID64: "),
+        "{text}"
+    );
 
     for bad in ["fp16", "BF16", ""] {
         let out = cign_fid(&["--precision", bad, p(&a), p(&b)]);

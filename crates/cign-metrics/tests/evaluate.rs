@@ -305,7 +305,7 @@ fn precisions_have_their_own_reference_cache() {
         ..Default::default()
     };
     let bf16 = evaluate_generated(&ex, &gen, None, &test, &opts(Precision::Bf16), None).unwrap();
-    assert_eq!(bf16.precision, Precision::Bf16);
+    assert_eq!(bf16.inception_precision, Precision::Bf16);
     // all images and the 10 classes, all under the bfloat16 key
     let files = names();
     assert_eq!(files.len(), 11, "{files:?}");
@@ -318,12 +318,12 @@ fn precisions_have_their_own_reference_cache() {
         "{files:?}"
     );
     let json = serde_json::to_value(&bf16).unwrap();
-    assert_eq!(json["precision"], "bf16");
+    assert_eq!(json["inception_precision"], "bf16");
 
     // float32 does not read the bfloat16 entry: it computes and caches its own, under the
     // key it always had.
     let fp32 = evaluate_generated(&ex, &gen, None, &test, &opts(Precision::Fp32), None).unwrap();
-    assert_eq!(fp32.precision, Precision::Fp32);
+    assert_eq!(fp32.inception_precision, Precision::Fp32);
     let files = names();
     assert_eq!(files.len(), 22, "{files:?}");
     let plain: Vec<&String> = files.iter().filter(|f| !f.contains("bf16")).collect();

@@ -15,7 +15,8 @@
 //! set and B the real one (as `prdc.compute_prdc(real_features=B, fake_features=A)`).
 //! `--precision bf16` runs the Inception convolutions in bfloat16 (libtorch's autocast; off by
 //! default): faster where the hardware has bfloat16 units, FID moved by the deviation the
-//! crate's README reports; the JSON output says which precision was used.
+//! crate's README reports; the JSON output says which precision was used
+//! (`"inception_precision"`).
 //! Every argument and input is checked before the network runs; every error is one
 //! `error: ...` line naming the input (A or B), its path and the class where there is one,
 //! with exit code 2.
@@ -147,8 +148,9 @@ struct Output {
     b: String,
     n_a: usize,
     n_b: usize,
-    /// Arithmetic of the Inception network (`"fp32"` or `"bf16"`).
-    precision: Precision,
+    /// Arithmetic of the Inception network (`"fp32"` or `"bf16"`), named apart from the
+    /// `precision` of --prdc.
+    inception_precision: Precision,
     taps: Vec<TapOut>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     prdc: Option<PrdcOut>,
@@ -486,7 +488,7 @@ fn run(args: Args) -> Result<()> {
         b: b.display().to_string(),
         n_a: side_a.n(),
         n_b: side_b.n(),
-        precision: args.precision,
+        inception_precision: args.precision,
         taps: Vec::new(),
         prdc: None,
     };
@@ -580,9 +582,10 @@ fn prdc_out(
 }
 
 fn print_text(out: &Output) {
-    if out.precision != Precision::Fp32 {
-        // Only when it is not the default, so that fp32 output stays as it was.
-        println!("precision: {}", out.precision);
+    if out.inception_precision != Precision::Fp32 {
+        // Only when it is not the default, so that fp32 output stays as it was (and not
+        // "precision:", the line of --prdc's metric).
+        println!("inception precision: {}", out.inception_precision);
     }
     for t in &out.taps {
         println!("FID{}: {}", t.dims, t.fid);
