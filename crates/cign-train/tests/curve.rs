@@ -14,13 +14,8 @@ fn read_json(path: &Path) -> Value {
 }
 
 fn curve(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_cign-curve"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "cign-curve {args:?}: {stderr}");
-    stderr
+    let out = common::succeeds(Command::new(env!("CARGO_BIN_EXE_cign-curve")).args(args));
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Per-class FID means of a curve point, by tap.
@@ -36,33 +31,18 @@ fn point_means(point: &Value) -> Vec<(u64, f64)> {
 #[test]
 fn every_snapshot_is_evaluated_once_as_cign_eval_would() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
     // 32 training images, batch 8: 4 steps per epoch; 200 test images: every class present
-    common::tiny_mnist(&data, 32, 200);
-    let runs = tmp.path().join("runs");
-    let cfg = common::write(
+    let run = common::tiny_run_with(
+        env!("CARGO_BIN_EXE_cign-train"),
         tmp.path(),
-        "tiny.toml",
-        &common::tiny_config(&data, &runs, "channel"),
+        32,
+        200,
+        &[
+            "train.epochs=2",
+            "train.eval_every=0",
+            "train.snapshot_every_epochs=1",
+        ],
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_cign-train"))
-        .args([cfg.to_str().unwrap()])
-        .args(["--set", "train.epochs=2", "--set", "train.eval_every=0"])
-        .args(["--set", "train.snapshot_every_epochs=1"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
     let snap = |e: u64| {
         run.join("checkpoints")
             .join(format!("epoch-{e:03}.safetensors"))
@@ -120,17 +100,12 @@ fn every_snapshot_is_evaluated_once_as_cign_eval_would() {
     // The same plan as cign-eval: its per-class FID means of the epoch-2 weights at the same
     // seed and size are the curve's, to the bit.
     let eval_json = tmp.path().join("eval.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_cign-eval"))
-        .args(["--weights", snap(2).to_str().unwrap()])
-        .args(["--config", run.join("config.toml").to_str().unwrap()])
-        .args(["--n-per-class", "4", "--dims", "64,192", "--no-prdc"])
-        .args(["--device", "cpu", "--json", eval_json.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeds(
+        Command::new(env!("CARGO_BIN_EXE_cign-eval"))
+            .args(["--weights", snap(2).to_str().unwrap()])
+            .args(["--config", run.join("config.toml").to_str().unwrap()])
+            .args(["--n-per-class", "4", "--dims", "64,192", "--no-prdc"])
+            .args(["--device", "cpu", "--json", eval_json.to_str().unwrap()]),
     );
     let ev = read_json(&eval_json);
     let eval_means: Vec<(u64, f64)> = ev["report"]["taps"]

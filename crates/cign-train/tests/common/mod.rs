@@ -78,27 +78,48 @@ pub fn fails(bin: &str, args: &[&str]) -> String {
     lines[0].to_string()
 }
 
-/// Trains the tiny `conditioning` model on a tiny dataset (`n_train`, `n_test` images) in
-/// `dir` for `steps` steps with `cign-train` (`train_bin`) and returns the run directory.
+/// Runs `cmd`, asserts that it succeeded (showing its stderr if not) and returns its output.
+pub fn succeeds(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Trains the tiny channel model on a tiny dataset (`n_train`, `n_test` images) in `dir` for
+/// `steps` steps with `cign-train` (`train_bin`) and returns the run directory.
 pub fn tiny_run(train_bin: &str, dir: &Path, n_train: usize, n_test: usize, steps: u64) -> PathBuf {
+    tiny_run_with(
+        train_bin,
+        dir,
+        n_train,
+        n_test,
+        &[&format!("train.max_steps={steps}")],
+    )
+}
+
+/// [`tiny_run`] with `--set` overrides `sets` (e.g. `train.epochs=2`) instead of a step count.
+pub fn tiny_run_with(
+    train_bin: &str,
+    dir: &Path,
+    n_train: usize,
+    n_test: usize,
+    sets: &[&str],
+) -> PathBuf {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     tiny_mnist(&data, n_train, n_test);
     let runs = dir.join("runs");
     let cfg = write(dir, "tiny.toml", &tiny_config(&data, &runs, "channel"));
-    let out = std::process::Command::new(train_bin)
-        .args([
-            cfg.to_str().unwrap(),
-            "--set",
-            &format!("train.max_steps={steps}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = std::process::Command::new(train_bin);
+    cmd.arg(&cfg);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    succeeds(&mut cmd);
     std::fs::read_dir(&runs)
         .unwrap()
         .next()
