@@ -36,6 +36,13 @@ use cign_metrics::{
     TensorImages,
 };
 
+/// One torch thread for this test binary (its tests run one at a time anyway, `heavy()`). On
+/// the shared 2-core machine, two OpenMP threads next to other jobs spin-wait for each other:
+/// the binary took 152 s wall (132 CPU-s) with two threads and 9 s with one.
+fn one_thread() {
+    tch::set_num_threads(1);
+}
+
 /// Lower bound of the per-image relative feature error of bfloat16 (see the module docs).
 const BF16_MIN: f64 = 5e-4;
 /// Upper bounds per tap (64, 192, 768, 2048).
@@ -48,6 +55,7 @@ const FID_TOL: f64 = 2e-2;
 #[test]
 fn bf16_features_differ_from_float32_within_the_stated_bounds() {
     let _guard = common::heavy();
+    one_thread();
     let ex = extractor();
     let mut npz = Npz::open("pytorch_fid_features.npz");
     let want: Vec<Tensor> = Tap::ALL
@@ -87,6 +95,7 @@ fn bf16_features_differ_from_float32_within_the_stated_bounds() {
 #[test]
 fn precision_does_not_depend_on_the_callers_scope() {
     let _guard = common::heavy();
+    one_thread();
     let ex = extractor();
     let mut npz = Npz::open("pytorch_fid_features.npz");
     let x = npz.grey_set("set_a").narrow(0, 0, 2);
@@ -121,6 +130,7 @@ fn precision_does_not_depend_on_the_callers_scope() {
 #[test]
 fn bf16_fid_stays_within_the_stated_tolerance_of_pytorch_fid() {
     let _guard = common::heavy();
+    one_thread();
     let ex = extractor();
     let mut npz = Npz::open("pytorch_fid_features.npz");
     let want = npz.f64("fid_ab");
