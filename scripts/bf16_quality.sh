@@ -94,9 +94,9 @@ PY
   done
 done
 
-python3 - "$steps" "$npc" "$limit" "$config" "$threads" "$commit" "$started" <<'PY'
+python3 - "$steps" "$npc" "$limit" "$config" "$threads" "$commit" "$started" "$bin" <<'PY'
 import json, os, sys
-steps, npc, limit, config, threads, commit, started = sys.argv[1:]
+steps, npc, limit, config, threads, commit, started, bindir = sys.argv[1:]
 
 def metrics(name, eval_suffix="eval"):
     ev = json.load(open(f"results/runs/{name}.{eval_suffix}.json"))["report"]
@@ -129,7 +129,8 @@ fp = [m for _, p, m in rows if p == "fp32"]
 lines = [
     "# bfloat16 mixed precision: quality at equal steps",
     "",
-    f"`scripts/bf16_quality.sh {steps} {npc} {limit}` at commit {commit}, started {started}: "
+    f"`scripts/bf16_quality.sh {steps} {npc} {limit}` at commit {commit} (binaries: {bindir}), "
+    f"last call started {started} (runs kept from earlier calls: see each run's JSON): "
     f"`{config}` for {steps} steps per run, {threads} thread(s), fp32 and bf16 "
     f"(`train.precision`), seeds 0 and 1. Metrics of each run's best checkpoint: per-class FID "
     f"means over the 10 classes ({npc} generated images per class against that class's share "
