@@ -13,6 +13,9 @@
 //! the first round (the features do not depend on the round). Prints a Markdown table (the one
 //! in the crate's README) and, with `--json`, writes the raw numbers.
 
+mod common;
+use common::cpu_seconds;
+
 use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -178,20 +181,4 @@ fn main() -> Result<()> {
             .with_context(|| out.display().to_string())?;
     }
     Ok(())
-}
-
-/// User + system CPU seconds of this process (Linux /proc/self/stat, 100 ticks per second;
-/// 0 elsewhere).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields after the command name: state is 0, utime is 11, stime is 12.
-    (tick(11) + tick(12)) / 100.0
 }

@@ -9,6 +9,9 @@
 //! /proc/self/stat) is less sensitive than wall time to other processes on a shared machine,
 //! especially with `--threads 1`.
 
+mod common;
+use common::cpu_seconds;
+
 use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -82,19 +85,4 @@ fn main() -> Result<()> {
         cpu_per_image
     );
     Ok(())
-}
-
-/// User + system CPU seconds of this process (Linux /proc/self/stat, 100 ticks per second).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields after the command name: state is 0, utime is 11, stime is 12.
-    (tick(11) + tick(12)) / 100.0
 }
