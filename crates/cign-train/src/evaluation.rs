@@ -101,12 +101,13 @@ impl GenerationPlan {
 }
 
 /// Generates the images of `plan` from `model` and evaluates them against `real` (see
-/// [`evaluate_generated`]). Returns the report and the generated images (`[N, 1, 28, 28]`,
-/// `[-1, 1]`, CPU).
+/// [`evaluate_generated`], which checks sizes again). Returns the report and the generated
+/// images (`[N, 1, 28, 28]`, `[-1, 1]`, CPU). Call [`GenerationPlan::check`] first to fail
+/// before any image is generated or network loaded.
 ///
 /// # Errors
 ///
-/// What [`GenerationPlan::check`] and [`evaluate_generated`] refuse.
+/// What [`evaluate_generated`] refuses.
 pub fn evaluate_model(
     model: &CignModel,
     plan: GenerationPlan,
@@ -116,7 +117,6 @@ pub fn evaluate_model(
     classifier: Option<&ConditionalClassifier>,
     device: Device,
 ) -> Result<(EvalReport, Tensor)> {
-    plan.check(model, real, options)?;
     let (images, labels) = plan.generate(model, device);
     let report = evaluate_generated(
         extractor,

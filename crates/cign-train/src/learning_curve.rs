@@ -14,6 +14,7 @@ use cign_metrics::EvalReport;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
+#[cfg(doc)]
 use crate::run_dir::read_records;
 
 /// The protocol every point of a curve is measured with.
@@ -75,7 +76,7 @@ pub struct CurvePoint {
 
 impl CurvePoint {
     /// The point of snapshot `snapshot` (file name, SHA-256) at `epoch` from an evaluation
-    /// report and the run's `metrics.jsonl`.
+    /// report and the records of the run's `metrics.jsonl` ([`read_records`]).
     ///
     /// # Errors
     ///
@@ -85,7 +86,7 @@ impl CurvePoint {
         snapshot: String,
         sha256: String,
         report: &EvalReport,
-        metrics: &Path,
+        metrics: &[serde_json::Value],
     ) -> Result<Self> {
         let fid = report
             .taps
@@ -121,9 +122,9 @@ impl CurvePoint {
 
 /// The validation record written at the end of epoch `epoch`: the first validation record
 /// whose `epoch` field (completed epochs) is `epoch`.
-fn epoch_validation(metrics: &Path, epoch: u64) -> Option<serde_json::Value> {
-    read_records(metrics)
-        .into_iter()
+fn epoch_validation(metrics: &[serde_json::Value], epoch: u64) -> Option<&serde_json::Value> {
+    metrics
+        .iter()
         .find(|r| r["kind"].as_str() == Some("validation") && r["epoch"].as_u64() == Some(epoch))
 }
 

@@ -16,7 +16,7 @@ use cign_metrics::device::DeviceChoice;
 use cign_metrics::{ConditionalClassifier, EvalOptions, InceptionExtractor, Preprocess, Tap};
 use cign_train::evaluation::{evaluate_model, GenerationPlan};
 use cign_train::learning_curve::{write_curve_plot, CurvePoint, CurveSettings, LearningCurve};
-use cign_train::run_dir::RunDir;
+use cign_train::run_dir::{read_records, RunDir};
 use cign_train::run_model::RunModel;
 
 /// The learning curve of a run: every epoch snapshot evaluated at one cheap protocol.
@@ -153,6 +153,8 @@ fn run(cli: Cli) -> Result<()> {
                  `cign-classifier train --dataset {kind}`)"
             );
         }
+        // metrics.jsonl is read once: the trainer of a finished snapshot's epoch wrote it.
+        let records = read_records(&run.metrics());
         let mut first = Some(first);
         for (i, (epoch, path, sha)) in todo.iter().enumerate() {
             let rm = match first.take() {
@@ -179,8 +181,7 @@ fn run(cli: Cli) -> Result<()> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let point =
-                CurvePoint::from_report(*epoch, name, sha.clone(), &report, &run.metrics())?;
+            let point = CurvePoint::from_report(*epoch, name, sha.clone(), &report, &records)?;
             tracing::info!(
                 "epoch {epoch}: per-class FID mean {}; conditional accuracy {}; {:.0} s",
                 point
@@ -199,8 +200,10 @@ fn run(cli: Cli) -> Result<()> {
             write_curve_plot(&png, &curve)?;
         }
     }
-    // Also when nothing was new: the figure follows the JSON.
-    write_curve_plot(&png, &curve)?;
+    if todo.is_empty() {
+        // The figure follows the JSON (it was redrawn after each new point otherwise).
+        write_curve_plot(&png, &curve)?;
+    }
     print!("{}", markdown(&curve));
     eprintln!("wrote {} and {}", json.display(), png.display());
     Ok(())
