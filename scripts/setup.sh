@@ -36,7 +36,9 @@ start=$(date +%s)
 say "cign setup: creating $venv with torch==$torch_version (first build only; about 4.7 GB download, one to four minutes)"
 rm -rf "$venv"
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$torch_version" numpy >&2
+# --no-cache-dir: the wheels are ~4.7 GB and would otherwise be kept a second time in
+# ~/.cache/pip (a CI disk ran out of space with both).
+"$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check "torch==$torch_version" numpy >&2
 torch_dir="$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
 ln -sfn "$torch_dir" "$venv/torch"
 [ -f "$venv/torch/lib/libtorch_cpu.so" ] || { echo "cign setup: $venv/torch/lib/libtorch_cpu.so missing after install" >&2; exit 1; }
