@@ -137,14 +137,18 @@ lines = [
     f"of the first {limit} test images), conditional accuracy (cign-eval), and the validation "
     "loss of metrics.jsonl (computed in the run's precision).",
     "",
-    "| run | " + " | ".join(c[1] for c in cols) + " | training s |",
+    "| run | " + " | ".join(c[1] for c in cols) + " | training wall s |",
     "|---|" + "---|" * (len(cols) + 1),
 ]
 for label, p, m in rows:
     cells = ["(as above)" if p == "bf16-fp32" and c.startswith("val") else f"{m[c]:.4f}"
              for c, _, _ in cols]
     lines.append(f"| {label} | " + " | ".join(cells) + f" | {m['train_s']} |")
-lines += ["", "The issue's rule: the fp32 spread (min to max of the two seeds) and where each bf16 "
+lines += ["", "Training wall seconds are those of a shared 2-core machine (other jobs, such as the "
+          "paper-recipe campaign, held the other core, and a run paused for a CI check counts "
+          "its pause): they say nothing about bf16's speed, which `results/performance.md` "
+          "measures interleaved.", ""]
+lines += ["The issue's rule: the fp32 spread (min to max of the two seeds) and where each bf16 "
           "number lies:", ""]
 verdict, failed = True, []
 for c, title, better in cols:
@@ -194,7 +198,9 @@ lines += ["", "**Verdict (the issue's rule): " + (
     "", "**bf16 for the long paper-recipe run: " + (
     "may be used as far as quality goes (both views above hold at this length).**"
     if verdict and paired_ok else "not on this evidence (see above).**"),
-    "", "Two seeds give a crude spread; a number just outside it is weak evidence either way."]
+    "", "Two seeds give a crude spread; a number just outside it is weak evidence either way. "
+    "Quality is only half of the choice: where bf16 steps are slower than fp32, as on this "
+    "project's 2-core CPU (`results/performance.md`), the long run stays fp32."]
 open("results/bf16_quality.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
