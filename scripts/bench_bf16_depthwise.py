@@ -7,12 +7,10 @@ through the project's libtorch: why cign keeps them in float32 under train.preci
 """
 
 import argparse
-import time
 
 import torch
 
-
-from bench_bf16_convs import best  # noqa: E402  (same folder: the best-of-reps timer)
+from bench_bf16_convs import best  # the best-of-reps timer, same folder
 
 
 def main():
