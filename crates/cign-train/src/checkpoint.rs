@@ -54,6 +54,20 @@ impl LoopState {
             pending_validation: false,
         }
     }
+
+    /// Where the loop stands, for people: `start of training`, `end of epoch E` or
+    /// `epoch E, batch B of N`, with epochs counted from 1 (the authors' Lightning logs count
+    /// from 0). Every message of the trainer that names a position uses this one wording.
+    ///
+    /// `batches_per_epoch` is the sampler's number of batches per epoch (235 for MNIST at
+    /// batch 256).
+    pub fn position(&self, batches_per_epoch: u64) -> String {
+        match (self.epoch, self.batch_in_epoch) {
+            (0, 0) => "start of training".to_string(),
+            (e, 0) => format!("end of epoch {e}"),
+            (e, b) => format!("epoch {}, batch {b} of {batches_per_epoch}", e + 1),
+        }
+    }
 }
 
 /// A checkpoint or weights error, always naming the file.
@@ -329,4 +343,19 @@ pub fn load(
             None => false,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LoopState;
+
+    #[test]
+    fn positions_count_epochs_from_one() {
+        let mut s = LoopState::new(0);
+        assert_eq!(s.position(235), "start of training");
+        (s.epoch, s.batch_in_epoch) = (3, 221);
+        assert_eq!(s.position(235), "epoch 4, batch 221 of 235");
+        (s.epoch, s.batch_in_epoch) = (4, 0);
+        assert_eq!(s.position(235), "end of epoch 4");
+    }
 }

@@ -123,8 +123,11 @@ fn run(cli: Cli) -> Result<()> {
         std::process::exit(128 + sig);
     }
     println!(
-        "{:?}: step {}, epoch {}, best validation loss {:.4}; run directory {dir}",
-        summary.reason, summary.state.step, summary.state.epoch, summary.state.best_val_loss,
+        "{:?}: step {} ({}), best validation loss {:.4}; run directory {dir}",
+        summary.reason,
+        summary.state.step,
+        trainer.position(),
+        summary.state.best_val_loss,
     );
     Ok(())
 }

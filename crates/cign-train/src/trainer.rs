@@ -283,12 +283,12 @@ impl Trainer {
                     cfg.train.seed
                 );
             }
+            let batches_per_epoch = samplers.train.batches_per_epoch(data.train_len()) as u64;
             tracing::info!(
-                "resumed from {} at step {} (epoch {}, batch {}{})",
+                "resumed from {} at step {} ({}{})",
                 path.display(),
                 state.step,
-                state.epoch,
-                state.batch_in_epoch,
+                state.position(batches_per_epoch),
                 if state.pending_validation {
                     "; its interrupted validation runs first"
                 } else {
@@ -335,19 +335,9 @@ impl Trainer {
         self.samplers.train.batches_per_epoch(self.data.train_len()) as u64
     }
 
-    /// Where the loop stands, for people: `end of epoch E` or `epoch E, batch B of N` (epochs
-    /// counted from 1 here; the authors' logs count from 0).
+    /// Where the loop stands, for people: [`LoopState::position`] of this run.
     pub fn position(&self) -> String {
-        if self.state.batch_in_epoch == 0 {
-            format!("end of epoch {}", self.state.epoch)
-        } else {
-            format!(
-                "epoch {}, batch {} of {}",
-                self.state.epoch + 1,
-                self.state.batch_in_epoch,
-                self.batches_per_epoch()
-            )
-        }
+        self.state.position(self.batches_per_epoch())
     }
 
     /// Steps the configured run would take in all (bounded by `max_steps`).
@@ -667,7 +657,15 @@ impl Trainer {
                 );
             }
             _ => {
-                if !just_validated && !self.validate_and_checkpoint(stop)? {
+                // A time budget is a deadline (a scheduler slot, a session's end): the run will
+                // be resumed, so it writes `last` at once, as a signal does, and the next
+                // scheduled validation runs after resuming. The other ends validate the final
+                // model unless the last step just did.
+                let validate = !just_validated && reason != StopReason::TimeBudget;
+                if !validate || !self.validate_and_checkpoint(stop)? {
+                    // The final validation is not a scheduled one: if a signal cut it short,
+                    // the resumed run has nothing to catch up.
+                    self.state.pending_validation = false;
                     self.checkpoint("last")?;
                 }
                 tracing::info!(

@@ -132,14 +132,41 @@ fn sigterm_mid_epoch_checkpoints_at_once_and_the_run_resumes_bit_for_bit() {
     let stopped = checkpoint(&run_dir);
     let stop_step = meta(&stopped, "step") as u64;
     assert!(stop_step >= 5);
+    // The stop message and the resume log name the position in the same words, epochs from 1.
+    let position = match meta(&stopped, "batch_in_epoch") {
+        0 => format!("end of epoch {}", meta(&stopped, "epoch")),
+        b => format!("epoch {}, batch {b} of 20", meta(&stopped, "epoch") + 1),
+    };
+    assert!(
+        err.contains(&format!("at step {stop_step} ({position})")),
+        "{err}"
+    );
     // The lock was released and its PID cleared.
     assert_eq!(std::fs::read_to_string(run_dir.join("lock")).unwrap(), "");
 
     let target = stop_step + 9;
     let run_s = run_dir.display().to_string();
     let max = format!("train.max_steps={target}");
-    let out = run(&["--resume", &run_s, "--set", &max]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = Command::new(TRAIN)
+        .args(["--resume", &run_s, "--set", &max])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("at step {stop_step} ({position}")),
+        "{err}"
+    );
+    let end = match target % 20 {
+        0 => format!("end of epoch {}", target / 20),
+        b => format!("epoch {}, batch {b} of 20", target / 20 + 1),
+    };
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains(&format!("step {target} ({end})")),
+        "{summary}"
+    );
 
     let reference_runs = s.root.join("reference");
     let out_dir = format!("output.dir=\"{}\"", reference_runs.display());
@@ -233,6 +260,42 @@ fn kill_9_leaves_a_loadable_checkpoint_and_a_reported_lock() {
         .filter(|n| n.to_string_lossy().ends_with(".part"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_time_budget_stop_writes_last_at_once_without_a_final_validation() {
+    // 40 images at batch 8: 5 steps per epoch, validation only at epoch ends. A budget of
+    // 6 ms ends the run after its first step, mid-epoch.
+    let s = setup(8);
+    let cfg = s.config.display().to_string();
+    let out = run(&[&cfg, "--set", "train.time_budget_minutes=0.0001"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("TimeBudget: step 1 (epoch 1, batch 1 of 5)"),
+        "{summary}"
+    );
+    let run_dir = run_dirs(&s.runs).remove(0);
+    let t = checkpoint(&run_dir);
+    assert_eq!(meta(&t, "step"), 1);
+    assert_eq!(meta(&t, "pending_validation"), 0);
+    let validations = std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"validation\""))
+        .count();
+    assert_eq!(validations, 0);
+    // The same end by max_steps validates the final model.
+    let other = s.root.join("other");
+    let out_dir = format!("output.dir=\"{}\"", other.display());
+    let out = run(&[&cfg, "--set", "train.max_steps=1", "--set", &out_dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let validations = std::fs::read_to_string(run_dirs(&other)[0].join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"validation\""))
+        .count();
+    assert_eq!(validations, 1);
 }
 
 fn run_resume(run: &Path, set: &str) -> Output {
