@@ -128,7 +128,54 @@ fn epoch_validation(metrics: &[serde_json::Value], epoch: u64) -> Option<&serde_
         .find(|r| r["kind"].as_str() == Some("validation") && r["epoch"].as_u64() == Some(epoch))
 }
 
-/// A run's learning curve: settings and one point per evaluated snapshot, by epoch.
+/// The validation at the end of one epoch, from `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochValidation {
+    /// Completed epochs (1 = the end of the first epoch).
+    pub epoch: u64,
+    /// Training step of the validation.
+    pub step: u64,
+    /// Validation loss, weighted total (the terms as the trainer logs them; tight terms are
+    /// negative).
+    pub total: f64,
+    /// Validation rec term.
+    pub rec: f64,
+}
+
+/// Every end-of-epoch validation in the records of a run's `metrics.jsonl`
+/// ([`read_records`]), by epoch: for each epoch the first validation record whose `epoch`
+/// field (completed epochs) is that epoch, as [`CurvePoint::from_report`] takes it. Records
+/// without a finite total are left out.
+pub fn epoch_validations(metrics: &[serde_json::Value]) -> Vec<EpochValidation> {
+    let mut out: Vec<EpochValidation> = Vec::new();
+    for r in metrics {
+        if r["kind"].as_str() != Some("validation") {
+            continue;
+        }
+        let (Some(epoch), Some(step), Some(total), Some(rec)) = (
+            r["epoch"].as_u64(),
+            r["step"].as_u64(),
+            r["total"].as_f64(),
+            r["rec"].as_f64(),
+        ) else {
+            continue;
+        };
+        if epoch == 0 || !total.is_finite() || out.iter().any(|v| v.epoch == epoch) {
+            continue;
+        }
+        out.push(EpochValidation {
+            epoch,
+            step,
+            total,
+            rec,
+        });
+    }
+    out.sort_by_key(|v| v.epoch);
+    out
+}
+
+/// A run's learning curve: settings and one point per evaluated snapshot, by epoch, and the
+/// end-of-epoch validation loss of every epoch the run has finished.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LearningCurve {
     /// The run directory.
@@ -137,6 +184,11 @@ pub struct LearningCurve {
     pub settings: CurveSettings,
     /// Evaluated snapshots, by epoch.
     pub points: Vec<CurvePoint>,
+    /// The validation at the end of every finished epoch (not only the snapshots' epochs),
+    /// refreshed from `metrics.jsonl` on every call ([`epoch_validations`]). Empty in JSON
+    /// written before this field existed.
+    #[serde(default)]
+    pub validation: Vec<EpochValidation>,
 }
 
 impl LearningCurve {
@@ -152,6 +204,7 @@ impl LearningCurve {
                 run: run.to_string(),
                 settings,
                 points: Vec::new(),
+                validation: Vec::new(),
             });
         }
         let text = std::fs::read_to_string(path)
@@ -211,6 +264,9 @@ fn describe(s: &CurveSettings) -> String {
     )
 }
 
+/// A labelled series of (epoch, value) points and its colour.
+type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+
 /// Draws the curve: per-class FID means per tap (log scale), conditional accuracy and the
 /// validation loss, each against the epoch, side by side. Nothing is drawn for an empty
 /// curve.
@@ -223,7 +279,13 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
         return Ok(());
     }
     let e = |err: &dyn std::fmt::Display| anyhow!("cannot draw {}: {err}", path.display());
-    let epochs: Vec<f64> = curve.points.iter().map(|p| p.epoch as f64).collect();
+    let epochs: Vec<f64> = curve
+        .points
+        .iter()
+        .map(|p| p.epoch)
+        .chain(curve.validation.iter().map(|v| v.epoch))
+        .map(|e| e as f64)
+        .collect();
     let (x_lo, x_hi) = (
         epochs.iter().cloned().fold(f64::INFINITY, f64::min) - 1.0,
         epochs.iter().cloned().fold(f64::NEG_INFINITY, f64::max) + 1.0,
@@ -263,6 +325,8 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
                 .configure_mesh()
                 .x_desc("epoch")
                 .y_desc("FID (log)")
+                .y_labels(12)
+                .y_label_formatter(&|v| format!("{v:.3}"))
                 .draw()
                 .map_err(|x| e(&x))?;
             for (i, &dims) in curve.settings.dims.iter().enumerate() {
@@ -295,21 +359,25 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
                 .map_err(|x| e(&x))?;
         }
 
-        // conditional accuracy and validation loss: one series each
+        // conditional accuracy and validation loss: one panel each, labelled series
         let single = |panel: &DrawingArea<BitMapBackend, _>,
                       title: &str,
                       y_desc: &str,
-                      series: Vec<(f64, f64)>,
-                      fixed: Option<(f64, f64)>,
-                      colour: RGBColor|
+                      all: Vec<Series>,
+                      fixed: Option<(f64, f64)>|
          -> Result<()> {
-            if series.is_empty() {
+            let values = || all.iter().flat_map(|(_, s, _)| s.iter().map(|p| p.1));
+            if values().next().is_none() {
                 return Ok(());
             }
             let (lo, hi) = fixed.unwrap_or_else(|| {
-                let lo = series.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-                let hi = series.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-                let margin = ((hi - lo) * 0.1).max(1e-3);
+                let lo = values().fold(f64::INFINITY, f64::min);
+                let hi = values().fold(f64::NEG_INFINITY, f64::max);
+                // At least 5% of the values' size: one point, or equal ones, get a readable
+                // axis instead of one spanning the last digits.
+                let margin = ((hi - lo) * 0.1)
+                    .max(0.05 * hi.abs().max(lo.abs()))
+                    .max(1e-3);
                 (lo - margin, hi + margin)
             });
             let mut chart = ChartBuilder::on(panel)
@@ -325,12 +393,25 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
                 .y_desc(y_desc)
                 .draw()
                 .map_err(|x| e(&x))?;
-            chart
-                .draw_series(LineSeries::new(series.clone(), colour.stroke_width(2)))
-                .map_err(|x| e(&x))?;
-            chart
-                .draw_series(series.iter().map(|&p| Circle::new(p, 3, colour.filled())))
-                .map_err(|x| e(&x))?;
+            for (label, series, colour) in &all {
+                let colour = *colour;
+                chart
+                    .draw_series(LineSeries::new(series.clone(), colour.stroke_width(2)))
+                    .map_err(|x| e(&x))?
+                    .label(*label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+                chart
+                    .draw_series(series.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                    .map_err(|x| e(&x))?;
+            }
+            if all.len() > 1 {
+                chart
+                    .configure_series_labels()
+                    .border_style(BLACK)
+                    .background_style(WHITE.mix(0.8))
+                    .draw()
+                    .map_err(|x| e(&x))?;
+            }
             Ok(())
         };
         let accuracy: Vec<(f64, f64)> = curve
@@ -342,30 +423,72 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
             &panels[1],
             "conditional accuracy",
             "share classified as the label",
-            accuracy,
+            vec![("accuracy", accuracy, BLUE)],
             Some((0.0, 1.0)),
-            BLUE,
         )?;
-        let validation: Vec<(f64, f64)> = curve
-            .points
-            .iter()
-            .filter_map(|p| {
-                p.validation_total
-                    .filter(|v| v.is_finite())
-                    .map(|v| (p.epoch as f64, v))
-            })
-            .collect();
+        // Every finished epoch (older JSON without them: the snapshots' epochs).
+        let validation: Vec<(f64, f64, f64)> = if curve.validation.is_empty() {
+            curve
+                .points
+                .iter()
+                .filter_map(|p| match (p.validation_total, p.validation_rec) {
+                    (Some(t), Some(r)) if t.is_finite() => Some((p.epoch as f64, t, r)),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            curve
+                .validation
+                .iter()
+                .map(|v| (v.epoch as f64, v.total, v.rec))
+                .collect()
+        };
         single(
             &panels[2],
             "validation loss (end of epoch)",
-            "total",
-            validation,
+            "loss",
+            vec![
+                (
+                    "total",
+                    validation.iter().map(|v| (v.0, v.1)).collect(),
+                    RED,
+                ),
+                (
+                    "rec",
+                    validation.iter().map(|v| (v.0, v.2)).collect(),
+                    BLACK,
+                ),
+            ],
             None,
-            RED,
         )?;
         root.present().map_err(|x| e(&x))?;
     }
     let img = image::RgbImage::from_raw(width, height, rgb)
         .ok_or_else(|| anyhow!("plot buffer of the wrong size"))?;
     crate::images::write_png(path, &image::DynamicImage::ImageRgb8(img))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::epoch_validations;
+    use serde_json::json;
+
+    #[test]
+    fn only_the_first_validation_of_each_finished_epoch_counts() {
+        // As in a run validated mid-epoch (eval_every, or a carried-over validation): the
+        // record at step 926 has epoch 3 too but comes after the end of epoch 3 (step 705).
+        let records = vec![
+            json!({"kind": "validation", "step": 133, "epoch": 0, "total": 13.0, "rec": 9.0}),
+            json!({"kind": "train", "step": 235, "epoch": 1, "total": 7.0, "rec": 5.0}),
+            json!({"kind": "validation", "step": 235, "epoch": 1, "total": 7.2, "rec": 5.6}),
+            json!({"kind": "validation", "step": 705, "epoch": 3, "total": 5.8, "rec": 3.9}),
+            json!({"kind": "validation", "step": 926, "epoch": 3, "total": 5.6, "rec": 3.3}),
+            json!({"kind": "validation", "step": 940, "epoch": 4, "total": null, "rec": 3.3}),
+        ];
+        let v: Vec<(u64, u64, f64, f64)> = epoch_validations(&records)
+            .iter()
+            .map(|v| (v.epoch, v.step, v.total, v.rec))
+            .collect();
+        assert_eq!(v, [(1, 235, 7.2, 5.6), (3, 705, 5.8, 3.9)]);
+    }
 }

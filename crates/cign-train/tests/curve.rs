@@ -79,6 +79,20 @@ fn every_snapshot_is_evaluated_once_as_cign_eval_would() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The validation of every finished epoch, as metrics.jsonl has it.
+    let validation = c["validation"].as_array().unwrap();
+    assert_eq!(validation.len(), 2);
+    for (i, v) in validation.iter().enumerate() {
+        let epoch = i as u64 + 1;
+        let val = records
+            .iter()
+            .find(|r| r["kind"] == "validation" && r["epoch"].as_u64() == Some(epoch))
+            .unwrap();
+        assert_eq!(v["epoch"].as_u64(), Some(epoch));
+        assert_eq!(v["step"].as_u64(), Some(4 * epoch));
+        assert_eq!(v["total"].as_f64(), val["total"].as_f64());
+        assert_eq!(v["rec"].as_f64(), val["rec"].as_f64());
+    }
     for (i, p) in points.iter().enumerate() {
         let epoch = i as u64 + 1;
         assert_eq!(p["epoch"].as_u64(), Some(epoch));

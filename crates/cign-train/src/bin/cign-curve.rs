@@ -15,7 +15,9 @@ use cign_data::{Dataset, Split};
 use cign_metrics::device::DeviceChoice;
 use cign_metrics::{ConditionalClassifier, EvalOptions, InceptionExtractor, Preprocess, Tap};
 use cign_train::evaluation::{evaluate_model, GenerationPlan};
-use cign_train::learning_curve::{write_curve_plot, CurvePoint, CurveSettings, LearningCurve};
+use cign_train::learning_curve::{
+    epoch_validations, write_curve_plot, CurvePoint, CurveSettings, LearningCurve,
+};
 use cign_train::run_dir::{read_records, RunDir};
 use cign_train::run_model::RunModel;
 
@@ -126,6 +128,15 @@ fn run(cli: Cli) -> Result<()> {
         cli.fresh,
     )?;
 
+    // metrics.jsonl is read once: the trainer of a finished snapshot's epoch wrote it. The
+    // validation of every finished epoch follows it on every call.
+    let records = read_records(&run.metrics());
+    let validation = epoch_validations(&records);
+    if curve.validation != validation {
+        curve.validation = validation;
+        curve.save(&json)?;
+    }
+
     let hashed: Vec<(u64, PathBuf, String)> = snapshots
         .into_iter()
         .map(|(epoch, path)| {
@@ -153,8 +164,6 @@ fn run(cli: Cli) -> Result<()> {
                  `cign-classifier train --dataset {kind}`)"
             );
         }
-        // metrics.jsonl is read once: the trainer of a finished snapshot's epoch wrote it.
-        let records = read_records(&run.metrics());
         let mut first = Some(first);
         for (i, (epoch, path, sha)) in todo.iter().enumerate() {
             let rm = match first.take() {
