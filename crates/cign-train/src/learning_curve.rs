@@ -264,6 +264,21 @@ fn describe(s: &CurveSettings) -> String {
     )
 }
 
+/// An epoch axis label: whole epochs as integers.
+fn epoch_label(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round())
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// A value with three significant digits (0.0123, 0.456, 2.43, 12.3, 123).
+fn significant(v: f64) -> String {
+    let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{v:.digits$}")
+}
+
 /// A labelled series of (epoch, value) points and its colour.
 type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
 
@@ -306,8 +321,16 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
             .filter(|v| v.is_finite() && *v > 0.0)
             .collect();
         if !fids.is_empty() {
-            let lo = fids.iter().cloned().fold(f64::INFINITY, f64::min) / 1.5;
-            let hi = fids.iter().cloned().fold(f64::NEG_INFINITY, f64::max) * 1.5;
+            // The axis is log10 of the FID on a linear scale, labelled with the FID itself
+            // (plotters' log axis labels only powers and whole numbers); room above the
+            // highest point for the legend.
+            let lo = fids.iter().cloned().fold(f64::INFINITY, f64::min).log10() - 0.2;
+            let hi = fids
+                .iter()
+                .cloned()
+                .fold(f64::NEG_INFINITY, f64::max)
+                .log10()
+                + 0.5;
             let mut chart = ChartBuilder::on(&panels[0])
                 .caption(
                     format!(
@@ -319,14 +342,15 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
                 .margin(10)
                 .x_label_area_size(36)
                 .y_label_area_size(60)
-                .build_cartesian_2d(x_lo..x_hi, (lo..hi).log_scale())
+                .build_cartesian_2d(x_lo..x_hi, lo..hi)
                 .map_err(|x| e(&x))?;
             chart
                 .configure_mesh()
                 .x_desc("epoch")
                 .y_desc("FID (log)")
-                .y_labels(12)
-                .y_label_formatter(&|v| format!("{v:.3}"))
+                .x_label_formatter(&epoch_label)
+                .y_labels(10)
+                .y_label_formatter(&|v| significant(10f64.powf(*v)))
                 .draw()
                 .map_err(|x| e(&x))?;
             for (i, &dims) in curve.settings.dims.iter().enumerate() {
@@ -339,7 +363,7 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
                             .iter()
                             .find(|t| t.dims == dims)
                             .filter(|t| t.mean.is_finite() && t.mean > 0.0)
-                            .map(|t| (p.epoch as f64, t.mean))
+                            .map(|t| (p.epoch as f64, t.mean.log10()))
                     })
                     .collect();
                 chart
@@ -353,6 +377,7 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
             }
             chart
                 .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
                 .border_style(BLACK)
                 .background_style(WHITE.mix(0.8))
                 .draw()
@@ -390,6 +415,7 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
             chart
                 .configure_mesh()
                 .x_desc("epoch")
+                .x_label_formatter(&epoch_label)
                 .y_desc(y_desc)
                 .draw()
                 .map_err(|x| e(&x))?;
@@ -407,6 +433,7 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
             if all.len() > 1 {
                 chart
                     .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
                     .border_style(BLACK)
                     .background_style(WHITE.mix(0.8))
                     .draw()
@@ -472,6 +499,18 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
 mod tests {
     use super::epoch_validations;
     use serde_json::json;
+
+    #[test]
+    fn axis_labels() {
+        use super::{epoch_label, significant};
+        assert_eq!(epoch_label(&5.0), "5");
+        assert_eq!(epoch_label(&2.5), "2.5");
+        let labels: Vec<String> = [0.012345, 0.45654, 2.4337, 12.345, 123.45]
+            .into_iter()
+            .map(significant)
+            .collect();
+        assert_eq!(labels, ["0.0123", "0.457", "2.43", "12.3", "123"]);
+    }
 
     #[test]
     fn only_the_first_validation_of_each_finished_epoch_counts() {
