@@ -661,8 +661,9 @@ impl Trainer {
                 // be resumed, so it writes `last` at once, as a signal does, and the next
                 // scheduled validation runs after resuming. The other ends validate the final
                 // model unless the last step just did.
-                let validate = !just_validated && reason != StopReason::TimeBudget;
-                if !validate || !self.validate_and_checkpoint(stop)? {
+                if !just_validated
+                    && (reason == StopReason::TimeBudget || !self.validate_and_checkpoint(stop)?)
+                {
                     // The final validation is not a scheduled one: if a signal cut it short,
                     // the resumed run has nothing to catch up.
                     self.state.pending_validation = false;

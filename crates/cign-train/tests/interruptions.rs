@@ -59,11 +59,24 @@ fn spawn(args: &[&str]) -> Child {
 }
 
 fn run(args: &[&str]) -> Output {
+    run_logging(args, "warn")
+}
+
+fn run_logging(args: &[&str], level: &str) -> Output {
     Command::new(TRAIN)
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
         .output()
         .unwrap()
+}
+
+/// The number of validation records in a run's metrics.jsonl.
+fn validations(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"validation\""))
+        .count()
 }
 
 fn stderr(out: &Output) -> String {
@@ -147,11 +160,7 @@ fn sigterm_mid_epoch_checkpoints_at_once_and_the_run_resumes_bit_for_bit() {
     let target = stop_step + 9;
     let run_s = run_dir.display().to_string();
     let max = format!("train.max_steps={target}");
-    let out = Command::new(TRAIN)
-        .args(["--resume", &run_s, "--set", &max])
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
+    let out = run_logging(&["--resume", &run_s, "--set", &max], "info");
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
@@ -279,23 +288,13 @@ fn a_time_budget_stop_writes_last_at_once_without_a_final_validation() {
     let t = checkpoint(&run_dir);
     assert_eq!(meta(&t, "step"), 1);
     assert_eq!(meta(&t, "pending_validation"), 0);
-    let validations = std::fs::read_to_string(run_dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains("\"validation\""))
-        .count();
-    assert_eq!(validations, 0);
+    assert_eq!(validations(&run_dir), 0);
     // The same end by max_steps validates the final model.
     let other = s.root.join("other");
     let out_dir = format!("output.dir=\"{}\"", other.display());
     let out = run(&[&cfg, "--set", "train.max_steps=1", "--set", &out_dir]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let validations = std::fs::read_to_string(run_dirs(&other)[0].join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains("\"validation\""))
-        .count();
-    assert_eq!(validations, 1);
+    assert_eq!(validations(&run_dirs(&other)[0]), 1);
 }
 
 fn run_resume(run: &Path, set: &str) -> Output {
