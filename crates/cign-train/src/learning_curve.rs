@@ -121,11 +121,25 @@ impl CurvePoint {
 }
 
 /// The validation record written at the end of epoch `epoch`: the first validation record
-/// whose `epoch` field (completed epochs) is `epoch`.
+/// with that `epoch` field (completed epochs) that [`at_epoch_end`] accepts.
 fn epoch_validation(metrics: &[serde_json::Value], epoch: u64) -> Option<&serde_json::Value> {
-    metrics
-        .iter()
-        .find(|r| r["kind"].as_str() == Some("validation") && r["epoch"].as_u64() == Some(epoch))
+    metrics.iter().find(|r| {
+        r["kind"].as_str() == Some("validation")
+            && r["epoch"].as_u64() == Some(epoch)
+            && at_epoch_end(r)
+    })
+}
+
+/// Whether a `metrics.jsonl` record was written at the end of an epoch rather than mid-epoch
+/// (a `train.eval_every` validation, or one carried over from an interrupted run): its
+/// `batch_in_epoch` is 0. Records without that field (written by older trainers) are all
+/// accepted, so for them the first validation of each epoch counts, which is the end-of-epoch
+/// one unless `train.eval_every` was set.
+fn at_epoch_end(record: &serde_json::Value) -> bool {
+    match record.get("batch_in_epoch") {
+        Some(b) => b.as_u64() == Some(0),
+        None => true,
+    }
 }
 
 /// The validation at the end of one epoch, from `metrics.jsonl`.
@@ -144,8 +158,9 @@ pub struct EpochValidation {
 
 /// Every end-of-epoch validation in the records of a run's `metrics.jsonl`
 /// ([`read_records`]), by epoch: for each epoch the first validation record whose `epoch`
-/// field (completed epochs) is that epoch, as [`CurvePoint::from_report`] takes it. Records
-/// without a finite total are left out.
+/// field (completed epochs) is that epoch and that was written at the end of the epoch
+/// (`batch_in_epoch` 0, where the record has it), as [`CurvePoint::from_report`] takes it.
+/// Records without a finite total are left out.
 pub fn epoch_validations(metrics: &[serde_json::Value]) -> Vec<EpochValidation> {
     let mut out: Vec<EpochValidation> = Vec::new();
     for r in metrics {
@@ -160,7 +175,11 @@ pub fn epoch_validations(metrics: &[serde_json::Value]) -> Vec<EpochValidation> 
         ) else {
             continue;
         };
-        if epoch == 0 || !total.is_finite() || out.iter().any(|v| v.epoch == epoch) {
+        if epoch == 0
+            || !at_epoch_end(r)
+            || !total.is_finite()
+            || out.iter().any(|v| v.epoch == epoch)
+        {
             continue;
         }
         out.push(EpochValidation {
@@ -529,5 +548,36 @@ mod tests {
             .map(|v| (v.epoch, v.step, v.total, v.rec))
             .collect();
         assert_eq!(v, [(1, 235, 7.2, 5.6), (3, 705, 5.8, 3.9)]);
+    }
+
+    #[test]
+    fn mid_epoch_validations_never_stand_for_an_epoch_end() {
+        // eval_every = 100 with 235-step epochs: no validation at the end of epoch 1, the one
+        // at step 300 (epoch 1, batch 65) is a later model; epoch 2 ends at step 470, where a
+        // validation ran because eval_every was changed on resume.
+        let records = vec![
+            json!({"kind": "validation", "step": 100, "epoch": 0, "batch_in_epoch": 100,
+                   "total": 9.0, "rec": 7.0}),
+            json!({"kind": "validation", "step": 300, "epoch": 1, "batch_in_epoch": 65,
+                   "total": 7.0, "rec": 5.0}),
+            json!({"kind": "validation", "step": 400, "epoch": 1, "batch_in_epoch": 165,
+                   "total": 6.9, "rec": 4.9}),
+            json!({"kind": "train", "step": 470, "epoch": 1, "batch_in_epoch": 235,
+                   "total": 6.5, "rec": 4.5}),
+            json!({"kind": "validation", "step": 470, "epoch": 2, "batch_in_epoch": 0,
+                   "total": 6.8, "rec": 4.8}),
+            json!({"kind": "validation", "step": 500, "epoch": 2, "batch_in_epoch": 30,
+                   "total": 6.7, "rec": 4.7}),
+        ];
+        let v: Vec<(u64, u64)> = epoch_validations(&records)
+            .iter()
+            .map(|v| (v.epoch, v.step))
+            .collect();
+        assert_eq!(v, [(2, 470)]);
+        assert!(super::epoch_validation(&records, 1).is_none());
+        assert_eq!(
+            super::epoch_validation(&records, 2).map(|r| r["step"].as_u64()),
+            Some(Some(470))
+        );
     }
 }

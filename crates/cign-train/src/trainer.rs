@@ -76,7 +76,12 @@ impl ModelState {
 struct MetricsRecord<'a> {
     kind: &'a str,
     step: u64,
+    /// Completed epochs.
     epoch: u64,
+    /// Batches done in the epoch under way: 0 right after epoch `epoch` ended, so a
+    /// validation with 0 here is the end-of-epoch one (`train.eval_every` and carried-over
+    /// validations fall mid-epoch).
+    batch_in_epoch: u64,
     #[serde(flatten)]
     loss: LossValues,
     lr: f64,
@@ -428,6 +433,7 @@ impl Trainer {
             kind: "validation",
             step: self.state.step,
             epoch: self.state.epoch,
+            batch_in_epoch: self.state.batch_in_epoch,
             loss: val,
             lr: self.ms.optim.lr(),
             images_per_s: self.data.val_x.size()[0] as f64 / start.elapsed().as_secs_f64(),
@@ -525,6 +531,7 @@ impl Trainer {
                 kind: "train",
                 step: self.state.step,
                 epoch: self.state.epoch,
+                batch_in_epoch: self.state.batch_in_epoch,
                 loss: mean,
                 lr: self.ms.optim.lr(),
                 images_per_s: acc.images as f64 / acc.seconds,

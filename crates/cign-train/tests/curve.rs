@@ -188,3 +188,88 @@ fn a_run_without_snapshots_or_a_bad_argument_is_one_error_line() {
     );
     assert!(e.contains("fp16"), "{e}");
 }
+
+#[test]
+fn validations_between_epoch_ends_never_stand_for_an_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 4 steps per epoch, 3 epochs, validation every 3 steps: at steps 3, 6, 9 (mid-epoch) and
+    // 12 (the end of epoch 3); only epoch 3 has an end-of-epoch validation.
+    let run = common::tiny_run_with(
+        env!("CARGO_BIN_EXE_cign-train"),
+        tmp.path(),
+        32,
+        200,
+        &[
+            "train.epochs=3",
+            "train.eval_every=3",
+            "train.snapshot_every_epochs=1",
+        ],
+    );
+    let records: Vec<Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let validations: Vec<(u64, u64, u64)> = records
+        .iter()
+        .filter(|r| r["kind"] == "validation")
+        .map(|r| {
+            (
+                r["step"].as_u64().unwrap(),
+                r["epoch"].as_u64().unwrap(),
+                r["batch_in_epoch"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(validations, [(3, 0, 3), (6, 1, 2), (9, 2, 1), (12, 3, 0)]);
+
+    let json = tmp.path().join("curve.json");
+    let png = tmp.path().join("curve.png");
+    curve(&[
+        "--run",
+        run.to_str().unwrap(),
+        "--n-per-class",
+        "2",
+        "--dims",
+        "64",
+        "--device",
+        "cpu",
+        "--json",
+        json.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    let c = read_json(&json);
+    let validation: Vec<(u64, u64)> = c["validation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["epoch"].as_u64().unwrap(), v["step"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(validation, [(3, 12)]);
+    let points: Vec<(u64, Option<u64>, Option<f64>)> = c["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["epoch"].as_u64().unwrap(),
+                p["step"].as_u64(),
+                p["validation_total"].as_f64(),
+            )
+        })
+        .collect();
+    let end = records
+        .iter()
+        .find(|r| r["kind"] == "validation" && r["step"].as_u64() == Some(12))
+        .unwrap();
+    assert_eq!(
+        points,
+        [
+            (1, None, None),
+            (2, None, None),
+            (3, Some(12), end["total"].as_f64())
+        ]
+    );
+    assert!(image::open(&png).is_ok(), "the figure is a readable PNG");
+}
