@@ -3,6 +3,7 @@
 scripts/ablations.sh through scripts/train_and_eval.sh). Prints Markdown to stdout."""
 import json
 import pathlib
+import re
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -12,28 +13,39 @@ def load(name):
     return json.loads(p.read_text()) if p.exists() else None
 
 
-def final_validation(d):
+def final_validation(name, d):
+    """The run's last validation: from its metrics.jsonl while the run directory exists, else
+    from the training log committed beside its JSON (results/runs/ablation_NAME.train.log), so
+    the page can be rendered again from a clone."""
     path = ROOT / d["training"]["run"] / "metrics.jsonl"
-    if not path.exists():
+    if path.exists():
+        rows = [json.loads(l) for l in path.read_text().splitlines() if '"validation"' in l]
+        return rows[-1] if rows else None
+    log = ROOT / "results" / "runs" / f"ablation_{name}.train.log"
+    if not log.exists():
         return None
-    rows = [json.loads(l) for l in path.read_text().splitlines() if '"validation"' in l]
-    return rows[-1] if rows else None
+    found = re.findall(r"validation at step (\d+)[^:]*: total ([-\d.]+) \(rec ([-\d.]+)",
+                       re.sub(r"\x1b\[[0-9;]*m", "", log.read_text()))
+    if not found:
+        return None
+    step, total, rec = found[-1]
+    return {"step": int(step), "total": float(total), "rec": float(rec)}
 
 
 def fmt(x, nd=4):
     return "-" if x is None else f"{x:.{nd}f}"
 
 
-def cells(d):
+def cells(name, d):
     r = d["report"]
     taps = {t["dims"]: t for t in r["taps"]}
     mean = lambda k: taps[k]["per_class"]["mean"] if k in taps and taps[k].get("per_class") else None
     acc = r.get("conditional_accuracy")
     t = d["training"]
-    v = final_validation(d)
+    v = final_validation(name, d)
     return [f"{t['steps']}", f"{t['wall_seconds'] / 60:.1f} min", fmt(mean(64)), fmt(mean(192)), fmt(mean(768)),
             fmt((taps.get(768) or {}).get("fid")), f"{acc['overall'] * 100:.1f}%" if acc else "-",
-            fmt(v and v["rec"], 3), t["commit"]]
+            fmt(v and v["rec"]), t["commit"]]
 
 
 HEAD = ("| steps | training time | FID64 mean | FID192 mean | FID768 mean | all-class FID768 | "
@@ -72,7 +84,7 @@ def main():
             "| k | " + HEAD[2:], "|---" + SEP]
     for k in ["k0", "k1", "k3", "k9"]:
         d = runs[k]
-        out.append(f"| {k[1:]} | " + (" | ".join(cells(d)) if d else " | ".join(["not run"] + ["-"] * 8)) + " |")
+        out.append(f"| {k[1:]} | " + (" | ".join(cells(k, d)) if d else " | ".join(["not run"] + ["-"] * 8)) + " |")
     ks = {k: runs[k] for k in ["k0", "k1", "k3", "k9"] if runs[k]}
     if len(ks) >= 2:
         acc = {k: d["report"]["conditional_accuracy"]["overall"] for k, d in ks.items()
@@ -94,8 +106,8 @@ def main():
             "| clamp | " + HEAD[2:], "|---" + SEP]
     for name, label in [("k9", "off"), ("clamp", "batch"), ("clamp_per_sample", "per sample")]:
         d = runs[name]
-        out.append(f"| {label} | " + (" | ".join(cells(d)) if d else " | ".join(["not run"] + ["-"] * 8)) + " |")
-    out += ["", "Sample grids (one row per class, the same noise in every column): "
+        out.append(f"| {label} | " + (" | ".join(cells(name, d)) if d else " | ".join(["not run"] + ["-"] * 8)) + " |")
+    out += ["", "Sample grids (one row per class; each column one noise, shared by every row): "
             + ", ".join(f"`results/ablation_{n}.png`" for n, d in runs.items() if d) + "."]
     print("\n".join(out))
 

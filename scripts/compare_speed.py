@@ -14,10 +14,11 @@ and writes the rows as JSON (--json) and Markdown (stdout).
 import argparse
 import json
 import pathlib
-import platform
 import statistics
 import subprocess
 import sys
+
+import machine_info
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # (conditioning, latent, intermediate, embedding) of each preset.
@@ -110,7 +111,7 @@ def main():
               f"| {r['model']} | {r['batch']} | {r['threads']} | {r['authors_median_s']:.3f} | "
               f"{r['cign_median_s']:.3f} | {r['speedup']:.2f}x | - | - | - |")
     if a.json:
-        meta = {"machine": platform.processor() or platform.machine(), "reps": a.reps, "steps": a.steps,
+        meta = {"machine": machine_info.describe(), "reps": a.reps, "steps": a.steps,
                 "matmul_peak_gflops": peak, "matmul_peaks": peaks}
         pathlib.Path(a.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
 

@@ -4,13 +4,17 @@
 # (configs unchanged: batch 256, lr 1e-4, AdamW betas (0.5, 0.999), weight decay 0.01, k = 9,
 # fp32) for 25 epochs each (the authors' best model came at their "epoch 24", counted from 0),
 # evaluates each best-by-validation checkpoint at the full protocol, exports its weights, and
-# writes everything under OUT_DIR.
+# writes everything under OUT_DIR. The conditional-accuracy classifier is trained first (on the
+# GPU, a few seconds) unless `cign-classifier path` names a cached one.
+#
+# Build first: cargo build --release -p cign-train --bins --examples -p cign-metrics
 #
 #   scripts/gpu_paper_run.sh OUT_DIR [--tiny]
 #
 # --tiny   the same path on the CPU in a minute or two: the same configs shrunk to tiny widths
 #          (latent 8, intermediate 16), 3 steps per model, a small validation and evaluation
-#          set (a test of the script, not a result).
+#          set (a test of the script, not a result). It never trains the classifier (that would
+#          put a poor one in the shared cache): conditional accuracy only if one is cached.
 #
 # OUT_DIR/
 #   env.txt                   cign-train --doctor, nvidia-smi, the commit
@@ -21,8 +25,8 @@
 #   <config>.train.log        the training log
 #   summary.md                one table, with wall times
 #
-# Environment: CIGN_BIN_DIR (cign-train, cign-eval, cign-sample, cign-export; default
-# target/release), CIGN_STEP_TIME (the step_time example; default $CIGN_BIN_DIR/examples/step_time),
+# Environment: CIGN_BIN_DIR (cign-train, cign-eval, cign-sample, cign-export, cign-classifier;
+# default target/release), CIGN_STEP_TIME (the step_time example; default $CIGN_BIN_DIR/examples/step_time),
 # CIGN_EPOCHS (default 25), CIGN_N_PER_CLASS (default 1000).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,8 +40,10 @@ tiny=false
 bin="${CIGN_BIN_DIR:-target/release}"
 step_time="${CIGN_STEP_TIME:-$bin/examples/step_time}"
 for b in "$bin/cign-train" "$bin/cign-eval" "$bin/cign-sample" "$bin/cign-export" "$step_time"; do
-  [ -x "$b" ] || { echo "gpu_paper_run: $b missing: cargo build --release -p cign-train --bins --examples, or set CIGN_BIN_DIR" >&2; exit 2; }
+  [ -x "$b" ] || { echo "gpu_paper_run: $b missing: cargo build --release -p cign-train --bins --examples -p cign-metrics, or set CIGN_BIN_DIR" >&2; exit 2; }
 done
+$tiny || [ -x "$bin/cign-classifier" ] \
+  || { echo "gpu_paper_run: $bin/cign-classifier missing: cargo build --release -p cign-train --bins --examples -p cign-metrics, or set CIGN_BIN_DIR" >&2; exit 2; }
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
@@ -75,6 +81,12 @@ fi
 if ! $tiny && ! grep -q "CUDA available: *true" "$out/env.txt"; then
   echo "gpu_paper_run: libtorch sees no CUDA device (see $out/env.txt); use --tiny on a CPU" >&2
   exit 2
+fi
+
+if ! $tiny && [ ! -f "$("$bin/cign-classifier" path --dataset mnist)" ]; then
+  echo "== the conditional-accuracy classifier (MNIST, $device)" >&2
+  "$bin/cign-classifier" train --dataset mnist --device "$device" > "$out/classifier.log" 2>&1 \
+    || { echo "gpu_paper_run: training the classifier failed; see $out/classifier.log" >&2; exit 1; }
 fi
 
 echo "== step times ($device)" >&2

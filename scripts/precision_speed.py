@@ -16,10 +16,11 @@ Only the standard library is needed.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
+
+import machine_info
 import time
 
 
@@ -98,7 +99,7 @@ def main():
             json.dump(
                 {
                     "args": vars(a),
-                    "machine": platform.processor() or platform.machine(),
+                    "machine": machine_info.describe(),
                     "cpus": os.cpu_count(),
                     "raw": raw,
                     "summary": rows,

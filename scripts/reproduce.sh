@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Trains the paper's four models, the IGN baseline (the IGN network, configs/ign_baseline.toml),
+# Trains the four CIGN presets (the paper's large_channel and small_filter, and small_channel and
+# large_filter at sizes of our choice), the IGN baseline (the IGN network, configs/ign_baseline.toml),
 # the label-free ablation of the CIGN network (configs/cign_no_labels.toml) and the
 # Fashion-MNIST model with a
 # per-run time budget, evaluates each (scripts/train_and_eval.sh) and writes the table in

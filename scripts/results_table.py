@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Renders results/README.md from results/runs/<name>.json (written by scripts/reproduce.sh and
-scripts/train_and_eval.sh) next to the paper's numbers. Ablation runs (ablation_*) have their own
-page (scripts/ablation_tables.py). Prints Markdown to stdout."""
+scripts/train_and_eval.sh) next to the paper's numbers, and the campaign's status from
+results/large_channel_curve.json (written by cign-curve). Ablation runs (ablation_*) have their
+own page (scripts/ablation_tables.py). Prints Markdown to stdout; nothing in results/README.md
+is edited by hand."""
 import json
 import pathlib
 import re
@@ -33,6 +35,43 @@ def model_of(name, d):
     return m.group(1) if m else name
 
 
+def command_of(t):
+    """The recorded command, with the CIGN_THREADS its run had (train_and_eval.sh records the
+    thread count; commands recorded before it added the variable to the command lack it)."""
+    command = t.get("command", "?")
+    cores = re.search(r"(\d+) cores", t.get("machine", ""))
+    threads = t.get("threads")
+    if threads and cores and threads != int(cores.group(1)) and "CIGN_THREADS" not in command:
+        command = f"CIGN_THREADS={threads} {command}"
+    return command
+
+
+def campaign_status():
+    """Where the paper-recipe campaign stands, from its learning curve's JSON."""
+    path = ROOT / "results" / "large_channel_curve.json"
+    if not path.exists():
+        return ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU)",
+                "has not started; its page: [large_channel_campaign.md](large_channel_campaign.md)."]
+    c = json.loads(path.read_text())
+    lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU) is",
+             "under way; its segments, grids and curve: [large_channel_campaign.md](large_channel_campaign.md)."]
+    if c.get("validation"):
+        v = c["validation"][-1]
+        lines.append(f"Last finished epoch in the curve's data: {v['epoch']} (step {v['step']}, validation "
+                     f"total {v['total']:.4f}, rec {v['rec']:.4f}).")
+    if c.get("points"):
+        p = c["points"][-1]
+        n = c["settings"]["n_per_class"]
+        means = " / ".join(f"{t['mean']:.4f}" for t in p["fid"])
+        dims = " / ".join(str(t["dims"]) for t in p["fid"])
+        acc = p.get("conditional_accuracy")
+        acc_s = f", conditional accuracy {acc * 100:.2f}%" if acc is not None else ""
+        lines.append(f"Its latest evaluated snapshot, epoch {p['epoch']} at {n} images per class: per-class "
+                     f"FID means {means} at {dims}{acc_s}; a cheap protocol, not comparable with the "
+                     "paper's row.")
+    return lines
+
+
 def main():
     runs = {p.stem: json.loads(p.read_text())
             for p in sorted((ROOT / "results" / "runs").glob("*.json"))
@@ -42,13 +81,15 @@ def main():
            "and wall times are in `results/runs/<name>.json`, its evaluation in `results/runs/<name>.md`.",
            "The paper trained up to 100 epochs on a GPU. Rows marked *short* were trained for minutes on a",
            "2-core CPU: they are **not** the paper's setting and show the pipeline and early training, not",
-           "the model's quality. `scripts/reproduce.sh MINUTES [N_PER_CLASS] [REAL_LIMIT]` makes the rows.",
+           "the model's quality. `scripts/reproduce.sh MINUTES [N_PER_CLASS] [REAL_LIMIT] [MODELS...]`",
+           "makes the rows (the `cpu_demo` rows: `scripts/train_and_eval.sh`, as their commands say); this",
+           "page is written by `scripts/results_table.py`.",
            "Ablations: [ablations.md](ablations.md). Speed against the authors' code:",
            "[performance.md](performance.md).", "",
-           "| run | params | dataset | trained | device | FID64 mean | FID192 mean | FID768 mean | all-class FID768 | cond. acc. | commit | command |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    out.append(f"| large_channel (paper) | 5,607,110 | MNIST | up to 100 epochs (best at 24) | GPU | {PAPER[64]} | "
-               f"{PAPER[192]} | {PAPER[768]} | - | - | - | - |")
+           "| run | params | dataset | trained | device | images (generated per class / test images of all classes) | FID64 mean | FID192 mean | FID768 mean | all-class FID768 | cond. acc. | commit | command |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out.append(f"| large_channel (paper) | 5,607,110 | MNIST | up to 100 epochs (best at 24) | GPU | not stated | "
+               f"{PAPER[64]} | {PAPER[192]} | {PAPER[768]} | - | - | - | - |")
     names = [m for m in ORDER if m in runs] + sorted(m for m in runs if m not in ORDER)
     for name in names:
         d = runs[name]
@@ -62,6 +103,7 @@ def main():
         trained = (f"short: {t.get('steps', '?')} steps (batch {batch_of(t)}), "
                    f"{t.get('wall_seconds', 0) / 60:.1f} min")
         device = f"CPU ({t.get('machine', '?')}, {t.get('threads', '?')} thread(s))"
+        images = f"{d.get('n_per_class', '?')} / {r.get('n_real', '?')} test"
         if acc:
             acc_s = f"{acc['overall'] * 100:.1f}%"
         elif balance:
@@ -72,9 +114,9 @@ def main():
         label = (f"{name} (old config = {model}, not the IGN network)"
                  if name == "ign_baseline" and model == "cign_no_labels" else name)
         out.append(
-            f"| {label} | {PARAMS.get(model, '?')} | {r.get('dataset', '?')} | {trained} | {device} | "
+            f"| {label} | {PARAMS.get(model, '?')} | {r.get('dataset', '?')} | {trained} | {device} | {images} | "
             f"{fmt(mean(64))} | {fmt(mean(192))} | {fmt(mean(768))} | {fmt(allc)} | {acc_s} | "
-            f"{t.get('commit', '?')} | `{t.get('command', '?')}` |")
+            f"{t.get('commit', '?')} | `{command_of(t)}` |")
     out += ["", "Metrics (`cign-eval`): per-class FID of N generated images per class against the test images",
             "of that class at pytorch-fid's 64/192/768 taps (mean over the 10 classes; std, min and max are",
             "in each run's `.md`), all-class FID768, and conditional accuracy (the share of generated images",
@@ -90,10 +132,10 @@ def main():
             "labels) and are labelled so. Unconditional models are compared by all-class FID against",
             "CIGN's all-class FID; per-class means do not apply.",
             "",
-            "The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU) is",
-            "under way; its segments and curve: [large_channel_campaign.md](large_channel_campaign.md).",
-            "Sample grids: `results/<run>.png` (one row per class, the same noise in every column); loss",
-            "curves: `results/<run>.loss.png`.", "",
+            *campaign_status(),
+            "",
+            "Sample grids: `results/<run>.png` (one row per class; each column one noise, shared by every",
+            "row); loss curves: `results/<run>.loss.png`.", "",
             "`cpu_demo` (and `fashion_cpu_demo`, the same on Fashion-MNIST) is the small channel model with batch 32 and learning rate 1e-3",
             "(`configs/cpu_demo.toml`), **not** the paper's settings: with the paper's batch 256 and",
             "lr 1e-4 a few minutes on a CPU leave every model near its initial output (see the",

@@ -26,6 +26,8 @@ overrides=("$@")
 threads="${CIGN_THREADS:-0}"
 eval_max="${CIGN_EVAL_MAX_IMAGES:-1000}"
 command="${CIGN_COMMAND:-scripts/train_and_eval.sh $name $config $minutes $npc $limit ${overrides[*]}}"
+# The thread count is part of the command a reader would rerun.
+[ "$threads" = 0 ] || [[ "$command" == *CIGN_THREADS* ]] || command="CIGN_THREADS=$threads $command"
 bin="${CIGN_BIN_DIR:-target/release}"
 for b in cign-train cign-eval cign-sample; do
   [ -x "$bin/$b" ] || { echo "train_and_eval: $bin/$b missing: run cargo build --release -p cign-train --bins, or set CIGN_BIN_DIR" >&2; exit 2; }

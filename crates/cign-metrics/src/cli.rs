@@ -42,14 +42,16 @@ use clap::Parser;
 /// Exit code of every user error (bad arguments, bad input, failed computation).
 pub const USER_ERROR_EXIT: u8 = 2;
 
-/// Parses the arguments as `A`, sets up logging and a one-line panic message, runs `run`, and
-/// turns its error into one `error:` line with exit code [`USER_ERROR_EXIT`].
-/// `default_filter` is the log filter when `RUST_LOG` is not set (e.g. `"warn"`, `"info"`).
+/// Tunes malloc for tensor work ([`cign_core::runtime::tune_malloc`]), parses the arguments as
+/// `A`, sets up logging and a one-line panic message, runs `run`, and turns its error into one
+/// `error:` line with exit code [`USER_ERROR_EXIT`]. `default_filter` is the log filter when
+/// `RUST_LOG` is not set (e.g. `"warn"`, `"info"`).
 pub fn main_with<A, F>(default_filter: &str, run: F) -> ExitCode
 where
     A: Parser,
     F: FnOnce(A) -> anyhow::Result<()>,
 {
+    cign_core::runtime::tune_malloc();
     install_panic_hook();
     init_logging(default_filter);
     let args = match A::try_parse() {

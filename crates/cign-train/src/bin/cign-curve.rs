@@ -249,6 +249,5 @@ fn markdown(curve: &LearningCurve) -> String {
 }
 
 fn main() -> std::process::ExitCode {
-    cign_core::runtime::tune_malloc();
     cign_metrics::cli::main_with("info", run)
 }

@@ -273,6 +273,5 @@ fn markdown(r: &EvalReport, balance: Option<&[f64]>) -> String {
 }
 
 fn main() -> std::process::ExitCode {
-    cign_core::runtime::tune_malloc();
     cign_metrics::cli::main_with("info", run)
 }

@@ -39,6 +39,5 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    cign_core::runtime::tune_malloc();
     cign_metrics::cli::main_with("info", run)
 }

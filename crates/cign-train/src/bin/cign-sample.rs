@@ -1,7 +1,7 @@
 //! `cign-sample (--run RUN_DIR [--checkpoint best|last] | --weights FILE --config CONFIG)
 //! --label L|all --n N [--seed S] [--reapply K] [--out FILE.png] [--idx FILE]
 //! [--idx-labels FILE] [--precision fp32|bf16]`: generate images from a trained model as a PNG grid (with `all`: one row
-//! per class, the same noise in every column) and/or as raw IDX files for metrics.
+//! per class; each column one noise, shared by every row) and/or as raw IDX files for metrics.
 //!
 //! `--project IMAGE.png --label L` instead projects a given image onto the model's fixed
 //! points under label L (the IGN "global projector") and writes input and output side by side.
@@ -143,6 +143,5 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    cign_core::runtime::tune_malloc();
     cign_metrics::cli::main_with("info", run)
 }
