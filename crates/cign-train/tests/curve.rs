@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -28,21 +28,55 @@ fn point_means(point: &Value) -> Vec<(u64, f64)> {
         .collect()
 }
 
-#[test]
-fn every_snapshot_is_evaluated_once_as_cign_eval_would() {
-    let tmp = tempfile::tempdir().unwrap();
-    // 32 training images, batch 8: 4 steps per epoch; 200 test images: every class present
-    let run = common::tiny_run_with(
+/// A tiny run with a snapshot at every epoch: 32 training images, batch 8, so 4 steps per
+/// epoch; 200 test images, so every class is present.
+fn run_with_snapshots(dir: &Path, epochs: u64, eval_every: u64) -> PathBuf {
+    common::tiny_run_with(
         env!("CARGO_BIN_EXE_cign-train"),
-        tmp.path(),
+        dir,
         32,
         200,
         &[
-            "train.epochs=2",
-            "train.eval_every=0",
+            &format!("train.epochs={epochs}"),
+            &format!("train.eval_every={eval_every}"),
             "train.snapshot_every_epochs=1",
         ],
-    );
+    )
+}
+
+/// The records of a run's `metrics.jsonl`.
+fn records(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `cign-curve` arguments for `run` on the CPU, writing `curve.json` and `curve.png` in `dir`.
+fn curve_args(run: &Path, dir: &Path, n_per_class: &str, dims: &str) -> Vec<String> {
+    let path = |p: PathBuf| p.to_str().unwrap().to_string();
+    [
+        "--run".into(),
+        path(run.to_path_buf()),
+        "--n-per-class".into(),
+        n_per_class.into(),
+        "--dims".into(),
+        dims.into(),
+        "--device".into(),
+        "cpu".into(),
+        "--json".into(),
+        path(dir.join("curve.json")),
+        "--png".into(),
+        path(dir.join("curve.png")),
+    ]
+    .to_vec()
+}
+
+#[test]
+fn every_snapshot_is_evaluated_once_as_cign_eval_would() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_with_snapshots(tmp.path(), 2, 0);
     let snap = |e: u64| {
         run.join("checkpoints")
             .join(format!("epoch-{e:03}.safetensors"))
@@ -51,20 +85,8 @@ fn every_snapshot_is_evaluated_once_as_cign_eval_would() {
 
     let json = tmp.path().join("curve.json");
     let png = tmp.path().join("curve.png");
-    let args = [
-        "--run",
-        run.to_str().unwrap(),
-        "--n-per-class",
-        "4",
-        "--dims",
-        "64,192",
-        "--device",
-        "cpu",
-        "--json",
-        json.to_str().unwrap(),
-        "--png",
-        png.to_str().unwrap(),
-    ];
+    let owned = curve_args(&run, tmp.path(), "4", "64,192");
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
     let log = curve(&args);
     assert!(log.contains("2 snapshot(s) to evaluate"), "{log}");
     let c = read_json(&json);
@@ -74,11 +96,7 @@ fn every_snapshot_is_evaluated_once_as_cign_eval_would() {
 
     // Each point: its epoch, the step and validation loss of that epoch's validation record
     // (read here straight from metrics.jsonl), finite positive FIDs at both taps.
-    let records: Vec<Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = records(&run);
     // The validation of every finished epoch, as metrics.jsonl has it.
     let validation = c["validation"].as_array().unwrap();
     assert_eq!(validation.len(), 2);
@@ -194,22 +212,8 @@ fn validations_between_epoch_ends_never_stand_for_an_epoch() {
     let tmp = tempfile::tempdir().unwrap();
     // 4 steps per epoch, 3 epochs, validation every 3 steps: at steps 3, 6, 9 (mid-epoch) and
     // 12 (the end of epoch 3); only epoch 3 has an end-of-epoch validation.
-    let run = common::tiny_run_with(
-        env!("CARGO_BIN_EXE_cign-train"),
-        tmp.path(),
-        32,
-        200,
-        &[
-            "train.epochs=3",
-            "train.eval_every=3",
-            "train.snapshot_every_epochs=1",
-        ],
-    );
-    let records: Vec<Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let run = run_with_snapshots(tmp.path(), 3, 3);
+    let records = records(&run);
     let validations: Vec<(u64, u64, u64)> = records
         .iter()
         .filter(|r| r["kind"] == "validation")
@@ -225,20 +229,8 @@ fn validations_between_epoch_ends_never_stand_for_an_epoch() {
 
     let json = tmp.path().join("curve.json");
     let png = tmp.path().join("curve.png");
-    curve(&[
-        "--run",
-        run.to_str().unwrap(),
-        "--n-per-class",
-        "2",
-        "--dims",
-        "64",
-        "--device",
-        "cpu",
-        "--json",
-        json.to_str().unwrap(),
-        "--png",
-        png.to_str().unwrap(),
-    ]);
+    let owned = curve_args(&run, tmp.path(), "2", "64");
+    curve(&owned.iter().map(String::as_str).collect::<Vec<_>>());
     let c = read_json(&json);
     let validation: Vec<(u64, u64)> = c["validation"]
         .as_array()
