@@ -7,8 +7,10 @@ is edited by hand."""
 import json
 import pathlib
 import re
+import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+# The repository, or the folder given as the only argument (which holds results/, as a test's).
+ROOT = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parent.parent
 PAPER = {64: 0.1149, 192: 0.6598, 768: 0.2852}
 PARAMS = {"large_channel": "5,607,110", "small_filter": "616,005", "small_channel": "462,182",
           "large_filter": "1,916,485", "ign_baseline": "5,550,336", "cign_no_labels": "5,576,704",
@@ -29,6 +31,8 @@ def model_of(name, d):
     labels), and are labelled as such."""
     if name == "ign_baseline" and 'architecture = "ign"' not in (d["training"].get("config") or ""):
         return "cign_no_labels"
+    if d["training"].get("campaign"):
+        return "large_channel"
     if name in PARAMS:
         return name
     m = re.search(r"configs/(\w+)\.toml", d["training"].get("command", ""))
@@ -53,8 +57,15 @@ def campaign_status():
         return ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU)",
                 "has not started; its page: [large_channel_campaign.md](large_channel_campaign.md)."]
     c = json.loads(path.read_text())
-    lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU) is",
-             "under way; its segments, grids and curve: [large_channel_campaign.md](large_channel_campaign.md)."]
+    final = ROOT / "results" / "runs" / "large_channel_campaign.json"
+    if final.exists() and "training" in json.loads(final.read_text()):
+        lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, on this CPU) is finished: the",
+                 "`large_channel, paper recipe` rows above are its full-protocol evaluations, the weights and",
+                 "their card are in [../models/](../models/README.md), its segments, grids and curve in",
+                 "[large_channel_campaign.md](large_channel_campaign.md)."]
+    else:
+        lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU) is",
+                 "under way; its segments, grids and curve: [large_channel_campaign.md](large_channel_campaign.md)."]
     if c.get("validation"):
         v = c["validation"][-1]
         lines.append(f"Last finished epoch in the curve's data: {v['epoch']} (step {v['step']}, validation "
@@ -90,7 +101,9 @@ def main():
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     out.append(f"| large_channel (paper) | 5,607,110 | MNIST | up to 100 epochs (best at 24) | GPU | not stated | "
                f"{PAPER[64]} | {PAPER[192]} | {PAPER[768]} | - | - | - | - |")
-    names = [m for m in ORDER if m in runs] + sorted(m for m in runs if m not in ORDER)
+    campaign = sorted(m for m in runs if runs[m]["training"].get("campaign"))
+    names = (campaign + [m for m in ORDER if m in runs]
+             + sorted(m for m in runs if m not in ORDER and m not in campaign))
     for name in names:
         d = runs[name]
         r = d["report"]
@@ -100,9 +113,15 @@ def main():
         acc = r.get("conditional_accuracy")
         balance = d.get("class_balance")
         t = d.get("training", {})
-        trained = (f"short: {t.get('steps', '?')} steps (batch {batch_of(t)}), "
-                   f"{t.get('wall_seconds', 0) / 60:.1f} min")
-        device = f"CPU ({t.get('machine', '?')}, {t.get('threads', '?')} thread(s))"
+        if t.get("campaign"):
+            trained = (f"paper recipe: {t['epochs_trained']} epochs = {t['steps_trained']} steps (batch "
+                       f"{batch_of(t)}), {t['trainer_hours']:.1f} h by the trainer's clock; this model: "
+                       f"end of epoch {t['model_epoch']} (step {t['model_step']})")
+            device = f"CPU ({t.get('machine', '?')})"
+        else:
+            trained = (f"short: {t.get('steps', '?')} steps (batch {batch_of(t)}), "
+                       f"{t.get('wall_seconds', 0) / 60:.1f} min")
+            device = f"CPU ({t.get('machine', '?')}, {t.get('threads', '?')} thread(s))"
         images = f"{d.get('n_per_class', '?')} / {r.get('n_real', '?')} test"
         if acc:
             acc_s = f"{acc['overall'] * 100:.1f}%"
@@ -113,6 +132,9 @@ def main():
         model = model_of(name, d)
         label = (f"{name} (old config = {model}, not the IGN network)"
                  if name == "ign_baseline" and model == "cign_no_labels" else name)
+        if t.get("campaign"):
+            label = ("large_channel, paper recipe: best by validation" if name == "large_channel_campaign"
+                     else f"large_channel, paper recipe: epoch {t['model_epoch']} snapshot")
         out.append(
             f"| {label} | {PARAMS.get(model, '?')} | {r.get('dataset', '?')} | {trained} | {device} | {images} | "
             f"{fmt(mean(64))} | {fmt(mean(192))} | {fmt(mean(768))} | {fmt(allc)} | {acc_s} | "

@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use cign_core::AdamW;
 use tch::{nn::VarStore, Kind, Tensor};
 
-/// Where the training loop stands; saved in every checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Where the training loop stands; saved in every checkpoint (and reported by `cign-eval
+/// --json` for the checkpoint it evaluated).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct LoopState {
     /// Optimizer steps done.
     pub step: u64,
@@ -248,8 +249,54 @@ fn read(path: &Path) -> Result<HashMap<String, Tensor>, CheckpointError> {
 /// missing, unexpected or mis-shaped tensor, [`CheckpointError::NonFinite`] naming the first
 /// tensor with NaN or infinite values.
 pub fn load_model(path: &Path, vs: &mut VarStore) -> Result<(), CheckpointError> {
+    load_model_and_state(path, vs).map(|_| ())
+}
+
+/// As [`load_model`], and returns the loop state of a checkpoint (`None` for a weights file,
+/// which has no `meta.*`): which step and epoch the model is from.
+///
+/// # Errors
+///
+/// As [`load_model`], plus a checkpoint whose `meta.*` tensors are incomplete.
+pub fn load_model_and_state(
+    path: &Path,
+    vs: &mut VarStore,
+) -> Result<Option<LoopState>, CheckpointError> {
     let tensors = read(path)?;
-    load_model_from(path, &tensors, vs)
+    load_model_from(path, &tensors, vs)?;
+    if tensors.keys().any(|k| k.starts_with("meta.")) {
+        loop_state(path, &tensors).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The `meta.*` tensors of a checkpoint as a [`LoopState`].
+fn loop_state(
+    path: &Path,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<LoopState, CheckpointError> {
+    let get = |key: &str| -> Result<&Tensor, CheckpointError> {
+        tensors.get(key).ok_or_else(|| CheckpointError::Io {
+            path: path.to_path_buf(),
+            what: format!("{key} is missing (not a cign-train checkpoint?)"),
+        })
+    };
+    let int = |key: &str| -> Result<u64, CheckpointError> {
+        Ok(get(key)?.to_kind(Kind::Int64).int64_value(&[]) as u64)
+    };
+    Ok(LoopState {
+        step: int(META_STEP)?,
+        epoch: int(META_EPOCH)?,
+        batch_in_epoch: int(META_BATCH)?,
+        seed: int(META_SEED)?,
+        best_val_loss: get(META_BEST)?.double_value(&[]),
+        train_seconds: get(META_SECONDS)?.double_value(&[]),
+        pending_validation: match tensors.get(META_PENDING) {
+            Some(t) => t.to_kind(Kind::Int64).int64_value(&[]) != 0,
+            None => false,
+        },
+    })
 }
 
 fn load_model_from(
@@ -298,13 +345,12 @@ pub fn load(
     optim: &mut AdamW,
 ) -> Result<LoopState, CheckpointError> {
     let tensors = read(path)?;
-    let get = |key: &str| -> Result<&Tensor, CheckpointError> {
-        tensors.get(key).ok_or_else(|| CheckpointError::Io {
+    if !tensors.contains_key(META_STEP) {
+        return Err(CheckpointError::Io {
             path: path.to_path_buf(),
-            what: format!("{key} is missing (not a cign-train checkpoint?)"),
-        })
-    };
-    get(META_STEP)?;
+            what: format!("{META_STEP} is missing (not a cign-train checkpoint?)"),
+        });
+    }
     load_model_from(path, &tensors, vs)?;
     let optim_state: Vec<(String, Tensor)> = tensors
         .iter()
@@ -328,21 +374,7 @@ pub fn load(
             path: path.to_path_buf(),
             what: format!("optimizer state: {e}"),
         })?;
-    let int = |key: &str| -> Result<u64, CheckpointError> {
-        Ok(get(key)?.to_kind(Kind::Int64).int64_value(&[]) as u64)
-    };
-    Ok(LoopState {
-        step: int(META_STEP)?,
-        epoch: int(META_EPOCH)?,
-        batch_in_epoch: int(META_BATCH)?,
-        seed: int(META_SEED)?,
-        best_val_loss: get(META_BEST)?.double_value(&[]),
-        train_seconds: get(META_SECONDS)?.double_value(&[]),
-        pending_validation: match tensors.get(META_PENDING) {
-            Some(t) => t.to_kind(Kind::Int64).int64_value(&[]) != 0,
-            None => false,
-        },
-    })
+    loop_state(path, &tensors)
 }
 
 #[cfg(test)]

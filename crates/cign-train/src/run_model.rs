@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use cign_core::Precision;
 use tch::Device;
 
-use crate::checkpoint;
+use crate::checkpoint::{self, LoopState};
 use crate::config::TrainConfig;
 use crate::run_dir::RunDir;
 use crate::trainer::ModelState;
@@ -78,6 +78,9 @@ pub struct RunModel {
     pub state: ModelState,
     /// The file read.
     pub checkpoint: PathBuf,
+    /// Where training stood when the file was written (step, epoch, seconds...): `Some` for a
+    /// checkpoint of a run, `None` for a weights file.
+    pub loop_state: Option<LoopState>,
 }
 
 impl RunModel {
@@ -110,11 +113,12 @@ impl RunModel {
 
     fn from_file(config: TrainConfig, path: PathBuf, device: Device) -> Result<Self> {
         let mut state = ModelState::new(&config, device)?;
-        checkpoint::load_model(&path, &mut state.vs)?;
+        let loop_state = checkpoint::load_model_and_state(&path, &mut state.vs)?;
         Ok(Self {
             config,
             state,
             checkpoint: path,
+            loop_state,
         })
     }
 

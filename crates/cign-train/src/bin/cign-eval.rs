@@ -10,12 +10,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use cign_data::atomic::write_atomic_bytes;
 use cign_data::{Dataset, DatasetKind, Split};
 use cign_metrics::device::DeviceChoice;
 use cign_metrics::{
     ConditionalClassifier, EvalOptions, EvalReport, InceptionExtractor, KidOptions, PixelRange,
     PrdcOptions, Preprocess, Tap, DEFAULT_NEAREST_K,
 };
+use cign_train::checkpoint::LoopState;
 use cign_train::evaluation::{evaluate_model, GenerationPlan};
 use cign_train::run_model::ModelArgs;
 use serde::Serialize;
@@ -66,6 +68,9 @@ struct Cli {
 struct Output<'a> {
     run: String,
     checkpoint: String,
+    /// Step, epoch (completed), seconds of training... of the evaluated checkpoint; null for a
+    /// weights file.
+    checkpoint_state: Option<LoopState>,
     n_per_class: usize,
     seed: i64,
     /// Arithmetic of the generator's passes: fp32 or bf16.
@@ -167,13 +172,14 @@ fn run(cli: Cli) -> Result<()> {
         let out = Output {
             run: cli.model.describe(),
             checkpoint: rm.checkpoint.display().to_string(),
+            checkpoint_state: rm.loop_state,
             n_per_class: cli.n_per_class,
             seed: cli.seed,
             precision: model.precision().name(),
             report: &report,
             class_balance,
         };
-        std::fs::write(path, serde_json::to_string_pretty(&out)?)
+        write_atomic_bytes(path, serde_json::to_string_pretty(&out)?.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }

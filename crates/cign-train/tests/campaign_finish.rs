@@ -1,0 +1,145 @@
+//! `scripts/campaign_finish.sh RUN OUT_ROOT` on a tiny run: the curve, the full-protocol
+//! evaluations of the best checkpoint and of the last snapshot, the weights with their SHA-256
+//! and card, and the results rows rendered from what it wrote. The model card's numbers are
+//! those of the evaluation JSONs and the run's own records.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn script(args: &[&Path], bin_dir: &Path, sample_config: &Path) -> std::process::Output {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Command::new("bash")
+        .arg(repo.join("scripts/campaign_finish.sh"))
+        .args(args)
+        .env("CIGN_BIN_DIR", bin_dir)
+        .env("CIGN_N_PER_CLASS", "4")
+        .env("CIGN_DIMS", "64,2048")
+        .env("CIGN_EVAL_ARGS", "--nearest-k 2")
+        .env("CIGN_CURVE_N_PER_CLASS", "2")
+        .env("CIGN_CURVE_DIMS", "64")
+        .env("CIGN_SAMPLE_CONFIG", sample_config)
+        .env("CIGN_COMMIT", "test123")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_finished_campaign_gets_its_numbers_weights_card_and_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 4 steps per epoch, 2 epochs, a snapshot after each: the best checkpoint is the epoch with
+    // the lowest validation total, the last snapshot epoch 2. Few images (4 per class against
+    // the 200 test images), since the 2048 tap runs the whole Inception network.
+    let run = common::tiny_run_with(
+        env!("CARGO_BIN_EXE_cign-train"),
+        tmp.path(),
+        32,
+        200,
+        &[
+            "train.epochs=2",
+            "train.eval_every=0",
+            "train.snapshot_every_epochs=1",
+        ],
+    );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_cign-train"))
+        .parent()
+        .unwrap();
+    let out = tmp.path().join("out");
+    let done = script(&[&run, &out], bin_dir, &run.join("config.toml"));
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+
+    // The best checkpoint is the lowest validation total of metrics.jsonl.
+    let records: Vec<Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let best_val = records
+        .iter()
+        .filter(|r| r["kind"] == "validation")
+        .min_by(|a, b| {
+            a["total"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["total"].as_f64().unwrap())
+        })
+        .unwrap();
+    let best_step = best_val["step"].as_u64().unwrap();
+    let best = read_json(&out.join("results/runs/large_channel_campaign.json"));
+    assert_eq!(best["checkpoint_state"]["step"].as_u64(), Some(best_step));
+    assert_eq!(best["training"]["model_step"].as_u64(), Some(best_step));
+    assert_eq!(best["training"]["steps_trained"].as_u64(), Some(8));
+    assert_eq!(best["training"]["epochs_trained"].as_u64(), Some(2));
+    assert_eq!(best["n_per_class"].as_u64(), Some(4));
+    let last = read_json(&out.join("results/runs/large_channel_campaign_epoch002.json"));
+    assert!(
+        last["checkpoint_state"].is_null(),
+        "a weights file has no loop state"
+    );
+    assert_eq!(last["training"]["model_epoch"].as_u64(), Some(2));
+    assert_eq!(last["training"]["model_step"].as_u64(), Some(8));
+    for d in [&best, &last] {
+        let taps: Vec<u64> = d["report"]["taps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["dims"].as_u64().unwrap())
+            .collect();
+        assert_eq!(taps, [64, 2048]);
+        assert!(d["report"]["prdc"]["all_class"]["recall"].is_number());
+    }
+
+    // The weights, their SHA-256 in the card, and the card's numbers.
+    let weights = out.join("models/large_channel_mnist.safetensors");
+    let sha = cign_data::fetch::sha256_hex(&std::fs::read(&weights).unwrap());
+    let card = std::fs::read_to_string(out.join("models/README.md")).unwrap();
+    assert!(card.contains(&sha), "{card}");
+    assert!(card.contains(&format!("step {best_step}")), "{card}");
+    let mean64 = |d: &Value| {
+        d["report"]["taps"][0]["per_class"]["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(card.contains(&format!("{:.4}", mean64(&best))), "{card}");
+    assert!(card.contains(&format!("{:.4}", mean64(&last))), "{card}");
+    assert!(card.contains("worse than the paper's 0.1149"), "{card}");
+    assert!(out
+        .join("results/large_channel_campaign_final.png")
+        .is_file());
+    let curve = read_json(&out.join("results/large_channel_curve.json"));
+    assert_eq!(curve["points"].as_array().unwrap().len(), 2);
+
+    // The results rows, rendered from what the script wrote.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let table = Command::new("python3")
+        .arg(repo.join("scripts/results_table.py"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(table.status.success());
+    let table = String::from_utf8(table.stdout).unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| large_channel, paper recipe: best by validation |"))
+        .unwrap_or_else(|| panic!("no campaign row in {table}"));
+    assert!(row.contains(&format!("{:.4}", mean64(&best))), "{row}");
+    assert!(row.contains(&format!("step {best_step}")), "{row}");
+    assert!(table.contains("is finished"), "{table}");
+
+    // Bad input: one line, exit 2.
+    let repo_script = repo.join("scripts/campaign_finish.sh");
+    let none = Command::new("bash").arg(&repo_script).output().unwrap();
+    assert_eq!(none.status.code(), Some(2));
+    let not_a_run = script(&[tmp.path()], bin_dir, &run.join("config.toml"));
+    assert_eq!(not_a_run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&not_a_run.stderr).contains("not a run directory"));
+}

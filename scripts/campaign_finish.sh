@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The end of a paper-recipe campaign (results/large_channel_campaign.md, "How the campaign
+# ends"), in one go, so the final numbers, the shipped weights and their card come from one
+# place:
+#
+#   scripts/campaign_finish.sh RUN_DIR [OUT_ROOT]
+#
+# 1. the learning curve of every epoch snapshot (cign-curve, 200 images per class, seed 0):
+#    OUT_ROOT/results/large_channel_curve.{json,png}
+# 2. the full protocol (cign-eval: 1,000 seeded images per class against all test images of
+#    the class at 64/192/768, all-class FID at 2048, precision/recall/density/coverage,
+#    conditional accuracy) of the best-by-validation checkpoint and of the last epoch
+#    snapshot: OUT_ROOT/results/runs/large_channel_campaign{,_epochNNN}.{json,md}
+# 3. the best checkpoint's model as OUT_ROOT/models/large_channel_mnist.safetensors
+#    (cign-export) and a grid drawn from that file with the README's command
+#    (OUT_ROOT/results/large_channel_campaign_final.png)
+# 4. the model card OUT_ROOT/models/README.md (scripts/model_card.py: config, commit, epochs,
+#    steps, training time, machine, SHA-256, the numbers of step 2 next to the paper's)
+#
+# OUT_ROOT defaults to the repository root. Run it with nothing else on the machine: step 2
+# generates 20,000 images and runs Inception on 40,000.
+#
+# Environment: CIGN_BIN_DIR (cign-curve, cign-eval, cign-export, cign-sample; default
+# target/release), CIGN_DEVICE (default cpu), CIGN_N_PER_CLASS (default 1000), CIGN_DIMS
+# (default 64,192,768,2048), CIGN_CURVE_N_PER_CLASS (default 200), CIGN_CURVE_DIMS (default
+# 64,192,768), CIGN_EVAL_ARGS (more cign-eval options, e.g. "--real-limit 200" for a test),
+# CIGN_SAMPLE_CONFIG (the config given to cign-sample with the weights; default
+# configs/large_channel.toml), CIGN_COMMIT (the binaries' commit; default HEAD).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+usage="usage: scripts/campaign_finish.sh RUN_DIR [OUT_ROOT]"
+[ $# -ge 1 ] && [ $# -le 2 ] || { echo "campaign_finish: $usage" >&2; exit 2; }
+run="${1%/}"
+root="${2:-.}"
+[ -f "$run/config.toml" ] && [ -d "$run/checkpoints" ] \
+  || { echo "campaign_finish: $run is not a run directory (no config.toml or checkpoints/)" >&2; exit 2; }
+bin="${CIGN_BIN_DIR:-target/release}"
+for b in cign-curve cign-eval cign-export cign-sample; do
+  [ -x "$bin/$b" ] || { echo "campaign_finish: $bin/$b missing: cargo build --release -p cign-train --bins, or set CIGN_BIN_DIR" >&2; exit 2; }
+done
+last=$(ls "$run"/checkpoints/epoch-*.safetensors 2>/dev/null | sort | tail -1 || true)
+[ -n "$last" ] || { echo "campaign_finish: $run has no epoch snapshots (train.snapshot_every_epochs)" >&2; exit 2; }
+last_epoch=$(basename "$last" .safetensors)
+last_epoch="${last_epoch#epoch-}"
+device="${CIGN_DEVICE:-cpu}"
+npc="${CIGN_N_PER_CLASS:-1000}"
+dims="${CIGN_DIMS:-64,192,768,2048}"
+# shellcheck disable=SC2206
+eval_extra=(${CIGN_EVAL_ARGS:-})
+commit="${CIGN_COMMIT:-$(git rev-parse --short HEAD)}"
+mkdir -p "$root/results/runs" "$root/models"
+results="$root/results"
+weights="$root/models/large_channel_mnist.safetensors"
+
+echo "== 1/4 the learning curve" >&2
+"$bin/cign-curve" --run "$run" --device "$device" --n-per-class "${CIGN_CURVE_N_PER_CLASS:-200}" \
+  --dims "${CIGN_CURVE_DIMS:-64,192,768}" --json "$results/large_channel_curve.json" \
+  --png "$results/large_channel_curve.png"
+
+echo "== 2/4 the full protocol: best-by-validation checkpoint, then epoch $last_epoch" >&2
+start=$(date +%s)
+"$bin/cign-eval" --run "$run" --checkpoint best --n-per-class "$npc" --dims "$dims" \
+  --device "$device" "${eval_extra[@]}" --json "$results/runs/large_channel_campaign.json" \
+  > "$results/runs/large_channel_campaign.md"
+"$bin/cign-eval" --weights "$last" --config "$run/checkpoints/config.toml" --n-per-class "$npc" \
+  --dims "$dims" --device "$device" "${eval_extra[@]}" \
+  --json "$results/runs/large_channel_campaign_epoch$last_epoch.json" \
+  > "$results/runs/large_channel_campaign_epoch$last_epoch.md"
+eval_s=$(( $(date +%s) - start ))
+
+echo "== 3/4 the weights and a grid from them" >&2
+"$bin/cign-export" --run "$run" --checkpoint best --out "$weights"
+"$bin/cign-sample" --weights "$weights" --config "${CIGN_SAMPLE_CONFIG:-configs/large_channel.toml}" \
+  --label all --n 10 --device "$device" --out "$results/large_channel_campaign_final.png"
+
+echo "== 4/4 the model card" >&2
+python3 scripts/model_card.py --run "$run" --weights "$weights" \
+  --best "$results/runs/large_channel_campaign.json" \
+  --last "$results/runs/large_channel_campaign_epoch$last_epoch.json" \
+  --commit "$commit" --eval-seconds "$eval_s" > "$root/models/README.md.part"
+mv "$root/models/README.md.part" "$root/models/README.md"
+echo "== done: $root/models/README.md; render results/README.md again: python3 scripts/results_table.py > results/README.md" >&2
