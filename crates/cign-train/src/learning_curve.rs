@@ -299,7 +299,7 @@ fn significant(v: f64) -> String {
 }
 
 /// A labelled series of (epoch, value) points and its colour.
-type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+type Series = (String, Vec<(f64, f64)>, RGBColor);
 
 /// Draws the curve: per-class FID means per tap (log scale), conditional accuracy and the
 /// validation loss, each against the epoch, side by side. Nothing is drawn for an empty
@@ -332,83 +332,16 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
         let panels = root.split_evenly((1, 3));
         let colours = [BLUE, RED, GREEN, MAGENTA];
 
-        // per-class FID means, log scale
-        let fids: Vec<f64> = curve
-            .points
-            .iter()
-            .flat_map(|p| p.fid.iter().map(|t| t.mean))
-            .filter(|v| v.is_finite() && *v > 0.0)
-            .collect();
-        if !fids.is_empty() {
-            // The axis is log10 of the FID on a linear scale, labelled with the FID itself
-            // (plotters' log axis labels only powers and whole numbers); room above the
-            // highest point for the legend.
-            let lo = fids.iter().cloned().fold(f64::INFINITY, f64::min).log10() - 0.2;
-            let hi = fids
-                .iter()
-                .cloned()
-                .fold(f64::NEG_INFINITY, f64::max)
-                .log10()
-                + 0.5;
-            let mut chart = ChartBuilder::on(&panels[0])
-                .caption(
-                    format!(
-                        "per-class FID mean ({} per class)",
-                        curve.settings.n_per_class
-                    ),
-                    ("sans-serif", 18),
-                )
-                .margin(10)
-                .x_label_area_size(36)
-                .y_label_area_size(60)
-                .build_cartesian_2d(x_lo..x_hi, lo..hi)
-                .map_err(|x| e(&x))?;
-            chart
-                .configure_mesh()
-                .x_desc("epoch")
-                .y_desc("FID (log)")
-                .x_label_formatter(&epoch_label)
-                .y_labels(10)
-                .y_label_formatter(&|v| significant(10f64.powf(*v)))
-                .draw()
-                .map_err(|x| e(&x))?;
-            for (i, &dims) in curve.settings.dims.iter().enumerate() {
-                let colour = colours[i % colours.len()];
-                let series: Vec<(f64, f64)> = curve
-                    .points
-                    .iter()
-                    .filter_map(|p| {
-                        p.fid
-                            .iter()
-                            .find(|t| t.dims == dims)
-                            .filter(|t| t.mean.is_finite() && t.mean > 0.0)
-                            .map(|t| (p.epoch as f64, t.mean.log10()))
-                    })
-                    .collect();
-                chart
-                    .draw_series(LineSeries::new(series.clone(), colour.stroke_width(2)))
-                    .map_err(|x| e(&x))?
-                    .label(format!("tap {dims}"))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
-                chart
-                    .draw_series(series.iter().map(|&p| Circle::new(p, 3, colour.filled())))
-                    .map_err(|x| e(&x))?;
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.8))
-                .draw()
-                .map_err(|x| e(&x))?;
-        }
-
-        // conditional accuracy and validation loss: one panel each, labelled series
-        let single = |panel: &DrawingArea<BitMapBackend, _>,
-                      title: &str,
-                      y_desc: &str,
-                      all: Vec<Series>,
-                      fixed: Option<(f64, f64)>|
+        // One panel: labelled series against the epoch; the y range `fixed` or the values'
+        // own with a margin; with `log_y` the values are log10 and labelled with the value
+        // itself (plotters' log axis labels only powers and whole numbers). A legend when
+        // there is more than one series or the axis is logarithmic.
+        let panel = |area: &DrawingArea<BitMapBackend, _>,
+                     title: &str,
+                     y_desc: &str,
+                     all: Vec<Series>,
+                     fixed: Option<(f64, f64)>,
+                     log_y: bool|
          -> Result<()> {
             let values = || all.iter().flat_map(|(_, s, _)| s.iter().map(|p| p.1));
             if values().next().is_none() {
@@ -424,32 +357,34 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
                     .max(1e-3);
                 (lo - margin, hi + margin)
             });
-            let mut chart = ChartBuilder::on(panel)
+            let mut chart = ChartBuilder::on(area)
                 .caption(title, ("sans-serif", 18))
                 .margin(10)
                 .x_label_area_size(36)
                 .y_label_area_size(60)
                 .build_cartesian_2d(x_lo..x_hi, lo..hi)
                 .map_err(|x| e(&x))?;
-            chart
-                .configure_mesh()
-                .x_desc("epoch")
+            let log_label = |v: &f64| significant(10f64.powf(*v));
+            let mut mesh = chart.configure_mesh();
+            mesh.x_desc("epoch")
                 .x_label_formatter(&epoch_label)
-                .y_desc(y_desc)
-                .draw()
-                .map_err(|x| e(&x))?;
+                .y_desc(y_desc);
+            if log_y {
+                mesh.y_labels(10).y_label_formatter(&log_label);
+            }
+            mesh.draw().map_err(|x| e(&x))?;
             for (label, series, colour) in &all {
                 let colour = *colour;
                 chart
                     .draw_series(LineSeries::new(series.clone(), colour.stroke_width(2)))
                     .map_err(|x| e(&x))?
-                    .label(*label)
+                    .label(label.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
                 chart
                     .draw_series(series.iter().map(|&p| Circle::new(p, 3, colour.filled())))
                     .map_err(|x| e(&x))?;
             }
-            if all.len() > 1 {
+            if all.len() > 1 || log_y {
                 chart
                     .configure_series_labels()
                     .position(SeriesLabelPosition::UpperRight)
@@ -460,17 +395,62 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
             }
             Ok(())
         };
+
+        // per-class FID means by tap, log scale, with room above the highest point for the
+        // legend
+        let fid_series: Vec<Series> = curve
+            .settings
+            .dims
+            .iter()
+            .enumerate()
+            .map(|(i, &dims)| {
+                let points = curve
+                    .points
+                    .iter()
+                    .filter_map(|p| {
+                        p.fid
+                            .iter()
+                            .find(|t| t.dims == dims)
+                            .filter(|t| t.mean.is_finite() && t.mean > 0.0)
+                            .map(|t| (p.epoch as f64, t.mean.log10()))
+                    })
+                    .collect();
+                (format!("tap {dims}"), points, colours[i % colours.len()])
+            })
+            .collect();
+        let logs = || {
+            fid_series
+                .iter()
+                .flat_map(|(_, s, _)| s.iter().map(|p| p.1))
+        };
+        let fid_range = (
+            logs().fold(f64::INFINITY, f64::min) - 0.2,
+            logs().fold(f64::NEG_INFINITY, f64::max) + 0.5,
+        );
+        panel(
+            &panels[0],
+            &format!(
+                "per-class FID mean ({} per class)",
+                curve.settings.n_per_class
+            ),
+            "FID (log)",
+            fid_series,
+            Some(fid_range),
+            true,
+        )?;
+
         let accuracy: Vec<(f64, f64)> = curve
             .points
             .iter()
             .filter_map(|p| p.conditional_accuracy.map(|a| (p.epoch as f64, a)))
             .collect();
-        single(
+        panel(
             &panels[1],
             "conditional accuracy",
             "share classified as the label",
-            vec![("accuracy", accuracy, BLUE)],
+            vec![("accuracy".into(), accuracy, BLUE)],
             Some((0.0, 1.0)),
+            false,
         )?;
         // Every finished epoch (older JSON without them: the snapshots' epochs).
         let validation: Vec<(f64, f64, f64)> = if curve.validation.is_empty() {
@@ -489,23 +469,24 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
                 .map(|v| (v.epoch as f64, v.total, v.rec))
                 .collect()
         };
-        single(
+        panel(
             &panels[2],
             "validation loss (end of epoch)",
             "loss",
             vec![
                 (
-                    "total",
+                    "total".into(),
                     validation.iter().map(|v| (v.0, v.1)).collect(),
                     RED,
                 ),
                 (
-                    "rec",
+                    "rec".into(),
                     validation.iter().map(|v| (v.0, v.2)).collect(),
                     BLACK,
                 ),
             ],
             None,
+            false,
         )?;
         root.present().map_err(|x| e(&x))?;
     }
