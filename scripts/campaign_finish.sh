@@ -18,36 +18,58 @@
 #    steps, training time, machine, SHA-256, the numbers of step 2 next to the paper's)
 #
 # OUT_ROOT defaults to the repository root. Run it with nothing else on the machine: step 2
-# generates 20,000 images and runs Inception on 40,000.
+# generates 20,000 images and runs Inception on 40,000. It refuses (exit 2, before any work) a
+# run whose trainer still holds its lock, a last snapshot before CIGN_MIN_EPOCHS, and binaries
+# older than the last commit that changed crates/ (rebuild them first).
 #
 # Environment: CIGN_BIN_DIR (cign-curve, cign-eval, cign-export, cign-sample; default
 # target/release), CIGN_DEVICE (default cpu), CIGN_N_PER_CLASS (default 1000), CIGN_DIMS
 # (default 64,192,768,2048), CIGN_CURVE_N_PER_CLASS (default 200), CIGN_CURVE_DIMS (default
 # 64,192,768), CIGN_EVAL_ARGS (more cign-eval options, e.g. "--real-limit 200" for a test),
 # CIGN_SAMPLE_CONFIG (the config given to cign-sample with the weights; default
-# configs/large_channel.toml), CIGN_COMMIT (the binaries' commit; default HEAD).
+# configs/large_channel.toml), CIGN_COMMIT (the binaries' commit; default HEAD, with
+# "+changes" when the tree has uncommitted changes), CIGN_MIN_EPOCHS (default 25).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+fail() { echo "campaign_finish: $*" >&2; exit 2; }
 usage="usage: scripts/campaign_finish.sh RUN_DIR [OUT_ROOT]"
-[ $# -ge 1 ] && [ $# -le 2 ] || { echo "campaign_finish: $usage" >&2; exit 2; }
-run="${1%/}"
-root="${2:-.}"
+[ $# -ge 1 ] && [ $# -le 2 ] || fail "$usage"
+# Paths as given, from the caller's directory; then work from the repository root.
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+run="$(abs "${1%/}")"
+root="$(abs "${2:-$(dirname "${BASH_SOURCE[0]}")/..}")"
+bin="$(abs "${CIGN_BIN_DIR:-$(dirname "${BASH_SOURCE[0]}")/../target/release}")"
+sample_config="$(abs "${CIGN_SAMPLE_CONFIG:-$(dirname "${BASH_SOURCE[0]}")/../configs/large_channel.toml}")"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
 [ -f "$run/config.toml" ] && [ -d "$run/checkpoints" ] \
-  || { echo "campaign_finish: $run is not a run directory (no config.toml or checkpoints/)" >&2; exit 2; }
-bin="${CIGN_BIN_DIR:-target/release}"
+  || fail "$run is not a run directory (no config.toml or checkpoints/)"
+if [ -f "$run/lock" ] && ! flock -n "$run/lock" true; then
+  fail "$run is still being trained (PID $(cat "$run/lock")): stop it first"
+fi
+# The binaries must contain the code of this checkout (e.g. cign-eval's checkpoint_state).
+changed=$(git log -1 --format=%ct -- crates 2>/dev/null || echo 0)
 for b in cign-curve cign-eval cign-export cign-sample; do
-  [ -x "$bin/$b" ] || { echo "campaign_finish: $bin/$b missing: cargo build --release -p cign-train --bins, or set CIGN_BIN_DIR" >&2; exit 2; }
+  [ -x "$bin/$b" ] || fail "$bin/$b missing: cargo build --release -p cign-train --bins, or set CIGN_BIN_DIR"
+  [ "$(stat -c %Y "$bin/$b")" -ge "$changed" ] \
+    || fail "$bin/$b is older than the last commit that changed crates/: cargo build --release -p cign-train --bins"
 done
 last=$(ls "$run"/checkpoints/epoch-*.safetensors 2>/dev/null | sort | tail -1 || true)
-[ -n "$last" ] || { echo "campaign_finish: $run has no epoch snapshots (train.snapshot_every_epochs)" >&2; exit 2; }
+[ -n "$last" ] || fail "$run has no epoch snapshots (train.snapshot_every_epochs)"
 last_epoch=$(basename "$last" .safetensors)
 last_epoch="${last_epoch#epoch-}"
+[ "$((10#$last_epoch))" -ge "${CIGN_MIN_EPOCHS:-25}" ] \
+  || fail "the last snapshot is epoch $last_epoch, before ${CIGN_MIN_EPOCHS:-25} (CIGN_MIN_EPOCHS): train on"
 device="${CIGN_DEVICE:-cpu}"
 npc="${CIGN_N_PER_CLASS:-1000}"
 dims="${CIGN_DIMS:-64,192,768,2048}"
 # shellcheck disable=SC2206
 eval_extra=(${CIGN_EVAL_ARGS:-})
-commit="${CIGN_COMMIT:-$(git rev-parse --short HEAD)}"
+if [ -n "${CIGN_COMMIT:-}" ]; then
+  commit="$CIGN_COMMIT"
+else
+  commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && commit="$commit+changes"
+fi
 mkdir -p "$root/results/runs" "$root/models"
 results="$root/results"
 weights="$root/models/large_channel_mnist.safetensors"
@@ -60,23 +82,22 @@ echo "== 1/4 the learning curve" >&2
 echo "== 2/4 the full protocol: best-by-validation checkpoint, then epoch $last_epoch" >&2
 start=$(date +%s)
 "$bin/cign-eval" --run "$run" --checkpoint best --n-per-class "$npc" --dims "$dims" \
-  --device "$device" "${eval_extra[@]}" --json "$results/runs/large_channel_campaign.json" \
+  --device "$device" ${eval_extra[@]+"${eval_extra[@]}"} --json "$results/runs/large_channel_campaign.json" \
   > "$results/runs/large_channel_campaign.md"
 "$bin/cign-eval" --weights "$last" --config "$run/checkpoints/config.toml" --n-per-class "$npc" \
-  --dims "$dims" --device "$device" "${eval_extra[@]}" \
+  --dims "$dims" --device "$device" ${eval_extra[@]+"${eval_extra[@]}"} \
   --json "$results/runs/large_channel_campaign_epoch$last_epoch.json" \
   > "$results/runs/large_channel_campaign_epoch$last_epoch.md"
 eval_s=$(( $(date +%s) - start ))
 
 echo "== 3/4 the weights and a grid from them" >&2
 "$bin/cign-export" --run "$run" --checkpoint best --out "$weights"
-"$bin/cign-sample" --weights "$weights" --config "${CIGN_SAMPLE_CONFIG:-configs/large_channel.toml}" \
+"$bin/cign-sample" --weights "$weights" --config "$sample_config" \
   --label all --n 10 --device "$device" --out "$results/large_channel_campaign_final.png"
 
 echo "== 4/4 the model card" >&2
 python3 scripts/model_card.py --run "$run" --weights "$weights" \
   --best "$results/runs/large_channel_campaign.json" \
   --last "$results/runs/large_channel_campaign_epoch$last_epoch.json" \
-  --commit "$commit" --eval-seconds "$eval_s" > "$root/models/README.md.part"
-mv "$root/models/README.md.part" "$root/models/README.md"
+  --commit "$commit" --eval-seconds "$eval_s" --out "$root/models/README.md"
 echo "== done: $root/models/README.md; render results/README.md again: python3 scripts/results_table.py > results/README.md" >&2

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The model card of a shipped weights file (models/README.md), from the run directory and the
-two full-protocol evaluations of scripts/campaign_finish.sh; prints Markdown to stdout. It also
-adds a "training" block to both evaluation JSONs (as scripts/train_and_eval.sh does for its
-runs), so scripts/results_table.py can put them next to the paper's row from committed files.
+two full-protocol evaluations of scripts/campaign_finish.sh, written to --out. It also adds a
+"training" block to both evaluation JSONs (as scripts/train_and_eval.sh does for its runs), so
+scripts/results_table.py can put them next to the paper's row from committed files. Everything
+is computed before anything is written; each file is written whole (temporary file, rename).
 
   python3 scripts/model_card.py --run RUN_DIR --weights FILE --best BEST.json --last LAST.json \\
-      --commit COMMIT [--eval-seconds S]
+      --commit COMMIT --out CARD.md [--eval-seconds S]
 """
 import argparse
 import hashlib
@@ -39,6 +40,19 @@ def sha256(path):
     return h.hexdigest()
 
 
+def write_whole(path, text):
+    tmp = pathlib.Path(f"{path}.part")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def position(state):
+    """Where in training a loop state is, epochs counted from 1 (as the trainer's log says)."""
+    if state.get("batch_in_epoch"):
+        return f"epoch {state['epoch'] + 1}, batch {state['batch_in_epoch']}, step {state['step']}"
+    return f"end of epoch {state['epoch']}, step {state['step']}"
+
+
 def fmt(x, nd=4):
     return "-" if x is None else f"{x:.{nd}f}"
 
@@ -53,20 +67,22 @@ def training_block(run, metrics, state, commit, config):
         "steps_trained": last.get("step"),
         "epochs_trained": max(r.get("epoch", 0) for r in metrics),
         "trainer_hours": last.get("seconds", 0) / 3600,
-        "model_step": state and state.get("step"),
-        "model_epoch": state and state.get("epoch"),
+        "model_step": state.get("step"),
+        "model_epoch": state.get("epoch"),
+        "model_position": position(state),
         "commit": commit,
         "command": f"the segments in {SEGMENTS}, then scripts/campaign_finish.sh",
-        "machine": machine_info.describe(),
+        "machine": f"evaluated on {machine_info.describe()}; trained as in {SEGMENTS}",
     }
 
 
 def eval_rows(label, d):
-    """Markdown rows of one evaluation: per-class FID stats by tap, all-class FID."""
+    """Markdown rows of one evaluation: per-class FID stats by tap (not at 2048, where about
+    1,000 images per class cannot fill a 2048 x 2048 covariance), all-class FID."""
     r = d["report"]
     rows = []
     for t in r["taps"]:
-        pc = t.get("per_class") or {}
+        pc = (t.get("per_class") or {}) if t["dims"] in PAPER else {}
         paper = PAPER.get(t["dims"])
         rows.append(f"| {label} | {t['dims']} | {fmt(pc.get('mean'))} | {fmt(pc.get('std'))} | "
                     f"{fmt(pc.get('min'))} | {fmt(pc.get('max'))} | {fmt(t.get('fid'))} | "
@@ -83,6 +99,9 @@ def verdict(d):
         if not t or not t.get("per_class"):
             continue
         ours = t["per_class"]["mean"]
+        if ours is None:
+            parts.append(f"{dims}: not finite")
+            continue
         word = "worse than" if ours > paper else "better than or equal to"
         parts.append(f"{dims}: {ours:.4f}, {word} the paper's {paper} ({ours / paper:.2f}x)")
     return "; ".join(parts)
@@ -117,6 +136,7 @@ def main():
     ap.add_argument("--best", required=True)
     ap.add_argument("--last", required=True)
     ap.add_argument("--commit", required=True)
+    ap.add_argument("--out", required=True, help="the card (Markdown)")
     ap.add_argument("--eval-seconds", type=float)
     a = ap.parse_args()
     run = pathlib.Path(a.run)
@@ -136,11 +156,8 @@ def main():
                       and r.get("batch_in_epoch", 0) == 0), None)
 
     best["training"] = training_block(run, metrics, state, a.commit, config)
-    last["training"] = training_block(run, metrics, {"step": last_step, "epoch": last_epoch}, a.commit, config)
-    for path, d in [(a.best, best), (a.last, last)]:
-        tmp = pathlib.Path(str(path) + ".part")
-        tmp.write_text(json.dumps(d, indent=1))
-        tmp.replace(path)
+    last["training"] = training_block(
+        run, metrics, {"step": last_step, "epoch": last_epoch, "batch_in_epoch": 0}, a.commit, config)
 
     t = best["training"]
     weights = pathlib.Path(a.weights)
@@ -165,11 +182,11 @@ def main():
         "|---|---|",
         f"| file | `models/large_channel_mnist.safetensors`, {size_mb:.1f} MB |",
         f"| SHA-256 | `{sha256(weights)}` |",
-        f"| model | the best-by-validation checkpoint: step {t['model_step']}, end of epoch {t['model_epoch']} "
+        f"| model | the best-by-validation checkpoint: {t['model_position']} "
         f"(validation total {fmt(state.get('best_val_loss'))}) |",
         f"| training | {t['steps_trained']} steps ({t['epochs_trained']} epochs completed), "
         f"{t['trainer_hours']:.2f} h by the trainer's clock, resumed in segments ({SEGMENTS}) |",
-        f"| machine | CPU: {t['machine']} |",
+        f"| machine | {t['machine']} |",
         f"| commit | {a.commit} (evaluation, export, this card) |",
         f"| run directory | `{run}` (outside the clone) |",
         "",
@@ -178,11 +195,12 @@ def main():
         "",
         "Per-class FID: the generated images of class c against the test images of class c, at",
         "pytorch-fid's taps; mean, std, min and max over the 10 classes. All-class: every generated",
-        "image against every test image.",
+        "image against every test image (the only figure at 2048 features: about 1,000 images per",
+        "class cannot fill a 2048 x 2048 covariance).",
         "",
         "| model | tap | per-class mean | std | min | max | all-class FID | paper's per-class mean |",
         "|---|---|---|---|---|---|---|---|",
-        *eval_rows(f"best (epoch {t['model_epoch']})", best),
+        *eval_rows(f"best ({t['model_position']})", best),
         *eval_rows(f"last snapshot (epoch {last_epoch})", last),
         "",
         f"- Against the paper (best checkpoint): {verdict(best)}.",
@@ -196,7 +214,11 @@ def main():
         "`results/runs/large_channel_campaign.json` and `results/runs/large_channel_campaign_epoch*.json`.",
         "",
     ]
-    print("\n".join(out))
+    # Everything computed: write the card, then the JSONs' training blocks (results_table.py
+    # calls the campaign finished once they exist).
+    write_whole(a.out, "\n".join(out) + "\n")
+    for path, d in [(a.best, best), (a.last, last)]:
+        write_whole(path, json.dumps(d, indent=1))
 
 
 if __name__ == "__main__":

@@ -116,8 +116,8 @@ def main():
         if t.get("campaign"):
             trained = (f"paper recipe: {t['epochs_trained']} epochs = {t['steps_trained']} steps (batch "
                        f"{batch_of(t)}), {t['trainer_hours']:.1f} h by the trainer's clock; this model: "
-                       f"end of epoch {t['model_epoch']} (step {t['model_step']})")
-            device = f"CPU ({t.get('machine', '?')})"
+                       f"{t['model_position']}")
+            device = f"CPU ({t.get('machine', '?')})"  # where it was evaluated and trained
         else:
             trained = (f"short: {t.get('steps', '?')} steps (batch {batch_of(t)}), "
                        f"{t.get('wall_seconds', 0) / 60:.1f} min")

@@ -43,6 +43,8 @@ fn images() -> Tensor {
 }
 
 fn bench(c: &mut Criterion) {
+    // As every binary of the workspace: freed tensors stay in the heap.
+    cign_core::runtime::tune_malloc();
     let threads: i32 = std::env::var("CIGN_BENCH_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())

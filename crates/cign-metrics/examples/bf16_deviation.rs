@@ -32,6 +32,7 @@ use cign_metrics::{frechet_distance, InceptionExtractor, Precision, Stats, Tap};
 const BATCH: usize = 50;
 
 fn main() -> Result<()> {
+    cign_core::runtime::tune_malloc();
     let mut rounds = 1usize;
     let mut threads = 0i32;
     let mut json_out: Option<PathBuf> = None;

@@ -25,6 +25,8 @@ use cign_metrics::inception::Layout;
 use cign_metrics::{weights, InceptionExtractor, Tap};
 
 fn main() -> Result<()> {
+    // As cign-fid and cign-eval (through cign_metrics::cli::main_with), so the numbers match.
+    cign_core::runtime::tune_malloc();
     let mut taps = "768".to_string();
     let mut layout = "channels_last".to_string();
     let mut seconds = 15.0f64;

@@ -8,6 +8,7 @@ use cign_metrics::{frechet_distance, Stats};
 use tch::{Device, Kind, Tensor};
 
 fn main() -> anyhow::Result<()> {
+    cign_core::runtime::tune_malloc();
     let mut args = std::env::args().skip(1);
     let d: i64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(2048);
     let n: i64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3000);

@@ -105,29 +105,21 @@ impl CurvePoint {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let val = epoch_validation(metrics, epoch);
+        let val = epoch_validations(metrics)
+            .into_iter()
+            .find(|v| v.epoch == epoch);
         Ok(CurvePoint {
             epoch,
-            step: val.as_ref().and_then(|v| v["step"].as_u64()),
+            step: val.as_ref().map(|v| v.step),
             snapshot,
             sha256,
-            validation_total: val.as_ref().and_then(|v| v["total"].as_f64()),
-            validation_rec: val.as_ref().and_then(|v| v["rec"].as_f64()),
+            validation_total: val.as_ref().map(|v| v.total),
+            validation_rec: val.as_ref().map(|v| v.rec),
             fid,
             conditional_accuracy: report.conditional_accuracy.as_ref().map(|a| a.overall),
             seconds: report.seconds,
         })
     }
-}
-
-/// The validation record written at the end of epoch `epoch`: the first validation record
-/// with that `epoch` field (completed epochs) that [`at_epoch_end`] accepts.
-fn epoch_validation(metrics: &[serde_json::Value], epoch: u64) -> Option<&serde_json::Value> {
-    metrics.iter().find(|r| {
-        r["kind"].as_str() == Some("validation")
-            && r["epoch"].as_u64() == Some(epoch)
-            && at_epoch_end(r)
-    })
 }
 
 /// Whether a `metrics.jsonl` record was written at the end of an epoch rather than mid-epoch
@@ -555,10 +547,5 @@ mod tests {
             .map(|v| (v.epoch, v.step))
             .collect();
         assert_eq!(v, [(2, 470)]);
-        assert!(super::epoch_validation(&records, 1).is_none());
-        assert_eq!(
-            super::epoch_validation(&records, 2).map(|r| r["step"].as_u64()),
-            Some(Some(470))
-        );
     }
 }

@@ -14,11 +14,19 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn script(args: &[&Path], bin_dir: &Path, sample_config: &Path) -> std::process::Output {
+/// Runs the script with tiny settings (few images, taps 64 and 2048, 2 epochs enough) and
+/// `env` on top.
+fn script(
+    args: &[&Path],
+    bin_dir: &Path,
+    sample_config: &Path,
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     Command::new("bash")
         .arg(repo.join("scripts/campaign_finish.sh"))
         .args(args)
+        .env("CIGN_MIN_EPOCHS", "2")
         .env("CIGN_BIN_DIR", bin_dir)
         .env("CIGN_N_PER_CLASS", "4")
         .env("CIGN_DIMS", "64,2048")
@@ -28,6 +36,7 @@ fn script(args: &[&Path], bin_dir: &Path, sample_config: &Path) -> std::process:
         .env("CIGN_SAMPLE_CONFIG", sample_config)
         .env("CIGN_COMMIT", "test123")
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -53,7 +62,8 @@ fn a_finished_campaign_gets_its_numbers_weights_card_and_rows() {
         .parent()
         .unwrap();
     let out = tmp.path().join("out");
-    let done = script(&[&run, &out], bin_dir, &run.join("config.toml"));
+    let sample_config = run.join("config.toml");
+    let done = script(&[&run, &out], bin_dir, &sample_config, &[]);
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert!(done.status.success(), "{stderr}");
 
@@ -75,12 +85,21 @@ fn a_finished_campaign_gets_its_numbers_weights_card_and_rows() {
         .unwrap();
     let best_step = best_val["step"].as_u64().unwrap();
     let best = read_json(&out.join("results/runs/large_channel_campaign.json"));
+    // Which files were evaluated (best and last may hold the same model in a tiny run).
+    assert!(best["checkpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with("checkpoints/best.safetensors"));
     assert_eq!(best["checkpoint_state"]["step"].as_u64(), Some(best_step));
     assert_eq!(best["training"]["model_step"].as_u64(), Some(best_step));
     assert_eq!(best["training"]["steps_trained"].as_u64(), Some(8));
     assert_eq!(best["training"]["epochs_trained"].as_u64(), Some(2));
     assert_eq!(best["n_per_class"].as_u64(), Some(4));
     let last = read_json(&out.join("results/runs/large_channel_campaign_epoch002.json"));
+    assert!(last["checkpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with("checkpoints/epoch-002.safetensors"));
     assert!(
         last["checkpoint_state"].is_null(),
         "a weights file has no loop state"
@@ -139,7 +158,25 @@ fn a_finished_campaign_gets_its_numbers_weights_card_and_rows() {
     let repo_script = repo.join("scripts/campaign_finish.sh");
     let none = Command::new("bash").arg(&repo_script).output().unwrap();
     assert_eq!(none.status.code(), Some(2));
-    let not_a_run = script(&[tmp.path()], bin_dir, &run.join("config.toml"));
-    assert_eq!(not_a_run.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&not_a_run.stderr).contains("not a run directory"));
+    let refused = |args: &[&Path], env: &[(&str, &str)], why: &str| {
+        let o = script(args, bin_dir, &sample_config, env);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.lines().count() == 1 && stderr.contains(why),
+            "{why}: {stderr}"
+        );
+    };
+    refused(&[tmp.path()], &[], "not a run directory");
+    refused(&[&run, &out], &[("CIGN_MIN_EPOCHS", "25")], "before 25");
+    // A run whose trainer still holds the lock.
+    let mut holder = Command::new("flock")
+        .arg(run.join("lock"))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    refused(&[&run, &out], &[], "still being trained");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
 }

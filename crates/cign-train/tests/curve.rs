@@ -14,7 +14,12 @@ fn read_json(path: &Path) -> Value {
 }
 
 fn curve(args: &[&str]) -> String {
-    let out = common::succeeds(Command::new(env!("CARGO_BIN_EXE_cign-curve")).args(args));
+    // The log lines checked below are at INFO, whatever RUST_LOG the caller has.
+    let out = common::succeeds(
+        Command::new(env!("CARGO_BIN_EXE_cign-curve"))
+            .args(args)
+            .env("RUST_LOG", "info"),
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
