@@ -47,10 +47,13 @@ if [ -f "$run/lock" ] && ! flock -n "$run/lock" true; then
   fail "$run is still being trained (PID $(cat "$run/lock")): stop it first"
 fi
 # The binaries must contain the code of this checkout (e.g. cign-eval's checkpoint_state).
+# (Modification times through python3, which step 4 needs anyway: `stat` differs between GNU
+# and BSD.)
 changed=$(git log -1 --format=%ct -- crates 2>/dev/null || echo 0)
+mtime() { python3 -c 'import os, sys; print(int(os.stat(sys.argv[1]).st_mtime))' "$1"; }
 for b in cign-curve cign-eval cign-export cign-sample; do
   [ -x "$bin/$b" ] || fail "$bin/$b missing: cargo build --release -p cign-train --bins, or set CIGN_BIN_DIR"
-  [ "$(stat -c %Y "$bin/$b")" -ge "$changed" ] \
+  [ "$(mtime "$bin/$b")" -ge "$changed" ] \
     || fail "$bin/$b is older than the last commit that changed crates/: cargo build --release -p cign-train --bins"
 done
 last=$(ls "$run"/checkpoints/epoch-*.safetensors 2>/dev/null | sort | tail -1 || true)

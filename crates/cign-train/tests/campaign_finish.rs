@@ -169,6 +169,27 @@ fn a_finished_campaign_gets_its_numbers_weights_card_and_rows() {
     };
     refused(&[tmp.path()], &[], "not a run directory");
     refused(&[&run, &out], &[("CIGN_MIN_EPOCHS", "25")], "before 25");
+    // Binaries older than the last commit that changed crates/ (dated 1970 here).
+    let stale = tmp.path().join("stale-bin");
+    std::fs::create_dir(&stale).unwrap();
+    for b in ["cign-curve", "cign-eval", "cign-export", "cign-sample"] {
+        let f = stale.join(b);
+        std::fs::write(&f, "#!/bin/sh\nexit 1\n").unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .unwrap();
+    }
+    let o = script(&[&run, &out], &stale, &sample_config, &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.lines().count() == 1 && stderr.contains("older than the last commit"),
+        "{stderr}"
+    );
     // A run whose trainer still holds the lock.
     let mut holder = Command::new("flock")
         .arg(run.join("lock"))
