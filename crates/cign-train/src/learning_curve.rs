@@ -76,7 +76,8 @@ pub struct CurvePoint {
 
 impl CurvePoint {
     /// The point of snapshot `snapshot` (file name, SHA-256) at `epoch` from an evaluation
-    /// report and the records of the run's `metrics.jsonl` ([`read_records`]).
+    /// report and the run's end-of-epoch validations ([`epoch_validations`]); the point has no
+    /// step or validation figures when `validations` lacks `epoch`.
     ///
     /// # Errors
     ///
@@ -86,7 +87,7 @@ impl CurvePoint {
         snapshot: String,
         sha256: String,
         report: &EvalReport,
-        metrics: &[serde_json::Value],
+        validations: &[EpochValidation],
     ) -> Result<Self> {
         let fid = report
             .taps
@@ -105,16 +106,14 @@ impl CurvePoint {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let val = epoch_validations(metrics)
-            .into_iter()
-            .find(|v| v.epoch == epoch);
+        let val = validations.iter().find(|v| v.epoch == epoch);
         Ok(CurvePoint {
             epoch,
-            step: val.as_ref().map(|v| v.step),
+            step: val.map(|v| v.step),
             snapshot,
             sha256,
-            validation_total: val.as_ref().map(|v| v.total),
-            validation_rec: val.as_ref().map(|v| v.rec),
+            validation_total: val.map(|v| v.total),
+            validation_rec: val.map(|v| v.rec),
             fid,
             conditional_accuracy: report.conditional_accuracy.as_ref().map(|a| a.overall),
             seconds: report.seconds,
@@ -151,7 +150,8 @@ pub struct EpochValidation {
 /// Every end-of-epoch validation in the records of a run's `metrics.jsonl`
 /// ([`read_records`]), by epoch: for each epoch the first validation record whose `epoch`
 /// field (completed epochs) is that epoch and that was written at the end of the epoch
-/// (`batch_in_epoch` 0, where the record has it), as [`CurvePoint::from_report`] takes it.
+/// (`batch_in_epoch` 0, where the record has it), the validations [`CurvePoint::from_report`]
+/// takes.
 /// Records without a finite total are left out.
 pub fn epoch_validations(metrics: &[serde_json::Value]) -> Vec<EpochValidation> {
     let mut out: Vec<EpochValidation> = Vec::new();

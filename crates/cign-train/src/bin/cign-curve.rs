@@ -133,7 +133,7 @@ fn run(cli: Cli) -> Result<()> {
     let records = read_records(&run.metrics());
     let validation = epoch_validations(&records);
     if curve.validation != validation {
-        curve.validation = validation;
+        curve.validation = validation.clone();
         curve.save(&json)?;
     }
 
@@ -190,7 +190,7 @@ fn run(cli: Cli) -> Result<()> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let point = CurvePoint::from_report(*epoch, name, sha.clone(), &report, &records)?;
+            let point = CurvePoint::from_report(*epoch, name, sha.clone(), &report, &validation)?;
             tracing::info!(
                 "epoch {epoch}: per-class FID mean {}; conditional accuracy {}; {:.0} s",
                 point
