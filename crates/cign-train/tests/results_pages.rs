@@ -1,6 +1,8 @@
-//! `results/README.md` and `results/ablations.md` are written by scripts from the committed run
-//! records (`results/runs/*.json`, the campaign's curve JSON, the training logs): a page edited
-//! by hand, or a script changed without rendering its page again, fails here.
+//! `results/README.md`, `results/ablations.md` and `results/large_channel_segments.md` are
+//! written by scripts from the committed run records (`results/runs/*.json`, the campaign's curve
+//! JSON and run log, the training logs): a page edited by hand, or a script changed without
+//! rendering its page again, fails here. The campaign page's hand-written total is the one the
+//! committed run log gives.
 
 use std::path::Path;
 use std::process::Command;
@@ -29,6 +31,7 @@ fn results_pages_are_what_their_scripts_render() {
     for (script, page) in [
         ("results_table.py", "README.md"),
         ("ablation_tables.py", "ablations.md"),
+        ("campaign_segments.py", "large_channel_segments.md"),
     ] {
         let want = rendered(script);
         let have = committed(page);
@@ -45,4 +48,113 @@ fn results_pages_are_what_their_scripts_render() {
              render it again: python3 scripts/{script} > results/{page}"
         );
     }
+}
+
+/// Text with every run of whitespace (line breaks included) as one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_campaign_page_states_the_total_of_the_committed_run_log() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("python3")
+        .arg(repo.join("scripts/campaign_segments.py"))
+        .arg("--total")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let total = one_line(&String::from_utf8(out.stdout).unwrap());
+    assert!(total.contains(" steps = "), "{total}");
+    let page = one_line(&committed("large_channel_campaign.md"));
+    assert!(
+        page.contains(&total),
+        "results/large_channel_campaign.md does not give the run log's total \"{total}\" \
+         (python3 scripts/campaign_segments.py --total)"
+    );
+}
+
+#[test]
+fn segments_are_read_from_the_log_killed_and_running_ones_included() {
+    // Five invocations: stopped by SIGTERM, killed without a stop line (its steps end at the
+    // checkpoint the next one that trained resumed from), a start that failed before resuming
+    // (not counted), ended by its time budget, still running.
+    let log = "\
+2026-01-01T00:00:00.000000Z  INFO run directory /x
+2026-01-01T00:00:05.000000Z  INFO mnist: 60000 training and 10000 test images from /d
+2026-01-01T00:10:00.000000Z  INFO checkpoint at step 10 (epoch 1, batch 10 of 20): 590.0 s of training
+2026-01-01T00:20:00.000000Z  INFO stopped by SIGTERM at step 20 (epoch 2, batch 0 of 20): wrote /x/checkpoints/last.safetensors
+2026-01-01T01:00:00.000000Z  INFO run directory /x
+2026-01-01T01:00:01.000000Z  INFO resumed from /x/checkpoints/last.safetensors at step 20 (epoch 2, batch 0 of 20)
+2026-01-01T01:10:00.000000Z  INFO checkpoint at step 30 (epoch 2, batch 10 of 20): 1800.0 s of training
+2026-01-01T01:15:00.000000Z  INFO checkpoint at step 33 (epoch 2, batch 13 of 20): 2100.0 s of training
+2026-01-01T01:40:00.000000Z  INFO run directory /x
+2026-01-01T01:40:01.000000Z  WARN a start that fails before resuming (bad data)
+2026-01-01T02:00:00.000000Z  INFO run directory /x
+2026-01-01T02:00:01.000000Z  INFO resumed from /x/checkpoints/last.safetensors at step 33 (epoch 2, batch 13 of 20)
+2026-01-01T02:30:00.000000Z  INFO stopped (TimeBudget) at step 40 (epoch 3, batch 0 of 20): 3600.0 s of training; run directory /x
+2026-01-01T03:00:00.000000Z  INFO run directory /x
+2026-01-01T03:00:01.000000Z  INFO resumed from /x/checkpoints/last.safetensors at step 40 (epoch 3, batch 0 of 20)
+2026-01-01T03:10:00.000000Z  INFO checkpoint at step 45 (epoch 3, batch 5 of 20): 4200.0 s of training
+";
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("results/runs")).unwrap();
+    std::fs::write(
+        tmp.path()
+            .join("results/runs/large_channel_campaign.run.log"),
+        log,
+    )
+    .unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let run = |extra: &[&str]| {
+        let out = Command::new("python3")
+            .arg(repo.join("scripts/campaign_segments.py"))
+            .args(extra)
+            .arg(tmp.path())
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // 20 + 13 + 7 steps of 20 per epoch; 20 + 15 + 30 minutes; the trainer's clock at the last
+    // finished segment's stop.
+    assert_eq!(
+        run(&["--total"]).trim(),
+        "40 steps = 2.00 of 25 epochs in three segments, 1 h 05 min 00 s of wall time \
+         (1.00 h by the trainer's clock at step 40)"
+    );
+    let page = run(&[]);
+    let rows: Vec<&str> = page.lines().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(rows.len(), 6, "{page}");
+    assert!(
+        rows[2].starts_with("| 2 | 2026-01-01 01:00:00 | 2026-01-01 01:15:00 | 20 → 33 | 0 h 15 min 00 s | 69.2 | no stop line"),
+        "{page}"
+    );
+    assert!(
+        rows[3].starts_with("| 3 |") && rows[3].contains("failed start"),
+        "{page}"
+    );
+    assert!(rows[4].contains("| 33 → 40 |") && rows[4].ends_with("| stopped (TimeBudget) |"));
+    assert!(
+        rows[5].starts_with("| 5 | 2026-01-01 03:00:00 | running | from 40 |"),
+        "{page}"
+    );
+
+    // No log: one line, exit 2.
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new("python3")
+        .arg(repo.join("scripts/campaign_segments.py"))
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }
