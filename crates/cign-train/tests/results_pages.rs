@@ -4,15 +4,23 @@
 //! rendering its page again, fails here. The campaign page's hand-written total is the one the
 //! committed run log gives.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
-fn rendered(script: &str) -> String {
+/// `python3 scripts/SCRIPT ARGS...` from the repository.
+fn python(script: &str, args: &[&OsStr]) -> Output {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new("python3")
+    Command::new("python3")
         .arg(repo.join("scripts").join(script))
+        .args(args)
         .output()
-        .expect("python3 runs");
+        .expect("python3 runs")
+}
+
+/// What `python3 scripts/SCRIPT ARGS...` prints; it must succeed.
+fn rendered(script: &str, args: &[&OsStr]) -> String {
+    let out = python(script, args);
     assert!(
         out.status.success(),
         "{script}: {}",
@@ -33,7 +41,7 @@ fn results_pages_are_what_their_scripts_render() {
         ("ablation_tables.py", "ablations.md"),
         ("campaign_segments.py", "large_channel_segments.md"),
     ] {
-        let want = rendered(script);
+        let want = rendered(script, &[]);
         let have = committed(page);
         // The first line (1-based) where they part, or the end of the shorter one.
         let first_difference = want
@@ -57,18 +65,7 @@ fn one_line(text: &str) -> String {
 
 #[test]
 fn the_campaign_page_states_the_total_of_the_committed_run_log() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new("python3")
-        .arg(repo.join("scripts/campaign_segments.py"))
-        .arg("--total")
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let total = one_line(&String::from_utf8(out.stdout).unwrap());
+    let total = one_line(&rendered("campaign_segments.py", &["--total".as_ref()]));
     assert!(total.contains(" steps = "), "{total}");
     let page = one_line(&committed("large_channel_campaign.md"));
     assert!(
@@ -109,20 +106,10 @@ fn segments_are_read_from_the_log_killed_and_running_ones_included() {
         log,
     )
     .unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let run = |extra: &[&str]| {
-        let out = Command::new("python3")
-            .arg(repo.join("scripts/campaign_segments.py"))
-            .args(extra)
-            .arg(tmp.path())
-            .output()
-            .expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let mut args: Vec<&OsStr> = extra.iter().map(OsStr::new).collect();
+        args.push(tmp.path().as_os_str());
+        rendered("campaign_segments.py", &args)
     };
     // 20 + 13 + 7 steps of 20 per epoch; 20 + 15 + 30 minutes; the trainer's clock at the last
     // finished segment's stop.
@@ -150,11 +137,7 @@ fn segments_are_read_from_the_log_killed_and_running_ones_included() {
 
     // No log: one line, exit 2.
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new("python3")
-        .arg(repo.join("scripts/campaign_segments.py"))
-        .arg(empty.path())
-        .output()
-        .unwrap();
+    let out = python("campaign_segments.py", &[empty.path().as_os_str()]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }
