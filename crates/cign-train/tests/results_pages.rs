@@ -141,3 +141,51 @@ fn segments_are_read_from_the_log_killed_and_running_ones_included() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }
+
+#[test]
+fn the_campaign_pages_validation_table_is_the_committed_metrics() {
+    // Every validation record of the run's metrics.jsonl, in order, as the page's table has
+    // it: step, epochs done (step / 235), and the six terms at 4 decimals.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let metrics =
+        std::fs::read_to_string(repo.join("results/runs/large_channel_campaign.metrics.jsonl"))
+            .unwrap();
+    let want: Vec<String> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "validation")
+        .map(|r| {
+            let step = r["step"].as_u64().unwrap();
+            let epochs = if step % 235 == 0 {
+                (step / 235).to_string()
+            } else {
+                format!("{:.2}", step as f64 / 235.0)
+            };
+            let terms: Vec<String> = [
+                "total",
+                "rec",
+                "idem_noise",
+                "tight_noise",
+                "idem_mismatch",
+                "tight_mismatch",
+            ]
+            .iter()
+            .map(|k| format!("{:.4}", r[*k].as_f64().unwrap()))
+            .collect();
+            format!("| {step} | {epochs} | {} |", terms.join(" | "))
+        })
+        .collect();
+    assert!(want.len() >= 13, "{} validation records", want.len());
+    let page = committed("large_channel_campaign.md");
+    let have: Vec<&str> = page
+        .lines()
+        .skip_while(|l| !l.starts_with("| step | epochs done | total | rec |"))
+        .skip(2)
+        .take_while(|l| l.starts_with("| "))
+        .collect();
+    assert_eq!(
+        have, want,
+        "the validation table of results/large_channel_campaign.md is not the validations of \
+         results/runs/large_channel_campaign.metrics.jsonl"
+    );
+}
