@@ -14,8 +14,13 @@
 # 3. the best checkpoint's model as OUT_ROOT/models/large_channel_mnist.safetensors
 #    (cign-export) and a grid drawn from that file with the README's command
 #    (OUT_ROOT/results/large_channel_campaign_final.png)
-# 4. the model card OUT_ROOT/models/README.md (scripts/model_card.py: config, commit, epochs,
-#    steps, training time, machine, SHA-256, the numbers of step 2 next to the paper's)
+# 4. the run's records: its run.log and metrics.jsonl as
+#    OUT_ROOT/results/runs/large_channel_campaign.{run.log,metrics.jsonl}, its loss figure as
+#    OUT_ROOT/results/large_channel_campaign.loss.png, and the segments page rendered from the
+#    log (scripts/campaign_segments.py: OUT_ROOT/results/large_channel_segments.md)
+# 5. the model card OUT_ROOT/models/README.md (scripts/model_card.py: config, commit, epochs,
+#    steps, training and wall time (the segments' total of step 4), machine, SHA-256, the
+#    numbers of step 2 next to the paper's)
 #
 # OUT_ROOT defaults to the repository root. Run it with nothing else on the machine: step 2
 # generates 20,000 images and runs Inception on 40,000. It refuses (exit 2, before any work) a
@@ -77,12 +82,12 @@ mkdir -p "$root/results/runs" "$root/models"
 results="$root/results"
 weights="$root/models/large_channel_mnist.safetensors"
 
-echo "== 1/4 the learning curve" >&2
+echo "== 1/5 the learning curve" >&2
 "$bin/cign-curve" --run "$run" --device "$device" --n-per-class "${CIGN_CURVE_N_PER_CLASS:-200}" \
   --dims "${CIGN_CURVE_DIMS:-64,192,768}" --json "$results/large_channel_curve.json" \
   --png "$results/large_channel_curve.png"
 
-echo "== 2/4 the full protocol: best-by-validation checkpoint, then epoch $last_epoch" >&2
+echo "== 2/5 the full protocol: best-by-validation checkpoint, then epoch $last_epoch" >&2
 start=$(date +%s)
 "$bin/cign-eval" --run "$run" --checkpoint best --n-per-class "$npc" --dims "$dims" \
   --device "$device" ${eval_extra[@]+"${eval_extra[@]}"} --json "$results/runs/large_channel_campaign.json" \
@@ -93,14 +98,23 @@ start=$(date +%s)
   > "$results/runs/large_channel_campaign_epoch$last_epoch.md"
 eval_s=$(( $(date +%s) - start ))
 
-echo "== 3/4 the weights and a grid from them" >&2
+echo "== 3/5 the weights and a grid from them" >&2
 "$bin/cign-export" --run "$run" --checkpoint best --out "$weights"
 "$bin/cign-sample" --weights "$weights" --config "$sample_config" \
   --label all --n 10 --device "$device" --out "$results/large_channel_campaign_final.png"
 
-echo "== 4/4 the model card" >&2
+echo "== 4/5 the run's records and its segments" >&2
+cp "$run/run.log" "$results/runs/large_channel_campaign.run.log"
+cp "$run/metrics.jsonl" "$results/runs/large_channel_campaign.metrics.jsonl"
+[ ! -f "$run/loss.png" ] || cp "$run/loss.png" "$results/large_channel_campaign.loss.png"
+python3 scripts/campaign_segments.py "$root" > "$results/large_channel_segments.md.part"
+mv "$results/large_channel_segments.md.part" "$results/large_channel_segments.md"
+
+echo "== 5/5 the model card" >&2
 python3 scripts/model_card.py --run "$run" --weights "$weights" \
   --best "$results/runs/large_channel_campaign.json" \
   --last "$results/runs/large_channel_campaign_epoch$last_epoch.json" \
-  --commit "$commit" --eval-seconds "$eval_s" --out "$root/models/README.md"
-echo "== done: $root/models/README.md; render results/README.md again: python3 scripts/results_table.py > results/README.md" >&2
+  --commit "$commit" --eval-seconds "$eval_s" --out "$root/models/README.md" \
+  --wall "$(python3 scripts/campaign_segments.py --total "$root")"
+echo "== done: $root/models/README.md; the campaign's total: $(python3 scripts/campaign_segments.py --total "$root")" >&2
+echo "   render results/README.md again: python3 scripts/results_table.py > results/README.md" >&2

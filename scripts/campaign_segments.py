@@ -21,7 +21,6 @@ import sys
 args = [a for a in sys.argv[1:] if a != "--total"]
 ROOT = pathlib.Path(args[0]) if args else pathlib.Path(__file__).resolve().parent.parent
 LOG = ROOT / "results" / "runs" / "large_channel_campaign.run.log"
-RUN_DIR = "~/cign-runs/large_channel-20261129-084913"
 TARGET_EPOCHS = 25
 WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
@@ -81,7 +80,13 @@ def duration(seconds):
 
 def render(lines):
     segs = segments(lines)
-    per_epoch = max((int(n) for n in re.findall(r"batch \d+ of (\d+)", "\n".join(lines))), default=None)
+    # Steps per epoch: from a mid-epoch position ("batch 49 of 235") or an epoch's end ("at step
+    # 470 (end of epoch 2)").
+    text = "\n".join(lines)
+    per_epoch = max((int(n) for n in re.findall(r"batch \d+ of (\d+)", text)), default=None)
+    if per_epoch is None:
+        ends = re.findall(r"at step (\d+) \(end of epoch (\d+)\)", text)
+        per_epoch = next((int(a) // int(b) for a, b in ends if int(b) > 0), None)
     done = [s for s in segs if s["end"] is not None]
     steps = sum(s["to"] - s["from"] for s in done)
     wall = sum((s["end"] - s["start"]).total_seconds() for s in done)
@@ -95,10 +100,11 @@ def render(lines):
         # SIGSTOP pauses, not the time between segments).
         step, secs = clock[-1]
         total += f" ({secs / 3600:.2f} h by the trainer's clock at step {step:,})"
+    run_dir = next((l.split(" INFO run directory ", 1)[1] for l in lines if " INFO run directory " in l), "RUN")
     rows = ["# Campaign segments, from the run's log", "",
             "Written by `python3 scripts/campaign_segments.py > results/large_channel_segments.md` from",
             "[`runs/large_channel_campaign.run.log`](runs/large_channel_campaign.run.log), a copy of",
-            f"`{RUN_DIR}/run.log`. Wall time is the log's (UTC),",
+            f"`{run_dir}/run.log`. Wall time is the log's (UTC),",
             "pauses included; s/step is wall time over steps. The annotated table with commands,",
             "threads and pauses is on [the campaign page](large_channel_campaign.md).", "",
             "| segment | start (UTC) | end (UTC) | steps | wall | s/step | how it ended |",

@@ -6,7 +6,7 @@ scripts/results_table.py can put them next to the paper's row from committed fil
 is computed before anything is written; each file is written whole (temporary file, rename).
 
   python3 scripts/model_card.py --run RUN_DIR --weights FILE --best BEST.json --last LAST.json \\
-      --commit COMMIT --out CARD.md [--eval-seconds S]
+      --commit COMMIT --out CARD.md [--eval-seconds S] [--wall "$(scripts/campaign_segments.py --total)"]
 """
 import argparse
 import hashlib
@@ -57,10 +57,13 @@ def fmt(x, nd=4):
     return "-" if x is None else f"{x:.{nd}f}"
 
 
-def training_block(run, metrics, state, commit, config):
-    """What results_table.py needs about a campaign evaluation."""
+def training_block(run, metrics, state, commit, config, wall=None):
+    """What results_table.py needs about a campaign evaluation; `wall` is the total of the
+    campaign's segments (steps, epochs, segments, wall time), as scripts/campaign_segments.py
+    --total prints it."""
     last = max(metrics, key=lambda r: r.get("step", 0))
     return {
+        "wall": wall,
         "run": str(run),
         "campaign": True,
         "config": config,
@@ -138,6 +141,7 @@ def main():
     ap.add_argument("--commit", required=True)
     ap.add_argument("--out", required=True, help="the card (Markdown)")
     ap.add_argument("--eval-seconds", type=float)
+    ap.add_argument("--wall", help="the segments' total (scripts/campaign_segments.py --total)")
     a = ap.parse_args()
     run = pathlib.Path(a.run)
     metrics = records(run)
@@ -155,9 +159,10 @@ def main():
                       if r.get("kind") == "validation" and r.get("epoch") == last_epoch
                       and r.get("batch_in_epoch", 0) == 0), None)
 
-    best["training"] = training_block(run, metrics, state, a.commit, config)
+    best["training"] = training_block(run, metrics, state, a.commit, config, a.wall)
     last["training"] = training_block(
-        run, metrics, {"step": last_step, "epoch": last_epoch, "batch_in_epoch": 0}, a.commit, config)
+        run, metrics, {"step": last_step, "epoch": last_epoch, "batch_in_epoch": 0}, a.commit, config,
+        a.wall)
 
     t = best["training"]
     weights = pathlib.Path(a.weights)
@@ -186,6 +191,7 @@ def main():
         f"(validation total {fmt(state.get('best_val_loss'))}) |",
         f"| training | {t['steps_trained']} steps ({t['epochs_trained']} epochs completed), "
         f"{t['trainer_hours']:.2f} h by the trainer's clock, resumed in segments ({SEGMENTS}) |",
+        *([f"| wall time | {a.wall} (results/large_channel_segments.md) |"] if a.wall else []),
         f"| machine | {t['machine']} |",
         f"| commit | {a.commit} (evaluation, export, this card) |",
         f"| run directory | `{run}` (outside the clone) |",

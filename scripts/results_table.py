@@ -114,9 +114,12 @@ def main():
         balance = d.get("class_balance")
         t = d.get("training", {})
         if t.get("campaign"):
-            trained = (f"paper recipe: {t['epochs_trained']} epochs = {t['steps_trained']} steps (batch "
-                       f"{batch_of(t)}), {t['trainer_hours']:.1f} h by the trainer's clock; this model: "
-                       f"{t['model_position']}")
+            if t.get("wall"):  # the segments' total: steps, epochs, segments, wall and trainer time
+                trained = f"paper recipe (batch {batch_of(t)}): {t['wall']}; this model: {t['model_position']}"
+            else:
+                trained = (f"paper recipe: {t['epochs_trained']} epochs = {t['steps_trained']} steps (batch "
+                           f"{batch_of(t)}), {t['trainer_hours']:.1f} h by the trainer's clock; this model: "
+                           f"{t['model_position']}")
             device = f"CPU ({t.get('machine', '?')})"  # where it was evaluated and trained
         else:
             trained = (f"short: {t.get('steps', '?')} steps (batch {batch_of(t)}), "

@@ -137,6 +137,31 @@ fn a_finished_campaign_gets_its_numbers_weights_card_and_rows() {
     let curve = read_json(&out.join("results/large_channel_curve.json"));
     assert_eq!(curve["points"].as_array().unwrap().len(), 2);
 
+    // The run's records, copied, and its one segment read from the copied log.
+    for (from, to) in [
+        ("run.log", "results/runs/large_channel_campaign.run.log"),
+        (
+            "metrics.jsonl",
+            "results/runs/large_channel_campaign.metrics.jsonl",
+        ),
+    ] {
+        assert_eq!(
+            std::fs::read(run.join(from)).unwrap(),
+            std::fs::read(out.join(to)).unwrap(),
+            "{to}"
+        );
+    }
+    let segments = std::fs::read_to_string(out.join("results/large_channel_segments.md")).unwrap();
+    assert!(
+        segments.contains("Total: 8 steps = 2.00 of 25 epochs in one segment, "),
+        "{segments}"
+    );
+    assert!(stderr.contains("the campaign's total: 8 steps"), "{stderr}");
+    assert!(
+        card.contains("| wall time | 8 steps = 2.00 of 25 epochs in one segment, "),
+        "{card}"
+    );
+
     // The results rows, rendered from what the script wrote.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let table = Command::new("python3")
@@ -152,6 +177,11 @@ fn a_finished_campaign_gets_its_numbers_weights_card_and_rows() {
         .unwrap_or_else(|| panic!("no campaign row in {table}"));
     assert!(row.contains(&format!("{:.4}", mean64(&best))), "{row}");
     assert!(row.contains(&format!("step {best_step}")), "{row}");
+    assert!(
+        row.contains("8 steps = 2.00 of 25 epochs in one segment, ")
+            && row.contains(" of wall time"),
+        "{row}"
+    );
     assert!(table.contains("is finished"), "{table}");
 
     // Bad input: one line, exit 2.
