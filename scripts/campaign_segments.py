@@ -9,7 +9,8 @@ the paper-recipe campaign, read from a copy of the run's own log
 ROOT is the folder that holds results/ (the repository by default). A segment starts at the
 trainer's "run directory" line and ends at its "stopped ... at step N" line; one without a stop
 line (killed by SIGKILL, a crash, the session's end) ends at its last line, and its steps are
-those up to the checkpoint the next segment resumed from. Wall times are of the log's
+those up to the checkpoint the next segment that trained resumed from; a later start that
+failed before resuming is listed and not counted. Wall times are of the log's
 timestamps (UTC), so they include validations, checkpoints and any SIGSTOP pause; the campaign
 page's annotated table says which pauses a segment had. A segment still running (the last one,
 without a stop line) is listed but left out of the totals. Nothing here is edited by hand."""
