@@ -19,6 +19,7 @@ import pathlib
 import re
 import sys
 
+TOTAL_ONLY = "--total" in sys.argv[1:]
 args = [a for a in sys.argv[1:] if a != "--total"]
 ROOT = pathlib.Path(args[0]) if args else pathlib.Path(__file__).resolve().parent.parent
 LOG = ROOT / "results" / "runs" / "large_channel_campaign.run.log"
@@ -137,7 +138,10 @@ def main():
         print(f"campaign_segments.py: no campaign log at {LOG}", file=sys.stderr)
         sys.exit(2)
     page, total = render(LOG.read_text().splitlines())
-    print(total if "--total" in sys.argv[1:] else page, end="\n" if "--total" in sys.argv[1:] else "")
+    if TOTAL_ONLY:
+        print(total)
+    else:
+        print(page, end="")
 
 
 if __name__ == "__main__":
