@@ -80,11 +80,11 @@ def duration(seconds):
     return f"{s // 3600} h {s % 3600 // 60:02d} min {s % 60:02d} s"
 
 
-def render(lines):
+def render(text):
+    lines = text.splitlines()
     segs = segments(lines)
     # Steps per epoch: from a mid-epoch position ("batch 49 of 235") or an epoch's end ("at step
     # 470 (end of epoch 2)").
-    text = "\n".join(lines)
     per_epoch = max((int(n) for n in re.findall(r"batch \d+ of (\d+)", text)), default=None)
     if per_epoch is None:
         ends = re.findall(r"at step (\d+) \(end of epoch (\d+)\)", text)
@@ -137,7 +137,7 @@ def main():
     if not LOG.is_file():
         print(f"campaign_segments.py: no campaign log at {LOG}", file=sys.stderr)
         sys.exit(2)
-    page, total = render(LOG.read_text().splitlines())
+    page, total = render(LOG.read_text())
     if TOTAL_ONLY:
         print(total)
     else:
