@@ -50,26 +50,15 @@ def command_of(t):
     return command
 
 
-def campaign_status():
-    """Where the paper-recipe campaign stands, from its learning curve's JSON."""
-    path = ROOT / "results" / "large_channel_curve.json"
-    if not path.exists():
-        return ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU)",
-                "has not started; its page: [large_channel_campaign.md](large_channel_campaign.md)."]
+def curve_lines(path, whose):
+    """What a campaign run's learning-curve JSON (written by cign-curve) says: its last finished
+    epoch and its latest evaluated snapshot."""
     c = json.loads(path.read_text())
-    final = ROOT / "results" / "runs" / "large_channel_campaign.json"
-    if final.exists() and "training" in json.loads(final.read_text()):
-        lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, on this CPU) is finished: the",
-                 "`large_channel, paper recipe` rows above are its full-protocol evaluations, the weights and",
-                 "their card are in [../models/](../models/README.md), its segments, grids and curve in",
-                 "[large_channel_campaign.md](large_channel_campaign.md)."]
-    else:
-        lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU) is",
-                 "under way; its segments, grids and curve: [large_channel_campaign.md](large_channel_campaign.md)."]
+    lines = []
     if c.get("validation"):
         v = c["validation"][-1]
-        lines.append(f"Last finished epoch in the curve's data: {v['epoch']} (step {v['step']}, validation "
-                     f"total {v['total']:.4f}, rec {v['rec']:.4f}).")
+        lines.append(f"{whose} last finished epoch in the curve's data: {v['epoch']} (step {v['step']}, "
+                     f"validation total {v['total']:.4f}, rec {v['rec']:.4f}).")
     if c.get("points"):
         p = c["points"][-1]
         n = c["settings"]["n_per_class"]
@@ -77,9 +66,38 @@ def campaign_status():
         dims = " / ".join(str(t["dims"]) for t in p["fid"])
         acc = p.get("conditional_accuracy")
         acc_s = f", conditional accuracy {acc * 100:.2f}%" if acc is not None else ""
-        lines.append(f"Its latest evaluated snapshot, epoch {p['epoch']} at {n} images per class: per-class "
+        lines.append(f"{whose} latest evaluated snapshot, epoch {p['epoch']} at {n} images per class: per-class "
                      f"FID means {means} at {dims}{acc_s}; a cheap protocol, not comparable with the "
                      "paper's row.")
+    return lines
+
+
+def campaign_status():
+    """Where the paper-recipe campaign stands, from its learning curves' JSON: the current run's
+    (results/large_channel_curve.json) and that of run 1, whose run directory was lost
+    (results/large_channel_curve_run1.json)."""
+    path = ROOT / "results" / "large_channel_curve.json"
+    run1 = ROOT / "results" / "large_channel_curve_run1.json"
+    final = ROOT / "results" / "runs" / "large_channel_campaign.json"
+    if final.exists() and "training" in json.loads(final.read_text()):
+        lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, on this CPU) is finished: the",
+                 "`large_channel, paper recipe` rows above are its full-protocol evaluations, the weights and",
+                 "their card are in [../models/](../models/README.md), its segments, grids and curve in",
+                 "[large_channel_campaign.md](large_channel_campaign.md)."]
+    elif path.exists() or run1.exists():
+        lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU) is",
+                 "under way; its segments, grids and curve: [large_channel_campaign.md](large_channel_campaign.md)."]
+    else:
+        return ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU)",
+                "has not started; its page: [large_channel_campaign.md](large_channel_campaign.md)."]
+    if path.exists():
+        lines += curve_lines(path, "The current run's")
+    elif run1.exists():
+        lines.append("The current run has no finished 5-epoch snapshot yet.")
+    if run1.exists():
+        lines.append("Run 1, the campaign's first run, lost its run directory before it finished and the current "
+                     "run started again from step 0 ([large_channel_campaign_run1.md](large_channel_campaign_run1.md)).")
+        lines += curve_lines(run1, "Run 1's")
     return lines
 
 

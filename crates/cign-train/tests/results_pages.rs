@@ -1,8 +1,8 @@
-//! `results/README.md`, `results/ablations.md` and `results/large_channel_segments.md` are
+//! `results/README.md`, `results/ablations.md` and `results/large_channel_segments{,_run1}.md` are
 //! written by scripts from the committed run records (`results/runs/*.json`, the campaign's curve
 //! JSON and run log, the training logs): a page edited by hand, or a script changed without
-//! rendering its page again, fails here. The campaign page's hand-written total is the one the
-//! committed run log gives.
+//! rendering its page again, fails here. Each campaign page's hand-written total and validation
+//! table are those its committed run log and metrics give (the current run's and run 1's).
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -36,12 +36,19 @@ fn committed(page: &str) -> String {
 
 #[test]
 fn results_pages_are_what_their_scripts_render() {
-    for (script, page) in [
-        ("results_table.py", "README.md"),
-        ("ablation_tables.py", "ablations.md"),
-        ("campaign_segments.py", "large_channel_segments.md"),
+    for (script, args, page) in [
+        ("results_table.py", &[][..], "README.md"),
+        ("ablation_tables.py", &[], "ablations.md"),
+        ("campaign_segments.py", &[], "large_channel_segments.md"),
+        (
+            "campaign_segments.py",
+            &["--run", "1"],
+            "large_channel_segments_run1.md",
+        ),
     ] {
-        let want = rendered(script, &[]);
+        let command = [&[script][..], args].concat().join(" ");
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let want = rendered(script, &args);
         let have = committed(page);
         // The first line (1-based) where they part, or the end of the shorter one.
         let first_difference = want
@@ -52,8 +59,8 @@ fn results_pages_are_what_their_scripts_render() {
             + 1;
         assert!(
             want == have,
-            "results/{page} differs from `python3 scripts/{script}` from line {first_difference}; \
-             render it again: python3 scripts/{script} > results/{page}"
+            "results/{page} differs from `python3 scripts/{command}` from line {first_difference}; \
+             render it again: python3 scripts/{command} > results/{page}"
         );
     }
 }
@@ -63,16 +70,25 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The campaign's runs: the current one (no suffix) and run 1, lost at step 3773 (`_run1`), as
+/// (`campaign_segments.py` arguments, suffix of their records and pages, fewest validations).
+const RUNS: [(&[&str], &str, usize); 2] = [(&[], "", 1), (&["--run", "1"], "_run1", 13)];
+
 #[test]
-fn the_campaign_page_states_the_total_of_the_committed_run_log() {
-    let total = one_line(&rendered("campaign_segments.py", &["--total".as_ref()]));
-    assert!(total.contains(" steps = "), "{total}");
-    let page = one_line(&committed("large_channel_campaign.md"));
-    assert!(
-        page.contains(&total),
-        "results/large_channel_campaign.md does not give the run log's total \"{total}\" \
-         (python3 scripts/campaign_segments.py --total)"
-    );
+fn each_campaign_page_states_the_total_of_its_committed_run_log() {
+    for (args, suffix, _) in RUNS {
+        let command = [args, &["--total"]].concat().join(" ");
+        let mut args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        args.push("--total".as_ref());
+        let total = one_line(&rendered("campaign_segments.py", &args));
+        assert!(total.contains(" steps = "), "{total}");
+        let page = one_line(&committed(&format!("large_channel_campaign{suffix}.md")));
+        assert!(
+            page.contains(&total),
+            "results/large_channel_campaign{suffix}.md does not give the run log's total \
+             \"{total}\" (python3 scripts/campaign_segments.py {command})"
+        );
+    }
 }
 
 #[test]
@@ -143,49 +159,102 @@ fn segments_are_read_from_the_log_killed_and_running_ones_included() {
 }
 
 #[test]
-fn the_campaign_pages_validation_table_is_the_committed_metrics() {
+fn each_campaign_pages_validation_table_is_its_committed_metrics() {
     // Every validation record of the run's metrics.jsonl, in order, as the page's table has
     // it: step, epochs done (step / 235), and the six terms at 4 decimals.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let metrics =
-        std::fs::read_to_string(repo.join("results/runs/large_channel_campaign.metrics.jsonl"))
-            .unwrap();
-    let want: Vec<String> = metrics
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["kind"] == "validation")
-        .map(|r| {
-            let step = r["step"].as_u64().unwrap();
-            let epochs = if step % 235 == 0 {
-                (step / 235).to_string()
-            } else {
-                format!("{:.2}", step as f64 / 235.0)
-            };
-            let terms: Vec<String> = [
-                "total",
-                "rec",
-                "idem_noise",
-                "tight_noise",
-                "idem_mismatch",
-                "tight_mismatch",
-            ]
-            .iter()
-            .map(|k| format!("{:.4}", r[*k].as_f64().unwrap()))
+    for (_, suffix, fewest) in RUNS {
+        let metrics_path = format!("results/runs/large_channel_campaign{suffix}.metrics.jsonl");
+        let metrics = std::fs::read_to_string(repo.join(&metrics_path)).unwrap();
+        let want: Vec<String> = metrics
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["kind"] == "validation")
+            .map(|r| {
+                let step = r["step"].as_u64().unwrap();
+                let epochs = if step % 235 == 0 {
+                    (step / 235).to_string()
+                } else {
+                    format!("{:.2}", step as f64 / 235.0)
+                };
+                let terms: Vec<String> = [
+                    "total",
+                    "rec",
+                    "idem_noise",
+                    "tight_noise",
+                    "idem_mismatch",
+                    "tight_mismatch",
+                ]
+                .iter()
+                .map(|k| format!("{:.4}", r[*k].as_f64().unwrap()))
+                .collect();
+                format!("| {step} | {epochs} | {} |", terms.join(" | "))
+            })
             .collect();
-            format!("| {step} | {epochs} | {} |", terms.join(" | "))
-        })
-        .collect();
-    assert!(want.len() >= 13, "{} validation records", want.len());
-    let page = committed("large_channel_campaign.md");
-    let have: Vec<&str> = page
-        .lines()
-        .skip_while(|l| !l.starts_with("| step | epochs done | total | rec |"))
-        .skip(2)
-        .take_while(|l| l.starts_with("| "))
-        .collect();
-    assert_eq!(
-        have, want,
-        "the validation table of results/large_channel_campaign.md is not the validations of \
-         results/runs/large_channel_campaign.metrics.jsonl"
+        assert!(
+            want.len() >= fewest,
+            "{metrics_path}: {} validation records",
+            want.len()
+        );
+        let page_name = format!("large_channel_campaign{suffix}.md");
+        let page = committed(&page_name);
+        let have: Vec<&str> = page
+            .lines()
+            .skip_while(|l| !l.starts_with("| step | epochs done | total | rec |"))
+            .skip(2)
+            .take_while(|l| l.starts_with("| "))
+            .collect();
+        assert_eq!(
+            have, want,
+            "the validation table of results/{page_name} is not the validations of {metrics_path}"
+        );
+    }
+}
+
+#[test]
+fn the_results_page_states_both_campaign_runs_from_their_curves() {
+    // results_table.py's campaign status, from the curve JSONs alone: run 1's (lost, `_run1`)
+    // and the current run's once it has one.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let run1 = std::fs::read_to_string(repo.join("results/large_channel_curve_run1.json")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("results/runs")).unwrap();
+    let status = || rendered("results_table.py", &[tmp.path().as_os_str()]);
+    assert!(status().contains("has not started"));
+
+    std::fs::write(
+        tmp.path().join("results/large_channel_curve_run1.json"),
+        &run1,
+    )
+    .unwrap();
+    let page = status();
+    assert!(page.contains("is\nunder way"), "{page}");
+    assert!(
+        page.contains("The current run has no finished 5-epoch snapshot yet."),
+        "{page}"
     );
+    assert!(
+        page.contains("Run 1's latest evaluated snapshot, epoch 15 at 200 images per class"),
+        "{page}"
+    );
+    assert!(page.contains("Run 1's last finished epoch in the curve's data: 16 (step 3760"));
+
+    // The current run's curve: its points first, run 1's after.
+    let mut current: serde_json::Value = serde_json::from_str(&run1).unwrap();
+    current["points"].as_array_mut().unwrap().truncate(1);
+    current["validation"].as_array_mut().unwrap().truncate(5);
+    std::fs::write(
+        tmp.path().join("results/large_channel_curve.json"),
+        current.to_string(),
+    )
+    .unwrap();
+    let page = status();
+    let ours = page
+        .find("The current run's latest evaluated snapshot, epoch 5 at 200 images per class")
+        .unwrap_or_else(|| panic!("{page}"));
+    assert!(
+        page.contains("The current run's last finished epoch in the curve's data: 5 (step 1175")
+    );
+    assert!(!page.contains("no finished 5-epoch snapshot"), "{page}");
+    assert!(page.find("Run 1's latest evaluated snapshot").unwrap() > ours);
 }
