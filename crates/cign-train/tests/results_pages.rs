@@ -156,6 +156,46 @@ fn segments_are_read_from_the_log_killed_and_running_ones_included() {
     let out = python("campaign_segments.py", &[empty.path().as_os_str()]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+
+    // An earlier run's log by number (`--run 1`: `_run1`); the current run's number is the log
+    // without a suffix; no number, or a run without a log: one line, exit 2.
+    std::fs::rename(
+        tmp.path()
+            .join("results/runs/large_channel_campaign.run.log"),
+        tmp.path()
+            .join("results/runs/large_channel_campaign_run1.run.log"),
+    )
+    .unwrap();
+    let run1 = |extra: &[&str]| {
+        let mut args: Vec<&OsStr> = extra.iter().map(OsStr::new).collect();
+        args.push(tmp.path().as_os_str());
+        python("campaign_segments.py", &args)
+    };
+    let out = run1(&["--run", "1", "--total"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("40 steps = 2.00 of 25 epochs"));
+    let page = String::from_utf8(run1(&["--run", "1"]).stdout).unwrap();
+    assert!(
+        page.contains("campaign_segments.py --run 1 > results/large_channel_segments_run1.md")
+            && page.contains("(runs/large_channel_campaign_run1.run.log)")
+            && page.contains("(large_channel_campaign_run1.md)"),
+        "{page}"
+    );
+    for bad in [
+        &["--run"][..],
+        &["--run", "x"],
+        &["--run", "0"],
+        &["--run", "2"],
+        &[],
+    ] {
+        let out = run1(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).lines().count(),
+            1,
+            "{bad:?}"
+        );
+    }
 }
 
 #[test]
