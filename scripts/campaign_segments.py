@@ -7,9 +7,10 @@ the paper-recipe campaign, read from a copy of the run's own log
     python3 scripts/campaign_segments.py --total [ROOT]   # the one-line total only
     python3 scripts/campaign_segments.py --run 1 > results/large_channel_segments_run1.md
 
-ROOT is the folder that holds results/ (the repository by default). `--run 1` reads the log of
-the campaign's first run (results/runs/large_channel_campaign_run1.run.log), whose run directory
-was lost at step 3773; its records keep the `_run1` suffix. A segment starts at the
+ROOT is the folder that holds results/ (the repository by default). `--run N` reads the log of
+an earlier run of the campaign, whose records carry `_runN`
+(results/runs/large_channel_campaign_runN.run.log; run 1's directory was lost at step 3773); the
+current run's records have no suffix. A segment starts at the
 trainer's "run directory" line and ends at its "stopped ... at step N" line; one without a stop
 line (killed by SIGKILL, a crash, the session's end) ends at its last line, and its steps are
 those up to the checkpoint the next segment that trained resumed from; a later start that
@@ -22,19 +23,18 @@ import pathlib
 import re
 import sys
 
-# The run the campaign is on now (run 1 was lost at step 3773; its records carry `_run1`).
-CURRENT_RUN = 2
 TOTAL_ONLY = "--total" in sys.argv[1:]
 args = [a for a in sys.argv[1:] if a != "--total"]
-SUFFIX = ""
+# The current run's records have no suffix; an earlier run's carry `_runN` (`--run N`).
+RUN = None
 if "--run" in args:
     i = args.index("--run")
     if i + 1 >= len(args) or not args[i + 1].isdigit() or int(args[i + 1]) < 1:
         print("campaign_segments.py: --run takes a run number (1, 2, ...)", file=sys.stderr)
         sys.exit(2)
-    # The current run's records have no suffix; an earlier run's carry `_runN`.
-    SUFFIX = f"_run{args[i + 1]}" if args[i + 1] != str(CURRENT_RUN) else ""
+    RUN = int(args[i + 1])
     del args[i:i + 2]
+SUFFIX = f"_run{RUN}" if RUN else ""
 ROOT = pathlib.Path(args[0]) if args else pathlib.Path(__file__).resolve().parent.parent
 LOG = ROOT / "results" / "runs" / f"large_channel_campaign{SUFFIX}.run.log"
 TARGET_EPOCHS = 25
@@ -117,7 +117,7 @@ def render(text):
         step, secs = clock[-1]
         total += f" ({secs / 3600:.2f} h by the trainer's clock at step {step:,})"
     run_dir = next((l.split(" INFO run directory ", 1)[1] for l in lines if " INFO run directory " in l), "RUN")
-    run_arg = f" --run {SUFFIX[4:]}" if SUFFIX else ""
+    run_arg = f" --run {RUN}" if RUN else ""
     rows = ["# Campaign segments, from the run's log", "",
             f"Written by `python3 scripts/campaign_segments.py{run_arg} > results/large_channel_segments{SUFFIX}.md` from",
             f"[`runs/large_channel_campaign{SUFFIX}.run.log`](runs/large_channel_campaign{SUFFIX}.run.log), a copy of",

@@ -74,17 +74,19 @@ def curve_lines(path, whose):
 
 def campaign_status():
     """Where the paper-recipe campaign stands, from its learning curves' JSON: the current run's
-    (results/large_channel_curve.json) and that of run 1, whose run directory was lost
-    (results/large_channel_curve_run1.json)."""
+    (results/large_channel_curve.json) and those of earlier runs whose run directories were lost
+    (results/large_channel_curve_runN.json)."""
     path = ROOT / "results" / "large_channel_curve.json"
-    run1 = ROOT / "results" / "large_channel_curve_run1.json"
+    earlier = sorted((int(p.stem.rsplit("_run", 1)[1]), p)
+                     for p in (ROOT / "results").glob("large_channel_curve_run*.json")
+                     if p.stem.rsplit("_run", 1)[1].isdigit())
     final = ROOT / "results" / "runs" / "large_channel_campaign.json"
     if final.exists() and "training" in json.loads(final.read_text()):
         lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, on this CPU) is finished: the",
                  "`large_channel, paper recipe` rows above are its full-protocol evaluations, the weights and",
                  "their card are in [../models/](../models/README.md), its segments, grids and curve in",
                  "[large_channel_campaign.md](large_channel_campaign.md)."]
-    elif path.exists() or run1.exists():
+    elif path.exists() or earlier:
         lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU) is",
                  "under way; its segments, grids and curve: [large_channel_campaign.md](large_channel_campaign.md)."]
     else:
@@ -92,12 +94,12 @@ def campaign_status():
                 "has not started; its page: [large_channel_campaign.md](large_channel_campaign.md)."]
     if path.exists():
         lines += curve_lines(path, "The current run's")
-    elif run1.exists():
+    elif earlier:
         lines.append("The current run has no finished 5-epoch snapshot yet.")
-    if run1.exists():
-        lines.append("Run 1, the campaign's first run, lost its run directory before it finished and the current "
-                     "run started again from step 0 ([large_channel_campaign_run1.md](large_channel_campaign_run1.md)).")
-        lines += curve_lines(run1, "Run 1's")
+    for n, run in earlier:
+        lines.append(f"Run {n} of the campaign lost its run directory before it finished, and a later run started "
+                     f"again from step 0 ([large_channel_campaign_run{n}.md](large_channel_campaign_run{n}.md)).")
+        lines += curve_lines(run, f"Run {n}'s")
     return lines
 
 

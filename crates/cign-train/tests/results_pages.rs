@@ -157,8 +157,8 @@ fn segments_are_read_from_the_log_killed_and_running_ones_included() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 
-    // An earlier run's log by number (`--run 1`: `_run1`); the current run's number is the log
-    // without a suffix; no number, or a run without a log: one line, exit 2.
+    // An earlier run's log by number (`--run 1`: `_run1`); the current run's log has no suffix;
+    // no number, or a run without a log: one line, exit 2.
     std::fs::rename(
         tmp.path()
             .join("results/runs/large_channel_campaign.run.log"),
