@@ -77,9 +77,9 @@ def campaign_status():
     (results/large_channel_curve.json) and those of earlier runs whose run directories were lost
     (results/large_channel_curve_runN.json)."""
     path = ROOT / "results" / "large_channel_curve.json"
-    earlier = sorted((int(p.stem.rsplit("_run", 1)[1]), p)
+    earlier = sorted((int(m.group(1)), p)
                      for p in (ROOT / "results").glob("large_channel_curve_run*.json")
-                     if p.stem.rsplit("_run", 1)[1].isdigit())
+                     if (m := re.fullmatch(r"large_channel_curve_run(\d+)", p.stem)))
     final = ROOT / "results" / "runs" / "large_channel_campaign.json"
     if final.exists() and "training" in json.loads(final.read_text()):
         lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, on this CPU) is finished: the",
