@@ -2,8 +2,9 @@
 //! kept by `train.snapshot_every_epochs`) evaluated at one cheap, seeded protocol, with the
 //! validation loss of the same epoch, as JSON (`curve.json`) and a figure (`curve.png`).
 //!
-//! The JSON is the record: a later call evaluates only the snapshots it does not hold yet (or
-//! whose file changed, by SHA-256), and it is rewritten (atomically) after every snapshot, so
+//! The JSON is the record: a later call evaluates only the snapshots it does not hold yet
+//! (or whose file changed, by SHA-256, or whose point lacks the conditional accuracy that a
+//! now-cached classifier can give), and it is rewritten (atomically) after every snapshot, so
 //! an interrupted evaluation keeps what it finished. Points are only comparable at equal
 //! settings, so a JSON made with other settings is refused rather than mixed or overwritten.
 
@@ -238,11 +239,18 @@ impl LearningCurve {
         Ok(curve)
     }
 
-    /// Whether the curve already holds `epoch` for the file with this SHA-256.
-    pub fn has(&self, epoch: u64, sha256: &str) -> bool {
-        self.points
+    /// Whether the snapshot of `epoch` with this SHA-256 must be evaluated: the curve holds
+    /// no point of that epoch for that file, or holds one without conditional accuracy (made
+    /// while no classifier was cached) and `accuracy_available` says a classifier is now.
+    pub fn needs(&self, epoch: u64, sha256: &str, accuracy_available: bool) -> bool {
+        match self
+            .points
             .iter()
-            .any(|p| p.epoch == epoch && p.sha256 == sha256)
+            .find(|p| p.epoch == epoch && p.sha256 == sha256)
+        {
+            None => true,
+            Some(p) => accuracy_available && p.conditional_accuracy.is_none(),
+        }
     }
 
     /// Adds `point`, replacing any point of the same epoch; keeps the points by epoch.
@@ -489,8 +497,51 @@ pub fn write_curve_plot(path: &Path, curve: &LearningCurve) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::epoch_validations;
+    use super::{epoch_validations, CurvePoint, CurveSettings, LearningCurve};
     use serde_json::json;
+
+    #[test]
+    fn a_point_is_needed_when_missing_changed_or_short_of_an_accuracy_now_available() {
+        let point = |epoch: u64, sha: &str, accuracy: Option<f64>| CurvePoint {
+            epoch,
+            step: None,
+            snapshot: format!("epoch-{epoch:03}.safetensors"),
+            sha256: sha.to_string(),
+            validation_total: None,
+            validation_rec: None,
+            fid: Vec::new(),
+            conditional_accuracy: accuracy,
+            seconds: 1.0,
+        };
+        let curve = LearningCurve {
+            run: "run".into(),
+            settings: CurveSettings {
+                n_per_class: 4,
+                seed: 0,
+                dims: vec![64],
+                real_limit: None,
+                precision: "fp32".into(),
+            },
+            points: vec![point(5, "aa", Some(0.8)), point(10, "bb", None)],
+            validation: Vec::new(),
+        };
+        // (epoch, sha, classifier cached) -> needed
+        let cases = [
+            ((5, "aa", false), false),
+            ((5, "aa", true), false),
+            ((5, "zz", false), true),
+            ((10, "bb", false), false),
+            ((10, "bb", true), true),
+            ((15, "cc", false), true),
+        ];
+        for ((epoch, sha, available), want) in cases {
+            assert_eq!(
+                curve.needs(epoch, sha, available),
+                want,
+                "epoch {epoch}, sha {sha}, classifier {available}"
+            );
+        }
+    }
 
     #[test]
     fn axis_labels() {

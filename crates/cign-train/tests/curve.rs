@@ -192,6 +192,61 @@ fn every_snapshot_is_evaluated_once_as_cign_eval_would() {
 }
 
 #[test]
+fn a_point_without_accuracy_is_evaluated_again_once_a_classifier_is_cached() {
+    // An empty weights directory of its own (no classifier, so no accuracy), the FID
+    // weights named directly.
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = tmp.path().join("weights");
+    std::fs::create_dir_all(&weights).unwrap();
+    let fid_weights = cign_metrics::weights::fid_weights().unwrap();
+    let run = run_with_snapshots(tmp.path(), 1, 0);
+    let json = tmp.path().join("curve.json");
+    let owned = curve_args(&run, tmp.path(), "4", "64");
+    let call = || {
+        let out = common::succeeds(
+            Command::new(env!("CARGO_BIN_EXE_cign-curve"))
+                .args(&owned)
+                .env("RUST_LOG", "info")
+                .env("CIGN_WEIGHTS_DIR", &weights)
+                .env("CIGN_FID_WEIGHTS", &fid_weights),
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    let log = call();
+    assert!(log.contains("1 snapshot(s) to evaluate"), "{log}");
+    assert!(log.contains("no cached mnist classifier"), "{log}");
+    let before = read_json(&json)["points"][0].clone();
+    assert!(before["conditional_accuracy"].is_null(), "{before}");
+
+    // A classifier appears in the cache (untrained: any accuracy will do): the point is
+    // evaluated again, gains its accuracy and keeps its FIDs (same weights, same seed).
+    cign_metrics::ConditionalClassifier::new(tch::Device::Cpu)
+        .unwrap()
+        .save(&weights.join("cign-classifier-mnist.safetensors"))
+        .unwrap();
+    let log = call();
+    assert!(log.contains("1 snapshot(s) evaluated again"), "{log}");
+    assert!(
+        log.contains("1 snapshot(s) to evaluate, 0 already in"),
+        "{log}"
+    );
+    let after = read_json(&json)["points"][0].clone();
+    let accuracy = after["conditional_accuracy"]
+        .as_f64()
+        .expect("an accuracy now");
+    assert!((0.0..=1.0).contains(&accuracy), "{accuracy}");
+    assert_eq!(point_means(&after), point_means(&before));
+    assert_eq!(after["sha256"], before["sha256"]);
+
+    // Complete now: nothing evaluated again, the JSON untouched.
+    let bytes = std::fs::read(&json).unwrap();
+    let log = call();
+    assert!(log.contains("0 snapshot(s) to evaluate"), "{log}");
+    assert_eq!(std::fs::read(&json).unwrap(), bytes);
+}
+
+#[test]
 fn a_run_without_snapshots_or_a_bad_argument_is_one_error_line() {
     let tmp = tempfile::tempdir().unwrap();
     let run = common::tiny_run(env!("CARGO_BIN_EXE_cign-train"), tmp.path(), 16, 100, 1);

@@ -5,7 +5,8 @@
 //! every snapshot) and is scored by per-class FID at the taps (mean, std, min, max over
 //! classes) and the conditional accuracy, next to the validation loss of that epoch. Writes
 //! JSON (default `RUN_DIR/curve.json`) and a figure (default `RUN_DIR/curve.png`) after every
-//! snapshot; a later call evaluates only the snapshots the JSON does not hold yet.
+//! snapshot; a later call evaluates only the snapshots the JSON does not hold yet, and again
+//! those whose point has no conditional accuracy when a classifier has been cached since.
 
 use std::path::PathBuf;
 
@@ -145,19 +146,29 @@ fn run(cli: Cli) -> Result<()> {
             Ok((epoch, path, cign_data::fetch::sha256_hex(&bytes)))
         })
         .collect::<Result<_>>()?;
+    let classifier = ConditionalClassifier::load_cached(kind, device)?;
     let todo: Vec<_> = hashed
         .into_iter()
-        .filter(|(epoch, _, sha)| !curve.has(*epoch, sha))
+        .filter(|(epoch, _, sha)| curve.needs(*epoch, sha, classifier.is_some()))
         .collect();
+    let again = todo
+        .iter()
+        .filter(|(epoch, _, sha)| !curve.needs(*epoch, sha, false))
+        .count();
+    if again > 0 {
+        tracing::info!(
+            "{again} snapshot(s) evaluated again: their points have no conditional accuracy \
+             and a {kind} classifier is cached now"
+        );
+    }
     tracing::info!(
         "{} snapshot(s) to evaluate, {} already in {}",
         todo.len(),
-        curve.points.len(),
+        curve.points.len() - again,
         json.display()
     );
     if !todo.is_empty() {
         let extractor = InceptionExtractor::from_default_weights(device)?;
-        let classifier = ConditionalClassifier::load_cached(kind, device)?;
         if classifier.is_none() {
             tracing::warn!(
                 "no cached {kind} classifier: conditional accuracy skipped (train it with \
