@@ -183,9 +183,16 @@ impl std::fmt::Debug for ConditionalClassifier {
     }
 }
 
-/// Default cache path of the classifier of `kind`.
+/// Default cache path of the classifier of `kind`: [`classifier_path_in`] the weights
+/// directory ([`crate::weights::weights_dir`]).
 pub fn default_classifier_path(kind: DatasetKind) -> PathBuf {
-    crate::weights::weights_dir().join(format!("cign-classifier-{}.safetensors", kind.name()))
+    classifier_path_in(&crate::weights::weights_dir(), kind)
+}
+
+/// Where the classifier of `kind` lives in the weights directory `dir`:
+/// `dir/cign-classifier-<dataset>.safetensors`.
+pub fn classifier_path_in(dir: &Path, kind: DatasetKind) -> PathBuf {
+    dir.join(format!("cign-classifier-{}.safetensors", kind.name()))
 }
 
 fn check_28(images: &Tensor) -> Result<()> {

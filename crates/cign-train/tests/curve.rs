@@ -223,7 +223,10 @@ fn a_point_without_accuracy_is_evaluated_again_once_a_classifier_is_cached() {
     // evaluated again, gains its accuracy and keeps its FIDs (same weights, same seed).
     cign_metrics::ConditionalClassifier::new(tch::Device::Cpu)
         .unwrap()
-        .save(&weights.join("cign-classifier-mnist.safetensors"))
+        .save(&cign_metrics::classifier::classifier_path_in(
+            &weights,
+            cign_data::DatasetKind::Mnist,
+        ))
         .unwrap();
     let log = call();
     assert!(log.contains("1 snapshot(s) evaluated again"), "{log}");
