@@ -195,6 +195,16 @@ pub fn classifier_path_in(dir: &Path, kind: DatasetKind) -> PathBuf {
     dir.join(format!("cign-classifier-{}.safetensors", kind.name()))
 }
 
+/// The warning `cign-eval` and `cign-curve` print when no classifier of `kind` is cached: conditional
+/// accuracy is skipped, and the command that trains and caches one
+/// (`cign-classifier train --dataset <kind>`, through cargo).
+pub fn missing_classifier_warning(kind: DatasetKind) -> String {
+    format!(
+        "no cached {kind} classifier: conditional accuracy skipped (train it with \
+         `cargo run --release -p cign-metrics --bin cign-classifier -- train --dataset {kind}`)"
+    )
+}
+
 fn check_28(images: &Tensor) -> Result<()> {
     crate::preprocess::check_images("images", images)?;
     let s = images.size();

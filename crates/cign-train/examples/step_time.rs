@@ -3,7 +3,8 @@
 //! + AdamW, the step of `cign-train`. Used by `scripts/compare_speed.py`.
 //!
 //! `cargo run --release -p cign-train --example step_time -- CONFIG [--batch 256] [--steps 5]
-//!  [--warmup 1] [--threads 2] [--device cpu|cuda|cuda:N] [--precision fp32|bf16]`
+//!  [--warmup 1] [--threads 0] [--device cpu|cuda|cuda:N] [--precision fp32|bf16]`
+//!  (defaults shown; `--threads 0` leaves libtorch's own thread count)
 
 use std::path::PathBuf;
 use std::process::ExitCode;

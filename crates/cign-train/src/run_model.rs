@@ -28,7 +28,8 @@ pub struct ModelArgs {
     /// model saved with safetensors); needs --config.
     #[arg(long, value_name = "FILE.safetensors", requires = "config")]
     pub weights: Option<PathBuf>,
-    /// The config the weights were trained with (only its [model] and [data] sections are used).
+    /// The config the weights were trained with (only its [model] and [data] sections and
+    /// train.precision, the default of --precision, are used).
     #[arg(long, value_name = "CONFIG.toml", requires = "weights")]
     pub config: Option<PathBuf>,
     /// Arithmetic of the passes: fp32, or bf16 (convolutions and linears in bfloat16 through

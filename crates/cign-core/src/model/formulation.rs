@@ -6,7 +6,9 @@ use super::{BnLayout, LabelImpl, MixerImpl};
 /// ([`crate::CignModel::with_formulation`]). All are exact: they compute the same function and
 /// gradients and differ only in floating-point summation order and in speed.
 /// [`Formulation::AUTHORS`] reproduces the authors' code bit for bit; the default is the
-/// fastest measured on the CPU.
+/// fastest measured on the CPU among the formulations that stay as close to the exact step as
+/// the authors' own float32 code ([`BnLayout::RowsForSmallMaps`] is faster but does not, so it
+/// is not the default).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Formulation {
     /// Channel mixer of the filter model.
@@ -25,7 +27,8 @@ impl Formulation {
         bn: BnLayout::Nchw,
     };
 
-    /// The fastest measured formulation for a device (what [`crate::CignModel::new`] builds).
+    /// The default formulation for a device (what [`crate::CignModel::new`] builds; see
+    /// [`Formulation`] for how it was chosen).
     /// Measured on the CPU only; CUDA gets the same until measured there.
     pub fn default_for(device: tch::Device) -> Formulation {
         let _ = device;

@@ -41,7 +41,9 @@ struct Cli {
     /// Use only the first N test images as the reference (default: the whole split).
     #[arg(long)]
     real_limit: Option<usize>,
-    /// The curve's JSON (read first: snapshots it already holds are not evaluated again).
+    /// The curve's JSON (read first: a snapshot it already holds is evaluated again only when
+    /// its file changed (SHA-256) or its point lacks the conditional accuracy and a classifier
+    /// is cached now).
     /// Default: RUN_DIR/curve.json.
     #[arg(long, value_name = "FILE.json")]
     json: Option<PathBuf>,
@@ -171,8 +173,8 @@ fn run(cli: Cli) -> Result<()> {
         let extractor = InceptionExtractor::from_default_weights(device)?;
         if classifier.is_none() {
             tracing::warn!(
-                "no cached {kind} classifier: conditional accuracy skipped (train it with \
-                 `cign-classifier train --dataset {kind}`)"
+                "{}",
+                cign_metrics::classifier::missing_classifier_warning(kind)
             );
         }
         let mut first = Some(first);

@@ -130,8 +130,8 @@ fn run(cli: Cli) -> Result<()> {
     let classifier = ConditionalClassifier::load_cached(kind, device)?;
     if classifier.is_none() {
         eprintln!(
-            "no cached {kind} classifier: conditional accuracy skipped (train it with \
-             `cargo run --release -p cign-metrics --bin cign-classifier -- train --dataset {kind}`)"
+            "{}",
+            cign_metrics::classifier::missing_classifier_warning(kind)
         );
     }
     eprintln!(

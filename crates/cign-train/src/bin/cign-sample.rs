@@ -1,6 +1,7 @@
 //! `cign-sample (--run RUN_DIR [--checkpoint best|last] | --weights FILE --config CONFIG)
-//! --label L|all --n N [--seed S] [--reapply K] [--out FILE.png] [--idx FILE]
-//! [--idx-labels FILE] [--precision fp32|bf16]`: generate images from a trained model as a PNG grid (with `all`: one row
+//! [--label L|all] [--n N] [--seed S] [--reapply K] [--out FILE.png] [--idx FILE]
+//! [--idx-labels FILE] [--device D] [--precision fp32|bf16]` (default: `--label all --n 8`):
+//! generate images from a trained model as a PNG grid (with `all`: one row
 //! per class; each column one noise, shared by every row) and/or as raw IDX files for metrics.
 //!
 //! `--project IMAGE.png --label L` instead projects a given image onto the model's fixed
