@@ -543,6 +543,64 @@ mod tests {
         }
     }
 
+    /// A curve written and read back holds the same numbers, bit for bit: `cign-curve`
+    /// rewrites its JSON on every call, keeping earlier points, so a parse that is off by an
+    /// ulp would let them drift call after call. 1.1880826567065241 and 0.9522694588590637
+    /// are values of the large_channel campaign's epoch-5 point that did drift with
+    /// serde_json's default float parser; the rest are pseudo-random doubles.
+    #[test]
+    fn a_saved_curve_reads_back_bit_for_bit() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            // a double in [2^-8, 2^8): random mantissa, exponent within the FID range
+            let exponent = 1023 - 8 + (state >> 60);
+            f64::from_bits((exponent << 52) | (state >> 12))
+        };
+        let fid = (0..64)
+            .map(|i| super::TapPoint {
+                dims: 64,
+                mean: if i == 0 { 1.1880826567065241 } else { next() },
+                std: if i == 0 { 0.9522694588590637 } else { next() },
+                min: next(),
+                max: next(),
+                all_class: next(),
+            })
+            .collect();
+        let curve = LearningCurve {
+            run: "run".into(),
+            settings: CurveSettings {
+                n_per_class: 4,
+                seed: 0,
+                dims: vec![64],
+                real_limit: None,
+                precision: "fp32".into(),
+            },
+            points: vec![CurvePoint {
+                epoch: 5,
+                step: Some(1175),
+                snapshot: "epoch-005.safetensors".into(),
+                sha256: "aa".into(),
+                validation_total: Some(next()),
+                validation_rec: Some(next()),
+                fid,
+                conditional_accuracy: Some(0.807),
+                seconds: next(),
+            }],
+            validation: Vec::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curve.json");
+        curve.save(&path).unwrap();
+        let back = LearningCurve::open(&path, "run", curve.settings.clone(), false).unwrap();
+        assert_eq!(back, curve);
+        back.save(&path).unwrap();
+        let again = LearningCurve::open(&path, "run", curve.settings.clone(), false).unwrap();
+        assert_eq!(again, curve);
+    }
+
     #[test]
     fn axis_labels() {
         use super::{epoch_label, significant};
