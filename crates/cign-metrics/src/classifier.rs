@@ -195,8 +195,8 @@ pub fn classifier_path_in(dir: &Path, kind: DatasetKind) -> PathBuf {
     dir.join(format!("cign-classifier-{}.safetensors", kind.name()))
 }
 
-/// The warning `cign-eval` and `cign-curve` print when no classifier of `kind` is cached: conditional
-/// accuracy is skipped, and the command that trains and caches one
+/// The warning `cign-eval` and `cign-curve` print when no classifier of `kind` is cached:
+/// conditional accuracy is skipped, and the command that trains and caches one
 /// (`cign-classifier train --dataset <kind>`, through cargo).
 pub fn missing_classifier_warning(kind: DatasetKind) -> String {
     format!(
