@@ -500,6 +500,17 @@ mod tests {
     use super::{epoch_validations, CurvePoint, CurveSettings, LearningCurve};
     use serde_json::json;
 
+    /// The protocol of the curves these tests build.
+    fn settings() -> CurveSettings {
+        CurveSettings {
+            n_per_class: 4,
+            seed: 0,
+            dims: vec![64],
+            real_limit: None,
+            precision: "fp32".into(),
+        }
+    }
+
     #[test]
     fn a_point_is_needed_when_missing_changed_or_short_of_an_accuracy_now_available() {
         let point = |epoch: u64, sha: &str, accuracy: Option<f64>| CurvePoint {
@@ -515,13 +526,7 @@ mod tests {
         };
         let curve = LearningCurve {
             run: "run".into(),
-            settings: CurveSettings {
-                n_per_class: 4,
-                seed: 0,
-                dims: vec![64],
-                real_limit: None,
-                precision: "fp32".into(),
-            },
+            settings: settings(),
             points: vec![point(5, "aa", Some(0.8)), point(10, "bb", None)],
             validation: Vec::new(),
         };
@@ -571,13 +576,7 @@ mod tests {
             .collect();
         let curve = LearningCurve {
             run: "run".into(),
-            settings: CurveSettings {
-                n_per_class: 4,
-                seed: 0,
-                dims: vec![64],
-                real_limit: None,
-                precision: "fp32".into(),
-            },
+            settings: settings(),
             points: vec![CurvePoint {
                 epoch: 5,
                 step: Some(1175),
