@@ -5,7 +5,10 @@
 //! The file is written to a uniquely named temporary file in the destination's directory
 //! (`tempfile::NamedTempFile`, so two processes writing the same destination never share a
 //! temporary name), flushed to disk, renamed over the destination, and the directory is synced.
-//! On any failure the temporary file is removed, so a full disk is not left fuller.
+//! On any failure the temporary file is removed, so a full disk is not left fuller. The file
+//! gets the permissions `File::create` would give it (on Unix `0o666` less the umask), not
+//! the owner-only `0o600` of a bare temporary file, so that shared weights and results stay
+//! readable by the group and others as the user's umask allows.
 
 use std::io;
 use std::path::Path;
@@ -31,10 +34,16 @@ where
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     // Dropping `tmp` on an early return deletes the temporary file.
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(dir)?;
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".part");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode `File::create` uses; the kernel applies the umask to it.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder.tempfile_in(dir)?;
     write(tmp.path())?;
     std::fs::File::open(tmp.path())?.sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -66,6 +75,20 @@ mod tests {
         write_atomic_bytes(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_gets_the_permissions_file_create_gives() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain.bin");
+        std::fs::File::create(&plain).unwrap();
+        let want = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+        let p = dir.path().join("a.bin");
+        write_atomic_bytes(&p, b"one").unwrap();
+        let got = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, want, "mode {got:o}, File::create gives {want:o}");
     }
 
     #[test]

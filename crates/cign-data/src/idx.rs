@@ -105,7 +105,18 @@ fn parse_header(path: &Path, bytes: &[u8], magic: u32, what: &'static str) -> Re
             u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
         })
         .collect();
-    let expected = header_len + dims.iter().product::<usize>();
+    // Checked: the dimensions are 32-bit each, so their product can overflow usize (a
+    // crafted header would otherwise wrap to a small size and pass the length check).
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|n| n.checked_add(header_len))
+        .ok_or_else(|| DataError::BadDimensions {
+            path: path.to_path_buf(),
+            what: format!(
+                "the header of {what} declares dimensions {dims:?}, more bytes than a usize holds"
+            ),
+        })?;
     match bytes.len().cmp(&expected) {
         std::cmp::Ordering::Less => Err(DataError::Truncated {
             path: path.to_path_buf(),
@@ -130,7 +141,7 @@ fn parse_header(path: &Path, bytes: &[u8], magic: u32, what: &'static str) -> Re
 /// As [`read_maybe_gzip`]; [`DataError::BadMagic`] if it is not an IDX file of `u8` with
 /// three dimensions; [`DataError::Truncated`] / [`DataError::TrailingBytes`] if its length
 /// differs from what the header declares; [`DataError::BadDimensions`] for images of zero
-/// rows or columns.
+/// rows or columns, or dimensions whose product overflows `usize`.
 pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
     let bytes = read_maybe_gzip(path)?;
     let dims = parse_header(
@@ -159,7 +170,8 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
 ///
 /// As [`read_maybe_gzip`]; [`DataError::BadMagic`] if it is not an IDX file of `u8` with
 /// one dimension; [`DataError::Truncated`] / [`DataError::TrailingBytes`] if its length
-/// differs from what the header declares.
+/// differs from what the header declares; [`DataError::BadDimensions`] if the declared
+/// length overflows `usize`.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
     let bytes = read_maybe_gzip(path)?;
     parse_header(
@@ -207,10 +219,22 @@ fn write_file(path: &Path, header: &[u32], data: &[u8]) -> Result<()> {
 ///
 /// # Errors
 ///
-/// [`DataError::InvalidParameter`] if `pixels` does not hold `count * rows * cols` bytes;
-/// [`DataError::Io`] if the file cannot be written (the previous file is then untouched).
+/// [`DataError::InvalidParameter`] if `count`, `rows` or `cols` does not fit the format's
+/// 32-bit fields or `pixels` does not hold `count * rows * cols` bytes; [`DataError::Io`] if
+/// the file cannot be written (the previous file is then untouched). Nothing is written on
+/// an error.
 pub fn write_idx_images(path: &Path, images: &IdxImages) -> Result<()> {
-    if images.pixels.len() != images.count * images.rows * images.cols {
+    let header = [
+        IMAGES_MAGIC,
+        idx_dimension("images", "count", images.count)?,
+        idx_dimension("images", "rows", images.rows)?,
+        idx_dimension("images", "cols", images.cols)?,
+    ];
+    let declared = images
+        .count
+        .checked_mul(images.rows)
+        .and_then(|n| n.checked_mul(images.cols));
+    if declared != Some(images.pixels.len()) {
         return Err(DataError::InvalidParameter {
             name: "images",
             what: format!(
@@ -222,20 +246,28 @@ pub fn write_idx_images(path: &Path, images: &IdxImages) -> Result<()> {
             ),
         });
     }
-    let header = [
-        IMAGES_MAGIC,
-        images.count as u32,
-        images.rows as u32,
-        images.cols as u32,
-    ];
     write_file(path, &header, &images.pixels)
+}
+
+/// `value` as one of the IDX header's 32-bit dimensions.
+fn idx_dimension(name: &'static str, field: &str, value: usize) -> Result<u32> {
+    u32::try_from(value).map_err(|_| DataError::InvalidParameter {
+        name,
+        what: format!(
+            "{field} {value} does not fit an IDX dimension (at most {})",
+            u32::MAX
+        ),
+    })
 }
 
 /// Writes labels as a raw (uncompressed) IDX file, atomically.
 ///
 /// # Errors
 ///
-/// [`DataError::Io`] if the file cannot be written (the previous file is then untouched).
+/// [`DataError::InvalidParameter`] if there are more labels than the format's 32-bit count
+/// holds; [`DataError::Io`] if the file cannot be written (the previous file is then
+/// untouched). Nothing is written on an error.
 pub fn write_idx_labels(path: &Path, labels: &[u8]) -> Result<()> {
-    write_file(path, &[LABELS_MAGIC, labels.len() as u32], labels)
+    let count = idx_dimension("labels", "count", labels.len())?;
+    write_file(path, &[LABELS_MAGIC, count], labels)
 }

@@ -89,7 +89,7 @@ impl SamplerConfig {
         }
         if !(self.noise_std >= 0.0 && self.noise_std.is_finite()) {
             return Err(DataError::InvalidParameter {
-                name: "train_noise_std",
+                name: "noise_std",
                 what: format!("{} (must be a finite number >= 0)", self.noise_std),
             });
         }
@@ -105,7 +105,7 @@ pub struct TrainBatch {
     /// Noisy real images `[B, C, H, W]` (training noise `N(0, sigma^2)` added, then clamped to
     /// [-1, 1], as in the authors' `MNIST/main.py`).
     pub x: Tensor,
-    /// Their labels, `Int64 [B]`.
+    /// Their labels, `Int64 [B]` (converted from the caller's integer kind if needed).
     pub y: Tensor,
     /// Noise images `[B, C, H, W]`, standard normal.
     pub z: Tensor,
@@ -225,12 +225,13 @@ impl BatchSampler {
     ///
     /// # Errors
     ///
-    /// [`DataError::InvalidParameter`] if `labels` is not `[N]` or `index` is not a batch of
-    /// the epoch.
+    /// [`DataError::InvalidParameter`] if `images` is not four-dimensional, `labels` is not
+    /// an integer `[N]` tensor on the device of `images`, or `index` is not a batch of the
+    /// epoch.
     ///
     /// # Panics
     ///
-    /// As [`BatchSampler::make_batch`].
+    /// Only on libtorch failures such as running out of memory.
     pub fn batch(
         &self,
         images: &Tensor,
@@ -238,11 +239,34 @@ impl BatchSampler {
         epoch: u64,
         index: usize,
     ) -> Result<TrainBatch> {
-        let n = images.size()[0] as usize;
+        let size = images.size();
+        if size.len() != 4 {
+            return Err(DataError::InvalidParameter {
+                name: "images",
+                what: format!("shape {size:?}, expected [N, C, H, W]"),
+            });
+        }
+        let n = size[0] as usize;
         if labels.size() != [n as i64] {
             return Err(DataError::InvalidParameter {
                 name: "labels",
                 what: format!("shape {:?} for {n} images", labels.size()),
+            });
+        }
+        if labels.is_floating_point() || labels.kind() == Kind::Bool {
+            return Err(DataError::InvalidParameter {
+                name: "labels",
+                what: format!("kind {:?}, expected an integer kind (Int64)", labels.kind()),
+            });
+        }
+        if labels.device() != images.device() {
+            return Err(DataError::InvalidParameter {
+                name: "labels",
+                what: format!(
+                    "on {:?} but the images are on {:?}",
+                    labels.device(),
+                    images.device()
+                ),
             });
         }
         let count = self.batches_per_epoch(n);
@@ -361,7 +385,7 @@ impl BatchSampler {
         };
         TrainBatch {
             x: x_noisy,
-            y: y.shallow_clone(),
+            y: y.to_kind(Kind::Int64),
             z,
             yz,
             x_mismatch,

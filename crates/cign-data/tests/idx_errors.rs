@@ -164,3 +164,70 @@ fn missing_split_names_directory() {
         "{msg}"
     );
 }
+
+/// The raw bytes of an IDX image header (magic 0x00000803) declaring `dims`.
+fn image_header(dims: [u32; 3]) -> Vec<u8> {
+    let mut bytes = 0x0000_0803u32.to_be_bytes().to_vec();
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn dimensions_whose_product_overflows_are_an_error_not_a_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("imgs");
+    // 2^31 * 2^31 * 4 = 2^64: wrapping arithmetic would make it 0 bytes of pixels, and a
+    // header-only file would pass the length check as 2^31 images.
+    for dims in [[1 << 31, 1 << 31, 4], [u32::MAX, u32::MAX, u32::MAX]] {
+        std::fs::write(&p, image_header(dims)).unwrap();
+        let err = read_idx_images(&p).unwrap_err();
+        assert!(
+            matches!(err, DataError::BadDimensions { .. }),
+            "{dims:?}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains(&p.display().to_string()), "{msg}");
+        // The same through gzip.
+        let gz = gzip(&p, &image_header(dims));
+        assert!(matches!(
+            read_idx_images(&gz),
+            Err(DataError::BadDimensions { .. })
+        ));
+    }
+}
+
+#[test]
+fn sizes_beyond_the_32_bit_header_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("imgs");
+    let too_many = u32::MAX as usize + 1;
+    for (count, rows, cols) in [(too_many, 1, 0), (0, too_many, 1), (0, 1, too_many)] {
+        let im = IdxImages {
+            count,
+            rows,
+            cols,
+            pixels: Vec::new(),
+        };
+        let err = write_idx_images(&p, &im).unwrap_err();
+        assert!(
+            matches!(err, DataError::InvalidParameter { name: "images", .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(&too_many.to_string()), "{err}");
+        assert!(!p.exists());
+    }
+    // A product that overflows usize is a length mismatch, not a panic or a wrap.
+    let im = IdxImages {
+        count: 1 << 31,
+        rows: 1 << 31,
+        cols: 4,
+        pixels: Vec::new(),
+    };
+    assert!(matches!(
+        write_idx_images(&p, &im),
+        Err(DataError::InvalidParameter { .. })
+    ));
+    assert!(!p.exists());
+}

@@ -1,6 +1,6 @@
 //! Invariants of the real : noise : mismatch sampler.
 
-use cign_data::{BatchSampler, SamplerConfig};
+use cign_data::{BatchSampler, DataError, SamplerConfig};
 use tch::{Device, Kind, Tensor};
 
 /// A toy dataset: `n` images whose pixels encode their index, labels `i % 10`.
@@ -204,10 +204,49 @@ fn invalid_settings_are_rejected() {
                 noise_std: -0.1,
                 ..SamplerConfig::default()
             },
-            "train_noise_std",
+            "noise_std",
         ),
     ] {
-        let err = BatchSampler::new(cfg).unwrap_err().to_string();
-        assert!(err.contains(word), "{err}");
+        // The error names the field as this crate spells it.
+        let err = BatchSampler::new(cfg).unwrap_err();
+        assert!(
+            matches!(err, DataError::InvalidParameter { name, .. } if name == word),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn labels_of_another_kind_or_shape_are_errors_or_converted() {
+    let s = BatchSampler::new(SamplerConfig {
+        batch_size: 4,
+        mismatch_per_real: 2,
+        ..SamplerConfig::default()
+    })
+    .unwrap();
+    let x = Tensor::zeros([8, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let y64 = Tensor::from_slice(&[0i64, 1, 2, 3, 4, 5, 6, 9]);
+    let want = s.batch(&x, &y64, 1, 1).unwrap();
+    // Integer labels of another kind give the same batch, with Int64 labels.
+    for kind in [Kind::Int, Kind::Uint8, Kind::Int16] {
+        let b = s.batch(&x, &y64.to_kind(kind), 1, 1).unwrap();
+        assert_eq!(b.y.kind(), Kind::Int64, "{kind:?}");
+        assert!(b.y.equal(&want.y), "{kind:?}");
+        assert!(b
+            .y_mismatch
+            .unwrap()
+            .equal(want.y_mismatch.as_ref().unwrap()));
+    }
+    // Float or boolean labels, and images that are not [N, C, H, W], are errors.
+    for (images, labels, name) in [
+        (x.shallow_clone(), y64.to_kind(Kind::Float), "labels"),
+        (x.shallow_clone(), y64.ne(0), "labels"),
+        (x.reshape([8, 28, 28]), y64.shallow_clone(), "images"),
+    ] {
+        let err = s.batch(&images, &labels, 0, 0).unwrap_err();
+        assert!(
+            matches!(err, DataError::InvalidParameter { name: n, .. } if n == name),
+            "{err:?}"
+        );
     }
 }
