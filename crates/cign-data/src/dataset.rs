@@ -112,7 +112,7 @@ pub struct Dataset {
     pub kind: DatasetKind,
     /// Which split.
     pub split: Split,
-    /// The images.
+    /// The images: `u8` in [0, 255], `count x rows x cols`, row-major.
     pub images: IdxImages,
     /// One label per image, each below [`NUM_CLASSES`].
     pub labels: Vec<u8>,

@@ -38,11 +38,13 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Default data directory of a dataset: `$CIGN_DATA_DIR/<name>` when that variable is set,
-/// else `<repo>/data/<name>` (`mnist` or `fashion-mnist`).
+/// Default data directory of a dataset: `$CIGN_DATA_DIR/<name>` when that variable is set and
+/// not empty (as `$CIGN_WEIGHTS_DIR` is read), else `<repo>/data/<name>` (`mnist` or
+/// `fashion-mnist`).
 pub fn default_data_dir(kind: DatasetKind) -> PathBuf {
-    let base = std::env::var_os("CIGN_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("data"));
+    let base = match std::env::var_os("CIGN_DATA_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo_root().join("data"),
+    };
     base.join(kind.name())
 }

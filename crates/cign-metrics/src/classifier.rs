@@ -152,9 +152,9 @@ pub struct TrainReport {
 /// Share of generated images classified as their requested label.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccuracyReport {
-    /// Over all images.
+    /// Over all images, a fraction in [0, 1].
     pub overall: f64,
-    /// Per requested label: (label, images, accuracy).
+    /// One [`ClassAccuracy`] per requested label that occurs, in ascending label order.
     pub per_class: Vec<ClassAccuracy>,
 }
 
@@ -205,7 +205,9 @@ pub fn missing_classifier_warning(kind: DatasetKind) -> String {
     )
 }
 
-fn check_28(images: &Tensor) -> Result<()> {
+/// Checks that `images` is a `[N, 1, 28, 28]` batch the classifier takes (and passes
+/// [`crate::preprocess::check_images`]).
+pub(crate) fn check_28(images: &Tensor) -> Result<()> {
     crate::preprocess::check_images("images", images)?;
     let s = images.size();
     if s[1] != 1 || s[2] != SIDE || s[3] != SIDE {
@@ -413,12 +415,14 @@ impl ConditionalClassifier {
 ///
 /// # Errors
 /// [`MetricsError::Device`] when `device` is not available, [`MetricsError::InvalidInput`]
-/// when the options fail [`TrainOptions::validate`], [`MetricsError::TooFewSamples`] with
-/// fewer than two training images.
+/// when the options fail [`TrainOptions::validate`] or a split's images are not 28 x 28 (the
+/// network's input; both splits are checked before training starts),
+/// [`MetricsError::TooFewSamples`] with fewer than two training images or no test image.
 ///
 /// # Panics
 /// If libtorch runs out of memory on `device` during training (tch's optimiser steps are
-/// infallible).
+/// infallible), or if a hand-built `Dataset` holds fewer pixels or labels than its `count`
+/// says (as [`crate::reference::dataset_images`]).
 pub fn train_classifier(
     train: &Dataset,
     test: &Dataset,
@@ -430,6 +434,17 @@ pub fn train_classifier(
     crate::device::check_device(device)?;
     tch::manual_seed(options.seed as i64);
     let classifier = ConditionalClassifier::new(device)?;
+    for (split, what) in [(train, "training"), (test, "test")] {
+        let (rows, cols) = (split.images.rows, split.images.cols);
+        if rows as i64 != SIDE || cols as i64 != SIDE {
+            return Err(MetricsError::invalid(
+                "images",
+                format!(
+                    "the classifier takes 28 x 28 images, the {what} split has {rows} x {cols}"
+                ),
+            ));
+        }
+    }
     let (images, labels) = crate::reference::dataset_images(train, options.train_limit);
     let n = labels.len() as i64;
     if n < 2 {
@@ -437,6 +452,14 @@ pub fn train_classifier(
             what: "classifier training images".into(),
             n: n as usize,
             needed: 2,
+        });
+    }
+    let test_images = options.test_limit.unwrap_or(test.len()).min(test.len());
+    if test_images == 0 {
+        return Err(MetricsError::TooFewSamples {
+            what: "classifier test images".into(),
+            n: 0,
+            needed: 1,
         });
     }
     let x_all = (images.f_to_kind(Kind::Float)? / 127.5 - 1.0).f_to_device(device)?;
@@ -468,7 +491,6 @@ pub fn train_classifier(
         tracing::info!("classifier epoch {}: mean loss {mean:.4}", epoch + 1);
         epoch_loss.push(mean);
     }
-    let test_images = options.test_limit.unwrap_or(test.len()).min(test.len());
     let test_accuracy = classifier.dataset_accuracy(test, Some(test_images))?;
     let report = TrainReport {
         dataset: train.kind.name().to_string(),
@@ -488,7 +510,9 @@ pub fn train_classifier(
 ///
 /// # Errors
 /// [`MetricsError::Device`] when `device` is not available (checked before the data are
-/// fetched), the errors of [`train_classifier`], and data or file errors.
+/// fetched), the errors of [`train_classifier`], [`MetricsError::Data`] when the splits
+/// cannot be fetched or loaded, [`MetricsError::Io`] when the weights or the JSON report
+/// cannot be written.
 pub fn train_and_cache(
     kind: DatasetKind,
     data_dir: &Path,

@@ -36,7 +36,7 @@ pub struct EvalOptions {
     pub range: PixelRange,
     /// Quantisation of the generated images (default: on, as if saved as PNG).
     pub preprocess: Preprocess,
-    /// Images per forward pass.
+    /// Images per forward pass (default 50, pytorch-fid's).
     pub batch_size: usize,
     /// KID settings; `None` skips KID.
     pub kid: Option<KidOptions>,
@@ -89,7 +89,7 @@ pub struct TapReport {
     pub dims: usize,
     /// FID of all generated images against all real images.
     pub fid: f64,
-    /// A covariance of the all-class FID was singular.
+    /// [`crate::FrechetDetails::singular`] of the all-class FID.
     pub fid_singular: bool,
     /// Per-class FID (when labels were given).
     pub per_class: Option<PerClassFid>,
@@ -219,14 +219,17 @@ pub fn check_evaluation(
 ///
 /// # Errors
 ///
-/// Everything [`check_evaluation`] reports (checked first, before the network runs); then
-/// the errors of the extractor and of the metrics ([`MetricsError::InvalidInput`] for images
-/// of another shape or non-finite values, [`MetricsError::Numerical`], [`MetricsError::Torch`],
+/// Everything [`check_evaluation`] reports (checked first, before the network runs), and
+/// [`MetricsError::InvalidInput`] when a `classifier` is given and the images are not
+/// `[N, 1, 28, 28]` (checked before the network runs too); then the errors of the extractor
+/// and of the metrics ([`MetricsError::InvalidInput`] for images of another shape or
+/// non-finite values, [`MetricsError::Numerical`], [`MetricsError::Torch`],
 /// [`MetricsError::Device`]).
 ///
 /// # Panics
 ///
-/// Never on user input.
+/// Only for a hand-built `real` whose pixels or labels are fewer than its `count` says (as
+/// [`crate::reference::dataset_images`]; never for a split read by `cign_data::Dataset::load`).
 pub fn evaluate_generated(
     extractor: &InceptionExtractor,
     generated: &Tensor,
@@ -238,6 +241,9 @@ pub fn evaluate_generated(
     let started = Instant::now();
     let n_generated = generated.size().first().copied().unwrap_or(0).max(0) as usize;
     check_evaluation(n_generated, labels, real, options)?;
+    if classifier.is_some() && labels.is_some() {
+        crate::classifier::check_28(generated)?;
+    }
     check_precision(options.precision, extractor.device())?;
     let taps = normalize(&options.taps);
     // PRDC's tap is collected too, even when it is not reported.

@@ -92,15 +92,16 @@ impl InceptionExtractor {
         &self.weights
     }
 
-    /// Features of `images_0_1` (`[N, 1|3, H, W]` in [0, 1], any float or `u8` kind, any
-    /// size, any device) at `taps`: one `[N, dims]` float32 CPU tensor per tap, in the order of
-    /// the sorted, deduplicated taps. All taps come from one pass that stops after the deepest
+    /// Features of `images_0_1` (`[N, 1|3, H, W]`, any size, any device: a float kind with
+    /// values in [0, 1], used as they are, or `u8` in [0, 255], read as `value / 255`) at
+    /// `taps`: one `[N, dims]` float32 CPU tensor per tap, in the order of the sorted,
+    /// deduplicated taps. All taps come from one pass that stops after the deepest
     /// one. The network runs in float32 ([`Precision::Fp32`]), also inside a caller's
     /// bfloat16 autocast scope; [`InceptionExtractor::features_in`] chooses the precision.
     ///
     /// # Errors
-    /// [`MetricsError::InvalidInput`] for another shape, 2 or more than 3 channels, NaN or
-    /// infinite values, or no tap; [`MetricsError::Torch`] when libtorch fails (for example
+    /// [`MetricsError::InvalidInput`] for another shape, a channel count other than 1 or 3,
+    /// a kind other than float or `u8`, NaN or infinite values, or no tap; [`MetricsError::Torch`] when libtorch fails (for example
     /// out of memory).
     pub fn features(&self, images_0_1: &Tensor, taps: &[Tap]) -> Result<Vec<Tensor>> {
         self.features_in(images_0_1, taps, Precision::Fp32)
@@ -226,7 +227,9 @@ fn empty_features(taps: &[Tap]) -> Vec<Tensor> {
 }
 
 /// The activation layout used by default on `device` (channels-last on CPU, where oneDNN
-/// convolutions are faster with it; NCHW elsewhere).
+/// convolutions are faster with it; NCHW elsewhere). The environment variable
+/// `CIGN_FID_LAYOUT` (`nchw` or `channels_last`) overrides it on every device; other values
+/// are ignored.
 pub fn default_layout(device: Device) -> Layout {
     match std::env::var("CIGN_FID_LAYOUT").as_deref() {
         Ok("nchw") => return Layout::Nchw,

@@ -9,7 +9,8 @@
 //! number). This never produces a complex number or a NaN on singular covariances (fewer
 //! samples than dimensions), where `scipy.linalg.sqrtm` can. As in pytorch-fid, if the
 //! result is not finite the computation is repeated with `1e-6` added to both diagonals,
-//! with a warning.
+//! with a warning. The reference is pytorch-fid's `calculate_frechet_distance` (in
+//! `src/pytorch_fid/fid_score.py`).
 
 use tch::{Device, Kind, Tensor};
 
@@ -22,10 +23,11 @@ pub const DIAGONAL_OFFSET: f64 = 1e-6;
 /// A Fréchet distance with what happened on the way.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct FrechetDetails {
-    /// The distance.
+    /// The distance, in squared feature units; at least 0 up to rounding.
     pub value: f64,
-    /// One of the covariances is singular (for example fewer samples than dimensions): the
-    /// value is still defined, but it is a poor estimate of the population distance.
+    /// A covariance is numerically singular, a set has no more samples than dimensions, or
+    /// the `1e-6` offset was needed: the value is still defined, but it is a poor estimate
+    /// of the population distance.
     pub singular: bool,
     /// The `1e-6` diagonal offset had to be added (pytorch-fid's fallback).
     pub offset_added: bool,

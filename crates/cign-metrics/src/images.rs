@@ -1,6 +1,8 @@
 //! Image inputs: tensors, folders of image files (every format pytorch-fid reads: bmp,
 //! jpg/jpeg, pgm/ppm, png, tif/tiff, webp; any size; searched recursively; hidden files and
-//! folders skipped unless asked for), IDX image files (MNIST format, gzip or raw), and `.npz`
+//! folders skipped unless asked for; unlike pytorch-fid's `fid_score.py`, whose
+//! `sorted(path.glob('*.{ext}'))` reads one folder level, matches extensions case-sensitively
+//! and includes hidden files, so the two can read different files from one folder), IDX image files (MNIST format, gzip or raw), and `.npz`
 //! statistics files for the CLI. [`identify`] tells what a path is, so that a wrong kind of
 //! file gets a message saying what it is and what to pass instead.
 //!
@@ -86,7 +88,8 @@ impl ImageSource for TensorImages {
     }
 }
 
-/// Extensions read from folders (case-insensitive): those pytorch-fid reads.
+/// Extensions read from folders: those pytorch-fid reads (`IMAGE_EXTENSIONS` in its
+/// `fid_score.py`), here matched case-insensitively (`A.PNG` is read; pytorch-fid skips it).
 pub const IMAGE_EXTENSIONS: [&str; 9] = [
     "bmp", "jpeg", "jpg", "pgm", "png", "ppm", "tif", "tiff", "webp",
 ];
@@ -102,8 +105,8 @@ pub fn has_image_extension(path: &Path) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FolderOptions {
     /// Also read hidden files and search hidden folders (names starting with `.`, such as
-    /// `.ipynb_checkpoints`). Off by default, as in other FID tools: such folders usually
-    /// hold copies of the images.
+    /// `.ipynb_checkpoints`). Off by default, since such folders usually hold copies of the
+    /// images (pytorch-fid's glob reads hidden files of the top folder).
     pub include_hidden: bool,
 }
 
@@ -581,9 +584,10 @@ fn wrong_input_kind(kind: &PathKind) -> Option<String> {
 /// text).
 ///
 /// # Errors
-/// [`MetricsError::BadFile`] when the path is an image, an IDX image file, an `.npz`/`.npy`
-/// file or a folder (saying what it is), or a text line is not a label in 0..=255;
-/// cign-data's errors for a damaged IDX file.
+/// [`MetricsError::Io`] when the path is missing or unreadable; [`MetricsError::BadFile`]
+/// when the path is an image, an IDX image file, an `.npz`/`.npy` file or a folder (saying
+/// what it is), the text is not UTF-8, or a text line is not a label in 0..=255;
+/// [`MetricsError::Data`] (cign-data's error) for a damaged IDX label file.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     let bad = |what: String| MetricsError::BadFile {
         path: path.to_path_buf(),

@@ -1,7 +1,9 @@
 //! Kernel Inception Distance (Bińkowski et al. 2018): the unbiased MMD² with the polynomial
 //! kernel `k(x, y) = (x·y / d + 1)^3`, averaged over random subsets (by default 100 subsets
 //! of at most 1000 samples from each side, drawn without replacement), with the population
-//! standard deviation over subsets. Works at any tap.
+//! standard deviation over subsets. Works at any tap. The reference is torch-fidelity's
+//! `metric_kid.py` (the same kernel, subsets and `np.std`); unlike it, a set smaller than
+//! the subset size is not an error: the subsets shrink to the smaller set.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -57,7 +59,8 @@ impl KidOptions {
 /// A KID estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Kid {
-    /// Mean of the subset MMD² values.
+    /// Mean of the subset MMD² values (unitless; the unbiased estimate can be slightly
+    /// below 0 when the sets match).
     pub mean: f64,
     /// Population standard deviation of the subset MMD² values.
     pub std: f64,
@@ -107,7 +110,8 @@ pub fn mmd2_unbiased(x: &Tensor, y: &Tensor) -> Result<f64> {
 /// device (computed in float64 on the CPU).
 ///
 /// # Errors
-/// [`MetricsError::InvalidInput`] for other shapes or `subsets == 0`,
+/// [`MetricsError::InvalidInput`] for other shapes or settings that fail
+/// [`KidOptions::validate`] (`subsets == 0`, `subset_size < 2`),
 /// [`MetricsError::TooFewSamples`] when a subset would hold fewer than two samples,
 /// [`MetricsError::Numerical`] when the result is not finite.
 pub fn kid(a: &Tensor, b: &Tensor, options: &KidOptions) -> Result<Kid> {

@@ -21,7 +21,8 @@ pub struct ClassFid {
     pub n_real: usize,
     /// FID between them.
     pub fid: f64,
-    /// A covariance was singular (fewer samples than dimensions).
+    /// As [`crate::FrechetDetails::singular`]: a covariance numerically singular, a set
+    /// with no more samples than dimensions, or the `1e-6` offset needed.
     pub singular: bool,
 }
 
@@ -107,6 +108,8 @@ pub(crate) fn check_classes(
 
 /// Per-class FID from per-class statistics of generated and real images (the same classes
 /// on both sides) and the all-class statistics.
+///
+/// With no class on either side the summary's `mean`, `std`, `min` and `max` are NaN.
 ///
 /// # Errors
 /// [`MetricsError::InvalidInput`] naming a class that is on one side only; the errors of

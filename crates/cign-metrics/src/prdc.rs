@@ -2,7 +2,8 @@
 //! for Assessing Generative Models", NeurIPS 2019) and density and coverage (Naeem et al.,
 //! "Reliable Fidelity and Diversity Metrics for Generative Models", ICML 2020) of a generated
 //! feature set against a real one, by k-nearest-neighbour balls. The numbers are those of the
-//! PyPI package `prdc` 0.2 (`compute_prdc`, default `nearest_k = 5`) on the same features.
+//! PyPI package `prdc` 0.2 (`compute_prdc`, whose README uses `nearest_k = 5`) on the same
+//! features.
 //!
 //! ## Definitions
 //!
@@ -65,7 +66,8 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{MetricsError, Result};
 
-/// `nearest_k` of the `prdc` package's examples and of this crate's tools.
+/// `nearest_k` of the `prdc` package's README example and of this crate's tools
+/// (`compute_prdc` itself has no default).
 pub const DEFAULT_NEAREST_K: usize = 5;
 
 /// Distance-matrix entries per block when [`PrdcOptions::block_rows`] is `None`
@@ -107,7 +109,8 @@ pub struct PrdcOptions {
     /// Rows per block of the distance computations; `None`: as many as fit
     /// [`DEFAULT_BLOCK_ENTRIES`] entries. Does not change the result, only memory and speed.
     pub block_rows: Option<usize>,
-    /// Where the matrix products run (the near-tie recomputation runs on the CPU).
+    /// Where the matrix products run (the near-tie recomputation runs on the CPU); checked by
+    /// [`PrdcOptions::validate`] with [`crate::device::check_device`].
     pub device: Device,
 }
 
@@ -128,15 +131,17 @@ impl PrdcOptions {
     ///
     /// # Errors
     ///
-    /// [`MetricsError::InvalidInput`] if `nearest_k` is 0 or `block_rows` is `Some(0)`.
+    /// [`MetricsError::InvalidInput`] if `nearest_k` is 0 or `block_rows` is `Some(0)`;
+    /// [`MetricsError::Device`] if `device` is not on this machine (a CUDA device without
+    /// CUDA, MPS, Vulkan).
     pub fn validate(&self) -> Result<()> {
         check_options(self)
     }
 }
 
 /// Precision, recall, density and coverage of `generated` (`[N, D]`) against `real`
-/// (`[M, D]`) with k-NN radii at `nearest_k` (the `prdc` package's default is 5, see
-/// [`DEFAULT_NEAREST_K`]), open balls, on the CPU. Equal to `prdc.compute_prdc(real,
+/// (`[M, D]`) with k-NN radii at `nearest_k` (`compute_prdc` has no default; the `prdc`
+/// README uses 5, see [`DEFAULT_NEAREST_K`]), open balls, on the CPU. Equal to `prdc.compute_prdc(real,
 /// generated, nearest_k)` of `prdc` 0.2 (note its argument order: real first); see the
 /// [module documentation](self) for the definitions, exactness and cost.
 ///
@@ -173,7 +178,8 @@ pub fn prdc<T: Copy + Into<f64>>(
 /// # Errors
 ///
 /// As [`prdc`]; also [`MetricsError::InvalidInput`] if `block_rows` is `Some(0)`, and
-/// [`MetricsError::Torch`] if the device is unavailable.
+/// [`MetricsError::Device`] if `device` is not on this machine (checked before any
+/// computation).
 pub fn prdc_with_options<T: Copy + Into<f64>>(
     generated: ArrayView2<'_, T>,
     real: ArrayView2<'_, T>,
@@ -351,6 +357,7 @@ fn check_options(options: &PrdcOptions) -> Result<()> {
     if options.block_rows == Some(0) {
         return Err(MetricsError::invalid("block_rows", "must be at least 1"));
     }
+    crate::device::check_device(options.device)?;
     Ok(())
 }
 
@@ -800,6 +807,28 @@ mod tests {
             boundary,
             block_rows,
             device: Device::Cpu,
+        }
+    }
+
+    #[test]
+    fn a_device_not_on_this_machine_is_a_device_error_before_any_work() {
+        let real = Array2::<f64>::zeros((8, 3));
+        let missing_cuda = Device::Cuda(crate::device::cuda_device_count());
+        for device in [missing_cuda, Device::Mps] {
+            let options = PrdcOptions {
+                device,
+                ..PrdcOptions::default()
+            };
+            let err = options.validate().unwrap_err();
+            assert!(
+                matches!(err, MetricsError::Device(_)),
+                "{device:?}: {err:?}"
+            );
+            let err = prdc_with_options(real.view(), real.view(), &options).unwrap_err();
+            assert!(
+                matches!(err, MetricsError::Device(_)),
+                "{device:?}: {err:?}"
+            );
         }
     }
 

@@ -117,13 +117,19 @@ pub fn check_images(name: &'static str, images: &Tensor) -> Result<()> {
 
 /// The network input for images in [0, 1]: `[N, 1|3, H, W]` becomes `[N, 3, 299, 299]`
 /// float32 in [-1, 1] (bilinear resize with `align_corners = false`, grey repeated to three
-/// channels, then `2x - 1`), on the device of `unit`.
+/// channels, then `2x - 1`), on the device of `unit`. A `u8` batch is taken as
+/// `value / 255` first, as [`Preprocess::to_unit`] takes it; float values are used as they
+/// are (pytorch-fid's `InceptionV3.forward` in `inception.py` neither clamps nor checks them).
 ///
 /// # Errors
 /// As [`check_images`]: another shape or kind, NaN or infinite values.
 pub fn inception_input(unit: &Tensor) -> Result<Tensor> {
     check_images("images", unit)?;
-    let x = unit.f_to_kind(Kind::Float)?;
+    let x = if unit.kind() == Kind::Uint8 {
+        unit.f_to_kind(Kind::Float)? / 255.0
+    } else {
+        unit.f_to_kind(Kind::Float)?
+    };
     let x = if x.size()[2] == INCEPTION_SIZE && x.size()[3] == INCEPTION_SIZE {
         // Bilinear resampling at scale 1 (align_corners = false) is the identity.
         x
@@ -175,6 +181,21 @@ mod tests {
             .double_value(&[]);
         assert_eq!(d, 0.0);
         assert!(y.min().double_value(&[]) >= -1.0 && y.max().double_value(&[]) <= 1.0);
+    }
+
+    #[test]
+    fn u8_images_are_read_as_value_over_255() {
+        let levels: Vec<u8> = (0..=255u8).step_by(5).chain([255]).collect();
+        let n = levels.len() as i64;
+        let bytes = Tensor::from_slice(&levels).reshape([1, 1, 1, n]);
+        let from_u8 = inception_input(&bytes).unwrap();
+        let unit = bytes.to_kind(Kind::Float) / 255.0;
+        let from_float = inception_input(&unit).unwrap();
+        assert_eq!(from_u8.kind(), Kind::Float);
+        // The same float32 values, so the same network input bit for bit.
+        assert!(from_u8.equal(&from_float));
+        assert!(from_u8.max().double_value(&[]) <= 1.0);
+        assert!(from_u8.min().double_value(&[]) >= -1.0);
     }
 
     #[test]

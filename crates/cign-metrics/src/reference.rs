@@ -190,7 +190,13 @@ fn write_cached(dir: &Path, key: &str, r: &ReferenceStats) -> Result<()> {
 /// # Errors
 ///
 /// The errors of [`collect`] (the extractor, the device, the batch size) and of
-/// [`TensorImages::new`], when the statistics are not all in the cache.
+/// [`TensorImages::new`], when the statistics are not all in the cache;
+/// [`MetricsError::TooFewSamples`] when `limit` leaves fewer than two images (a covariance
+/// needs two); [`MetricsError::InvalidInput`] naming a class with a single image.
+///
+/// # Panics
+///
+/// As [`dataset_images`], for a hand-built `dataset` whose fields disagree.
 pub fn reference_stats(
     extractor: &InceptionExtractor,
     dataset: &Dataset,

@@ -348,7 +348,8 @@ pub const FINGERPRINT: [(&str, f64); 3] = [
     ),
 ];
 
-/// Whether `params` carry the expected weights (see [`FINGERPRINT`]); lists the differences.
+/// The differences between `params` and [`FINGERPRINT`]'s expected values (empty when they
+/// match); keys missing from `params` are not reported (the loaders check the key set).
 pub fn fingerprint_mismatches(params: &ParamMap) -> Vec<String> {
     FINGERPRINT
         .iter()

@@ -103,3 +103,51 @@ fn cached_full_classifier_reaches_99_percent() {
     eprintln!("cached classifier: MNIST test accuracy {acc}");
     assert!(acc >= 0.99, "cached classifier has test accuracy {acc}");
 }
+
+/// A hand-built split of `count` images of `side x side` pixels, labels cycling 0..9.
+fn synthetic(split: Split, count: usize, side: usize) -> Dataset {
+    Dataset {
+        kind: DatasetKind::Mnist,
+        split,
+        images: cign_data::IdxImages {
+            count,
+            rows: side,
+            cols: side,
+            pixels: (0..count * side * side).map(|i| (i % 256) as u8).collect(),
+        },
+        labels: (0..count).map(|i| (i % 10) as u8).collect(),
+    }
+}
+
+#[test]
+fn splits_the_network_cannot_take_are_errors_before_training() {
+    use cign_metrics::MetricsError;
+    let opts = TrainOptions {
+        epochs: 1,
+        ..Default::default()
+    };
+    let ok_train = synthetic(Split::Train, 20, 28);
+    let ok_test = synthetic(Split::Test, 10, 28);
+    // Images of another size in either split: an error naming the split, not a panic in the
+    // fully connected layer.
+    for (train, test, split) in [
+        (&synthetic(Split::Train, 20, 32), &ok_test, "training"),
+        (&ok_train, &synthetic(Split::Test, 10, 14), "test"),
+    ] {
+        let err = train_classifier(train, test, &opts, Device::Cpu)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(err, MetricsError::InvalidInput { .. }), "{err:?}");
+        assert!(err.to_string().contains(split), "{err}");
+    }
+    // No test image: an error, before any training.
+    let err = train_classifier(
+        &ok_train,
+        &synthetic(Split::Test, 0, 28),
+        &opts,
+        Device::Cpu,
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(matches!(err, MetricsError::TooFewSamples { .. }), "{err:?}");
+}

@@ -346,3 +346,36 @@ fn precisions_have_their_own_reference_cache() {
         again.taps[0].fid
     );
 }
+
+/// With a classifier, images it cannot take are an error before the Inception network runs
+/// (the classifier used to fail only after every feature had been computed).
+#[test]
+fn images_the_classifier_cannot_take_are_refused_first() {
+    let dir = cign_data::default_data_dir(DatasetKind::Mnist);
+    cign_data::fetch::ensure_dataset(DatasetKind::Mnist, &dir).expect("MNIST");
+    let test = Dataset::load(DatasetKind::Mnist, Split::Test, &dir).unwrap();
+    let ex = InceptionExtractor::from_default_weights(Device::Cpu).unwrap();
+    let classifier = cign_metrics::ConditionalClassifier::new(Device::Cpu).unwrap();
+    let labels: Vec<u8> = (0..20).map(|i| (i % 10) as u8).collect();
+    // Reference statistics would be written here if the network ran.
+    let cache = tempfile::tempdir().unwrap();
+    let opts = EvalOptions {
+        taps: vec![Tap::D64],
+        real_limit: Some(200),
+        cache_dir: Some(cache.path().to_path_buf()),
+        progress: false,
+        ..Default::default()
+    };
+    for shape in [[20, 1, 32, 32], [20, 3, 28, 28]] {
+        let gen = Tensor::zeros(shape, (Kind::Float, Device::Cpu));
+        let err = evaluate_generated(&ex, &gen, Some(&labels), &test, &opts, Some(&classifier))
+            .unwrap_err();
+        assert!(
+            matches!(err, cign_metrics::MetricsError::InvalidInput { .. }),
+            "{shape:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("28, 28"), "{err}");
+        let written = std::fs::read_dir(cache.path()).unwrap().count();
+        assert_eq!(written, 0, "the network ran before the shape check");
+    }
+}
