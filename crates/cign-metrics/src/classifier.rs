@@ -141,11 +141,11 @@ pub struct TrainReport {
     pub train_images: usize,
     /// Test images evaluated.
     pub test_images: usize,
-    /// Mean training loss of each epoch.
+    /// Mean training loss (cross-entropy, in nats) of each epoch.
     pub epoch_loss: Vec<f64>,
-    /// Test accuracy after the last epoch.
+    /// Test accuracy after the last epoch, a fraction in [0, 1].
     pub test_accuracy: f64,
-    /// Wall time of training and evaluation.
+    /// Wall time of training and evaluation, in seconds.
     pub seconds: f64,
 }
 
@@ -165,7 +165,7 @@ pub struct ClassAccuracy {
     pub class: u8,
     /// Images generated for it.
     pub n: usize,
-    /// Share classified as `class`.
+    /// Share classified as `class`, a fraction in [0, 1].
     pub accuracy: f64,
 }
 

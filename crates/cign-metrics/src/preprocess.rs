@@ -1,5 +1,8 @@
 //! Preprocessing exactly as pytorch-fid: images in [0, 1], grey repeated to three channels,
-//! bilinear resize to 299 x 299 (`align_corners = false`), then `2x - 1`.
+//! bilinear resize to 299 x 299 (`align_corners = false`), then `2x - 1`. The resize and
+//! `2x - 1` are pytorch-fid's `InceptionV3.forward` (`resize_input`, `normalize_input`, in
+//! `src/pytorch_fid/inception.py`); the grey channel repeated is what its image loader's
+//! `convert('RGB')` (in `fid_score.py`) does to a grey PNG.
 //!
 //! Generated images (usually in [-1, 1]) are first mapped to [0, 1] and, by default,
 //! quantised to 8 bits, which is what saving them as PNG files for pytorch-fid would do.

@@ -27,14 +27,17 @@ impl Stats {
     /// Statistics of the rows of `features` (`[n, dims]`, any float kind).
     ///
     /// # Errors
-    /// [`MetricsError::InvalidInput`] for another shape or NaN / infinite values;
-    /// [`MetricsError::TooFewSamples`] with fewer than two rows.
+    /// [`MetricsError::InvalidInput`] for another shape (zero feature columns included) or
+    /// NaN / infinite values; [`MetricsError::TooFewSamples`] with fewer than two rows.
+    ///
+    /// # Panics
+    /// If libtorch runs out of memory for the `dims x dims` covariance.
     pub fn from_features(features: &Tensor) -> Result<Stats> {
         let size = features.size();
-        if size.len() != 2 {
+        if size.len() != 2 || size[1] == 0 {
             return Err(MetricsError::invalid(
                 "features",
-                format!("expected [n, dims], got shape {size:?}"),
+                format!("expected [n, dims] with dims >= 1, got shape {size:?}"),
             ));
         }
         let mut s = StreamingStats::new(size[1] as usize);
@@ -281,6 +284,18 @@ pub(crate) fn array2_to_tensor(a: &Array2<f64>) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn features_without_columns_are_refused() {
+        for shape in [vec![5i64, 0], vec![5], vec![2, 3, 4]] {
+            let f = Tensor::zeros(shape.as_slice(), (Kind::Float, tch::Device::Cpu));
+            let err = Stats::from_features(&f).unwrap_err();
+            assert!(
+                matches!(err, MetricsError::InvalidInput { .. }),
+                "{shape:?}: {err:?}"
+            );
+        }
+    }
 
     fn naive(x: &[Vec<f64>]) -> (Vec<f64>, Vec<Vec<f64>>) {
         let n = x.len() as f64;
