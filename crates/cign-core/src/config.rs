@@ -160,8 +160,21 @@ impl ModelConfig {
     /// network, whose last decoder width is `8L / 16`), `intermediate_dim` < 1 (or not
     /// `8 * latent_dim` for the IGN network), `embedding_dim` < 1 or `num_classes` < 2 with
     /// labels, `dropout` outside [0, 1), `image_channels` < 1, a conditioning other than
-    /// `none` for the IGN network.
+    /// `none` for the IGN network; a size above [`MAX_MODEL_SIZE`], or convolutions of more
+    /// than [`MAX_CONV_WEIGHTS`] weights in all (named `model.latent_dim`), so that building
+    /// the model can neither overflow nor ask for terabytes.
     pub fn validate(&self) -> Result<(), ConfigValueError> {
+        for (key, value) in [
+            ("model.latent_dim", self.latent_dim),
+            ("model.intermediate_dim", self.intermediate_dim),
+            ("model.embedding_dim", self.embedding_dim),
+            ("model.num_classes", self.num_classes),
+            ("model.image_channels", self.image_channels),
+        ] {
+            if value > MAX_MODEL_SIZE {
+                return Err(invalid(key, value, format!("must be <= {MAX_MODEL_SIZE}")));
+            }
+        }
         let ign = self.architecture == Architecture::Ign;
         if ign && self.conditioning != Conditioning::None {
             return Err(invalid(
@@ -226,9 +239,35 @@ impl ModelConfig {
                 "must be >= 1",
             ));
         }
+        // Every size is at most 2^16 here, so each layer's c_in * c_out * k^2 (at most
+        // 2^19 * 2^19 * 16) and their sum fit an i64.
+        let weights: i64 = crate::model::layer_geometry(self)
+            .iter()
+            .map(|g| g.c_in * g.c_out * g.kernel * g.kernel)
+            .sum();
+        if weights > MAX_CONV_WEIGHTS {
+            return Err(invalid(
+                "model.latent_dim",
+                self.latent_dim,
+                format!(
+                    "gives convolutions of {weights} weights with intermediate_dim {}, more than \
+                     {MAX_CONV_WEIGHTS} (8 GiB of float32)",
+                    self.intermediate_dim
+                ),
+            ));
+        }
         Ok(())
     }
 }
+
+/// The largest `latent_dim`, `intermediate_dim`, `embedding_dim`, `num_classes` and
+/// `image_channels` [`ModelConfig::validate`] accepts (2^16; the paper's models use at most
+/// 128).
+pub const MAX_MODEL_SIZE: i64 = 1 << 16;
+
+/// The most convolution weights [`ModelConfig::validate`] accepts in all (2^31, 8 GiB of
+/// float32; the paper's large channel model has about 5.6 million parameters).
+pub const MAX_CONV_WEIGHTS: i64 = 1 << 31;
 
 /// Which form of the optional smooth clamp of the tightness terms (`loss.tight_clamp`).
 ///

@@ -275,7 +275,10 @@ impl Objective {
     /// # Panics
     ///
     /// `model` of another architecture, conditioning or formulation than the objective was
-    /// built for; `vs` with other variables than the model's.
+    /// built for; `vs` with other variables than the model's; a `batch` with `x_mismatch` but
+    /// no `y_mismatch`, or whose tensors do not fit the model (shapes, labels outside
+    /// `0..num_classes`, another device: libtorch's errors). Batches from
+    /// `cign_data::BatchSampler` for the model's config always fit.
     pub fn training_loss(
         &mut self,
         model: &CignModel,
@@ -355,6 +358,10 @@ impl Objective {
     /// loaded from `f`'s state dict first, so in eval mode it computes exactly `f`. Hence
     /// `f_copy(f(z)) = f(f(z))` and the idempotence and tightness distances coincide (the
     /// tightness terms are their negatives, weighted). No running statistics change.
+    ///
+    /// # Panics
+    ///
+    /// As [`Objective::training_loss`].
     pub fn validation_loss(
         &mut self,
         model: &CignModel,

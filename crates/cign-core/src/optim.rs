@@ -12,6 +12,10 @@ use tch::{Kind, Tensor};
 
 use crate::{AdamWConfig, CoreError};
 
+/// The largest `optim.step` [`AdamW::load_state_tensors`] accepts (2^53, where float64 stops
+/// counting exactly).
+const MAX_STEP: f64 = 9_007_199_254_740_992.0;
+
 /// AdamW over the trainable variables of a var store.
 #[derive(Debug)]
 pub struct AdamW {
@@ -119,6 +123,12 @@ impl AdamW {
 
     /// Restores the state written by [`AdamW::state_tensors`]. Every name must be present with
     /// the right shape, and no unknown `optim.*` name may be given.
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::Load`] listing the missing names, the shape mismatches, the unexpected
+    /// names, and an `optim.step` that is not a whole number in 0..=2^53 (a negative step
+    /// would make the bias correction divide by zero). Nothing is restored on an error.
     pub fn load_state_tensors(&mut self, named: &[(String, Tensor)]) -> Result<(), CoreError> {
         let map: HashMap<&str, &Tensor> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
         let mut missing = Vec::new();
@@ -151,7 +161,17 @@ impl AdamW {
                 shape.push(format!("optim.step: expected a scalar, got {:?}", t.size()));
                 0
             }
-            Some(t) => t.to_kind(Kind::Double).double_value(&[]).round() as i64,
+            Some(t) => {
+                let s = t.to_kind(Kind::Double).double_value(&[]);
+                if (0.0..=MAX_STEP).contains(&s) && s.fract() == 0.0 {
+                    s as i64
+                } else {
+                    shape.push(format!(
+                        "optim.step: {s}, expected a whole number in 0..=2^53"
+                    ));
+                    0
+                }
+            }
         };
         let extra: Vec<&str> = named
             .iter()

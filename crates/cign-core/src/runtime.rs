@@ -13,7 +13,8 @@
 pub enum MallocTuning {
     /// glibc accepted the new thresholds.
     Applied,
-    /// glibc refused them (the process keeps the defaults).
+    /// glibc refused them, or the environment opted out with `CIGN_DEFAULT_MALLOC=1` (the
+    /// process keeps the defaults either way).
     Refused,
     /// Not a glibc target: nothing to do.
     Unsupported,

@@ -340,6 +340,19 @@ fn adamw_state_round_trip_and_errors() {
     ));
     let e = opt_b.load_state_tensors(&extra).unwrap_err().to_string();
     assert!(e.contains("optim.exp_avg.nope"), "{e}");
+    // A negative, fractional or huge step is refused, and the state is left as it was.
+    for bad in [-1.0f64, 2.5, 1e300] {
+        let damaged: Vec<(String, Tensor)> = state
+            .iter()
+            .map(|(n, t)| match n.as_str() {
+                "optim.step" => (n.clone(), Tensor::from(bad)),
+                _ => (n.clone(), t.shallow_clone()),
+            })
+            .collect();
+        let e = opt_b.load_state_tensors(&damaged).unwrap_err().to_string();
+        assert!(e.contains("optim.step"), "{bad}: {e}");
+        assert_eq!(opt_b.step_count(), 3, "{bad}");
+    }
     opt_b.set_lr(3e-4);
     assert_eq!(opt_b.lr(), 3e-4);
 }

@@ -3,7 +3,7 @@
 //! A checkpoint is one safetensors file with the model (`model.<state-dict name>`, BatchNorm
 //! running statistics included), the optimizer state (`optim.*`) and the loop position
 //! (`meta.*`). A weights file holds the model only, under the authors' state-dict names
-//! (`encoder.conv_1.weight`, ...), so it also loads the authors' own PyTorch models saved as
+//! (`discriminator.conv_1.weight`, `generator.linear_5.bias`, ...), so it also loads the authors' own PyTorch models saved as
 //! safetensors (their `*.num_batches_tracked` counters are ignored).
 //!
 //! Guarantees:
@@ -257,7 +257,8 @@ pub fn load_model(path: &Path, vs: &mut VarStore) -> Result<(), CheckpointError>
 ///
 /// # Errors
 ///
-/// As [`load_model`], plus a checkpoint whose `meta.*` tensors are incomplete.
+/// As [`load_model`], plus a checkpoint whose `meta.*` tensors are incomplete or out of
+/// range (not one number each, a negative step, epoch or batch, a NaN best loss).
 pub fn load_model_and_state(
     path: &Path,
     vs: &mut VarStore,
@@ -282,18 +283,54 @@ fn loop_state(
             what: format!("{key} is missing (not a cign-train checkpoint?)"),
         })
     };
-    let int = |key: &str| -> Result<u64, CheckpointError> {
-        Ok(get(key)?.to_kind(Kind::Int64).int64_value(&[]) as u64)
+    let bad = |key: &str, what: String| CheckpointError::Io {
+        path: path.to_path_buf(),
+        what: format!("{key} {what} (a damaged checkpoint?)"),
     };
+    // One value, as written by `save`; anything else is a damaged or foreign file.
+    let scalar = |key: &str| -> Result<&Tensor, CheckpointError> {
+        let t = get(key)?;
+        if t.numel() != 1 || t.kind() == Kind::Bool {
+            return Err(bad(
+                key,
+                format!(
+                    "has shape {:?} and kind {:?}, expected one number",
+                    t.size(),
+                    t.kind()
+                ),
+            ));
+        }
+        Ok(t)
+    };
+    // The seed is a u64 stored bit for bit in an i64, so any value is valid.
+    let bits = |key: &str| -> Result<u64, CheckpointError> {
+        Ok(scalar(key)?.to_kind(Kind::Int64).int64_value(&[]) as u64)
+    };
+    let count = |key: &str| -> Result<u64, CheckpointError> {
+        let v = scalar(key)?.to_kind(Kind::Int64).int64_value(&[]);
+        u64::try_from(v).map_err(|_| bad(key, format!("is {v}, expected a count >= 0")))
+    };
+    let best = scalar(META_BEST)?.double_value(&[]);
+    if best.is_nan() {
+        // Infinity is the value before the first validation; NaN would never improve.
+        return Err(bad(META_BEST, "is NaN".into()));
+    }
+    let seconds = scalar(META_SECONDS)?.double_value(&[]);
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(bad(
+            META_SECONDS,
+            format!("is {seconds}, expected seconds >= 0"),
+        ));
+    }
     Ok(LoopState {
-        step: int(META_STEP)?,
-        epoch: int(META_EPOCH)?,
-        batch_in_epoch: int(META_BATCH)?,
-        seed: int(META_SEED)?,
-        best_val_loss: get(META_BEST)?.double_value(&[]),
-        train_seconds: get(META_SECONDS)?.double_value(&[]),
+        step: count(META_STEP)?,
+        epoch: count(META_EPOCH)?,
+        batch_in_epoch: count(META_BATCH)?,
+        seed: bits(META_SEED)?,
+        best_val_loss: best,
+        train_seconds: seconds,
         pending_validation: match tensors.get(META_PENDING) {
-            Some(t) => t.to_kind(Kind::Int64).int64_value(&[]) != 0,
+            Some(_) => scalar(META_PENDING)?.to_kind(Kind::Int64).int64_value(&[]) != 0,
             None => false,
         },
     })
@@ -379,7 +416,60 @@ pub fn load(
 
 #[cfg(test)]
 mod tests {
-    use super::LoopState;
+    use super::*;
+
+    /// A checkpoint of a one-variable model with the `meta.*` values of `state`, then `patch`
+    /// written over one of them.
+    fn checkpoint_with(dir: &Path, patch: (&str, Tensor)) -> std::path::PathBuf {
+        let state = LoopState::new(7);
+        let mut named: Vec<(String, Tensor)> = vec![(
+            "model.w".into(),
+            Tensor::ones([2], (Kind::Float, tch::Device::Cpu)),
+        )];
+        for (key, v) in [
+            (META_STEP, state.step as i64),
+            (META_EPOCH, state.epoch as i64),
+            (META_BATCH, state.batch_in_epoch as i64),
+            (META_SEED, state.seed as i64),
+        ] {
+            named.push((key.into(), Tensor::from(v)));
+        }
+        named.push((META_BEST.into(), Tensor::from(f64::INFINITY)));
+        named.push((META_SECONDS.into(), Tensor::from(0.0f64)));
+        named.retain(|(k, _)| k != patch.0);
+        named.push((patch.0.to_string(), patch.1));
+        let path = dir.join("c.safetensors");
+        Tensor::write_safetensors(&named, &path).unwrap();
+        path
+    }
+
+    #[test]
+    fn damaged_meta_values_are_errors_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let vs = || {
+            let vs = VarStore::new(tch::Device::Cpu);
+            let _ = vs.root().zeros("w", &[2]);
+            vs
+        };
+        // The untouched file loads, with the seed's bits kept (a u64 above i64::MAX included).
+        let p = checkpoint_with(dir.path(), (META_SEED, Tensor::from(-1i64)));
+        let state = load_model_and_state(&p, &mut vs()).unwrap().unwrap();
+        assert_eq!(state.seed, u64::MAX);
+        for (key, value) in [
+            (META_EPOCH, Tensor::from(-1i64)),
+            (META_STEP, Tensor::from_slice(&[1i64, 2])),
+            (
+                META_BATCH,
+                Tensor::zeros([0], (Kind::Int64, tch::Device::Cpu)),
+            ),
+            (META_BEST, Tensor::from(f64::NAN)),
+            (META_SECONDS, Tensor::from(-5.0f64)),
+        ] {
+            let p = checkpoint_with(dir.path(), (key, value));
+            let err = load_model_and_state(&p, &mut vs()).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("damaged"), "{key}: {err}");
+        }
+    }
 
     #[test]
     fn positions_count_epochs_from_one() {

@@ -15,6 +15,9 @@ use cign_core::{AdamWConfig, Conditioning, ModelConfig, ObjectiveConfig};
 pub use cign_data::DatasetKind;
 use serde::{Deserialize, Serialize};
 
+/// The most libtorch threads `train.threads` accepts.
+pub const MAX_THREADS: usize = 4096;
+
 /// A configuration error: always one line that names the file, key or value at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -128,9 +131,9 @@ pub struct TrainSection {
     pub eval_max_images: usize,
     /// Write a sample grid every this many steps; 0 = at each validation (0).
     pub sample_every: u64,
-    /// Log training losses to metrics.jsonl every this many steps (10).
+    /// Log training losses to metrics.jsonl every this many steps, at least 1 (10).
     pub log_every: u64,
-    /// libtorch intra-op threads; 0 = libtorch's default (0).
+    /// libtorch intra-op threads, at most [`MAX_THREADS`]; 0 = libtorch's default (0).
     pub threads: usize,
     /// Write the `last` checkpoint every this many minutes between validations, without
     /// validating, so a preempted run loses at most this much work; 0 = off (10).
@@ -251,13 +254,54 @@ impl TrainConfig {
         })
     }
 
-    /// Checks ranges that types cannot express.
+    /// Checks ranges that types cannot express, and that the model fits the data: both
+    /// datasets (MNIST, Fashion-MNIST) have [`cign_data::NUM_CLASSES`] classes of grey images,
+    /// so `model.num_classes` must be 10 and `model.image_channels` 1.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming the first key out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, value: String, what: &str| ConfigError::Invalid {
             key,
             value,
             what: what.into(),
         };
+        let classes = i64::from(cign_data::NUM_CLASSES);
+        if self.model.num_classes != classes {
+            return Err(invalid(
+                "model.num_classes",
+                self.model.num_classes.to_string(),
+                &format!(
+                    "must be {classes}: the {} dataset has {classes} classes",
+                    self.data.dataset.name()
+                ),
+            ));
+        }
+        if self.model.image_channels != 1 {
+            return Err(invalid(
+                "model.image_channels",
+                self.model.image_channels.to_string(),
+                &format!(
+                    "must be 1: the {} dataset has grey images",
+                    self.data.dataset.name()
+                ),
+            ));
+        }
+        if self.train.log_every == 0 {
+            return Err(invalid(
+                "train.log_every",
+                "0".into(),
+                "must be at least 1 (the training losses are logged every this many steps)",
+            ));
+        }
+        if self.train.threads > MAX_THREADS {
+            return Err(invalid(
+                "train.threads",
+                self.train.threads.to_string(),
+                &format!("must be in 0..={MAX_THREADS} (0 = libtorch's default)"),
+            ));
+        }
         if self.train.batch_size < 2 {
             return Err(invalid(
                 "train.batch_size",

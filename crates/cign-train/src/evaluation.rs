@@ -16,8 +16,12 @@ use crate::sampling::generate_class;
 /// Images generated per forward batch.
 const GENERATION_BATCH: usize = 250;
 
-/// What to generate: `n_per_class` images of every class (the unconditional model: ten times
-/// as many, unlabelled), from torch's generator seeded with `seed`.
+/// The most images per class [`GenerationPlan::check`] accepts (10^6: ten million images in
+/// all, about 31 GB as float32).
+pub const MAX_PER_CLASS: usize = 1_000_000;
+
+/// What to generate: `n_per_class` images of every class (the unconditional model:
+/// `num_classes` (10) times as many, unlabelled), from torch's generator seeded with `seed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GenerationPlan {
     /// Images per class (at least 2: a covariance needs two samples).
@@ -78,11 +82,13 @@ impl GenerationPlan {
     ///
     /// # Errors
     ///
-    /// `n_per_class` below 2, or what [`check_evaluation`] refuses, with the plan named.
+    /// `n_per_class` below 2 or above [`MAX_PER_CLASS`], or what [`check_evaluation`]
+    /// refuses, with the plan named.
     pub fn check(&self, model: &CignModel, real: &Dataset, options: &EvalOptions) -> Result<()> {
-        if self.n_per_class < 2 {
+        if !(2..=MAX_PER_CLASS).contains(&self.n_per_class) {
             anyhow::bail!(
-                "--n-per-class {}: must be at least 2 (a covariance needs two samples)",
+                "--n-per-class {}: must be in 2..={MAX_PER_CLASS} (a covariance needs two \
+                 samples; the paper's protocol uses 1000)",
                 self.n_per_class
             );
         }

@@ -1,4 +1,4 @@
-//! `cign-train CONFIG [--set section.key=value ...] [--resume RUN_DIR] [--summary] [--doctor]`:
+//! `cign-train (CONFIG | --resume RUN_DIR) [--set section.key=value ...] [--summary] [--doctor]`:
 //! the main job. Trains a CIGN model as the config says and writes a run directory.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// The TOML config (see configs/). Not needed with --resume or --doctor.
+    /// The TOML config (see configs/). Not with --resume (the run keeps its own); not needed
+    /// with --doctor.
     config: Option<PathBuf>,
     /// Override a config key, e.g. `--set train.max_steps=20` (repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
@@ -44,7 +45,13 @@ fn run(cli: Cli) -> Result<()> {
         return Ok(());
     }
     let (cfg, run_dir) = match (&cli.resume, &cli.config) {
-        (Some(dir), _) => {
+        (Some(dir), Some(path)) => bail!(
+            "give CONFIG.toml or --resume {}, not both: a resumed run keeps the config it was \
+             started with (change resumable keys with --set KEY=VALUE), got {}",
+            dir.display(),
+            path.display()
+        ),
+        (Some(dir), None) => {
             let run = RunDir::open(dir)?;
             let cfg = TrainConfig::load(&run.config(), &cli.set)?;
             (cfg, Some(run))
@@ -93,18 +100,21 @@ fn run(cli: Cli) -> Result<()> {
             return Err(e.into());
         }
     };
-    logging::init(Some(&run.log()))?;
-    tracing::info!("run directory {}", run.root().display());
-    lock.report_stale();
-
     let stop = StopFlag::new();
-    stop.install_handlers()
-        .context("cannot install the SIGINT/SIGTERM handlers")?;
-    let mut trainer = match Trainer::new(cfg, run.clone(), resume) {
+    let started = (|| -> Result<Trainer> {
+        logging::init(Some(&run.log()))?;
+        tracing::info!("run directory {}", run.root().display());
+        lock.report_stale();
+        stop.install_handlers()
+            .context("cannot install the SIGINT/SIGTERM handlers")?;
+        Trainer::new(cfg, run.clone(), resume)
+    })();
+    let mut trainer = match started {
         Ok(t) => t,
         Err(e) => {
             drop(lock);
-            // A failed start (no CUDA, bad data) leaves no empty run directory behind.
+            // A failed start (no CUDA, bad data, no log file) leaves no empty run directory
+            // behind.
             run.discard();
             return Err(e);
         }

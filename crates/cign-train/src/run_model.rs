@@ -20,9 +20,9 @@ pub struct ModelArgs {
     /// A run directory (holds config.toml and checkpoints/).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["weights", "config"])]
     pub run: Option<PathBuf>,
-    /// Which checkpoint of --run: best or last.
-    #[arg(long, default_value = "best", value_parser = ["best", "last"])]
-    pub checkpoint: String,
+    /// Which checkpoint of --run: best (the default) or last.
+    #[arg(long, value_parser = ["best", "last"], conflicts_with = "weights")]
+    pub checkpoint: Option<String>,
     /// A weights file: the model's tensors under the authors' state-dict names (as written by
     /// `cign-export`, e.g. models/large_channel_mnist.safetensors, or the authors' own PyTorch
     /// model saved with safetensors); needs --config.
@@ -58,7 +58,9 @@ impl ModelArgs {
     /// cannot run ([`Precision::check_device`]).
     pub fn load(&self, device: Device) -> Result<RunModel> {
         let mut rm = match (&self.run, &self.weights, &self.config) {
-            (Some(run), _, _) => RunModel::load(run, &self.checkpoint, device)?,
+            (Some(run), _, _) => {
+                RunModel::load(run, self.checkpoint.as_deref().unwrap_or("best"), device)?
+            }
             (None, Some(w), Some(c)) => RunModel::from_weights(w, c, device)?,
             _ => {
                 bail!("give --run RUN_DIR, or --weights FILE.safetensors with --config CONFIG.toml")

@@ -267,6 +267,7 @@ impl Trainer {
     /// that does not fit the config or whose seed differs from `train.seed`.
     pub fn new(cfg: TrainConfig, run: RunDir, resume: bool) -> Result<Self> {
         if cfg.train.threads > 0 {
+            // At most MAX_THREADS (checked by the config), so the cast is exact.
             tch::set_num_threads(cfg.train.threads as i32);
         }
         let device = cfg.train.device.resolve()?;
@@ -306,7 +307,7 @@ impl Trainer {
         let metrics = MetricsLog::open(&run.metrics(), resume.then_some(state.step))?;
         let (train_curve, val_curve) = MetricsLog::read_curves(&run.metrics());
         let grid_noise = {
-            tch::manual_seed(cfg.train.seed as i64 + 1);
+            tch::manual_seed((cfg.train.seed as i64).wrapping_add(1));
             cign_core::sample_noise(8, &cfg.model, device)
         };
         Ok(Self {
@@ -347,7 +348,9 @@ impl Trainer {
 
     /// Steps the configured run would take in all (bounded by `max_steps`).
     pub fn planned_steps(&self) -> u64 {
-        let all = self.batches_per_epoch() * self.cfg.train.epochs as u64;
+        let all = self
+            .batches_per_epoch()
+            .saturating_mul(self.cfg.train.epochs as u64);
         match self.cfg.train.max_steps {
             0 => all,
             m => all.min(m),

@@ -168,6 +168,15 @@ fn every_out_of_range_value_is_one_line_naming_the_key_before_training() {
             "train.checkpoint_every_minutes",
         ),
         ("train.device=\"gpu\"", "gpu"),
+        // The model must fit the data (10 classes of grey images) and the machine.
+        ("model.num_classes=5", "model.num_classes"),
+        ("model.num_classes=20", "model.num_classes"),
+        ("model.image_channels=3", "model.image_channels"),
+        ("model.latent_dim=100000", "model.latent_dim"),
+        ("model.latent_dim=20000", "model.latent_dim"),
+        ("model.embedding_dim=1000000", "model.embedding_dim"),
+        ("train.threads=4294967296", "train.threads"),
+        ("train.log_every=0", "train.log_every"),
     ] {
         // --summary would exit 0 after the config check: the check comes first.
         let e = train_fails(&[
@@ -178,4 +187,84 @@ fn every_out_of_range_value_is_one_line_naming_the_key_before_training() {
         ]);
         assert!(e.contains(key), "{set}: {e}");
     }
+}
+
+#[test]
+fn a_config_with_resume_is_refused_not_ignored() {
+    let d = tempfile::tempdir().unwrap();
+    let e = train_fails(&[
+        "../../configs/small_channel.toml",
+        "--resume",
+        &d.path().display().to_string(),
+    ]);
+    assert!(
+        e.contains("not both") && e.contains("small_channel.toml"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sampling_options_that_would_be_ignored_are_errors_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = common::tiny_run_with(
+        env!("CARGO_BIN_EXE_cign-train"),
+        tmp.path(),
+        16,
+        8,
+        &["train.max_steps=2", "model.conditioning=\"none\""],
+    );
+    let run_s = run.display().to_string();
+    let sample = env!("CARGO_BIN_EXE_cign-sample");
+    let out = |name: &str| tmp.path().join(name).display().to_string();
+    let (png, idx, labels) = (out("g.png"), out("g.idx"), out("l.idx"));
+    // An unconditional model has no labels to write: refused before any image is written.
+    let e = fails(
+        sample,
+        &[
+            "--run",
+            &run_s,
+            "--out",
+            &png,
+            "--idx",
+            &idx,
+            "--idx-labels",
+            &labels,
+        ],
+    );
+    assert!(
+        e.contains("--idx-labels") && e.contains("unconditional"),
+        "{e}"
+    );
+    for f in [&png, &idx, &labels] {
+        assert!(!Path::new(f).exists(), "{f} was written");
+    }
+    // f applied zero times, a checkpoint choice for a weights file, --project with --idx.
+    let weights = out("w.safetensors");
+    for (args, word) in [
+        (
+            vec!["--run", &run_s, "--out", &png, "--reapply", "0"],
+            "--reapply",
+        ),
+        (
+            vec![
+                "--weights",
+                &weights,
+                "--config",
+                &out("c.toml"),
+                "--checkpoint",
+                "last",
+                "--out",
+                &png,
+            ],
+            "--checkpoint",
+        ),
+        (
+            vec!["--run", &run_s, "--project", &png, "--idx", &idx],
+            "--idx",
+        ),
+    ] {
+        let e = fails(sample, &args);
+        assert!(e.contains(word), "{args:?}: {e}");
+    }
+    assert!(!Path::new(&png).exists() && !Path::new(&idx).exists());
 }

@@ -154,7 +154,8 @@ fn run(cli: Cli) -> Result<()> {
             let pred: Vec<i64> = c
                 .predict(&images, PixelRange::Signed, preprocess)?
                 .try_into()?;
-            let mut counts = vec![0usize; classes as usize];
+            // The classifier's classes (not the model's): its predictions are 0..NUM_CLASSES.
+            let mut counts = vec![0usize; usize::from(cign_data::NUM_CLASSES)];
             for p in &pred {
                 counts[*p as usize] += 1;
             }
