@@ -102,7 +102,6 @@ fn run(cli: Cli) -> Result<()> {
     let test = Dataset::load(kind, Split::Test, &data_dir)?;
     let model = &rm.state.model;
     let conditional = rm.config.model.conditioning.is_conditional();
-    let classes = rm.config.model.num_classes;
     let preprocess = Preprocess {
         quantize: !cli.no_quantize,
     };
