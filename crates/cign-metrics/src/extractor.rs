@@ -101,8 +101,8 @@ impl InceptionExtractor {
     ///
     /// # Errors
     /// [`MetricsError::InvalidInput`] for another shape, a channel count other than 1 or 3,
-    /// a kind other than float or `u8`, NaN or infinite values, or no tap; [`MetricsError::Torch`] when libtorch fails (for example
-    /// out of memory).
+    /// a kind other than float or `u8`, NaN or infinite values, or no tap;
+    /// [`MetricsError::Torch`] when libtorch fails (for example out of memory).
     pub fn features(&self, images_0_1: &Tensor, taps: &[Tap]) -> Result<Vec<Tensor>> {
         self.features_in(images_0_1, taps, Precision::Fp32)
     }

@@ -2,8 +2,8 @@
 //! jpg/jpeg, pgm/ppm, png, tif/tiff, webp; any size; searched recursively; hidden files and
 //! folders skipped unless asked for; unlike pytorch-fid's `fid_score.py`, whose
 //! `sorted(path.glob('*.{ext}'))` reads one folder level, matches extensions case-sensitively
-//! and includes hidden files, so the two can read different files from one folder), IDX image files (MNIST format, gzip or raw), and `.npz`
-//! statistics files for the CLI. [`identify`] tells what a path is, so that a wrong kind of
+//! and includes hidden files, so the two can read different files from one folder), IDX image
+//! files (MNIST format, gzip or raw), and `.npz` statistics files for the CLI. [`identify`] tells what a path is, so that a wrong kind of
 //! file gets a message saying what it is and what to pass instead.
 //!
 //! Nothing is skipped silently: [`ImageFiles::from_folder_with`] counts what it did not read

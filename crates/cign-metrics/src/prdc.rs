@@ -141,9 +141,9 @@ impl PrdcOptions {
 
 /// Precision, recall, density and coverage of `generated` (`[N, D]`) against `real`
 /// (`[M, D]`) with k-NN radii at `nearest_k` (`compute_prdc` has no default; the `prdc`
-/// README uses 5, see [`DEFAULT_NEAREST_K`]), open balls, on the CPU. Equal to `prdc.compute_prdc(real,
-/// generated, nearest_k)` of `prdc` 0.2 (note its argument order: real first); see the
-/// [module documentation](self) for the definitions, exactness and cost.
+/// README uses 5, see [`DEFAULT_NEAREST_K`]), open balls, on the CPU. Equal to
+/// `prdc.compute_prdc(real, generated, nearest_k)` of `prdc` 0.2 (note its argument order:
+/// real first); see the [module documentation](self) for the definitions, exactness and cost.
 ///
 /// Features are any per-sample vectors, for example Inception pool features (`D = 2048`);
 /// f32 input is widened to f64 exactly.

@@ -3,8 +3,9 @@
 //! A checkpoint is one safetensors file with the model (`model.<state-dict name>`, BatchNorm
 //! running statistics included), the optimizer state (`optim.*`) and the loop position
 //! (`meta.*`). A weights file holds the model only, under the authors' state-dict names
-//! (`discriminator.conv_1.weight`, `generator.linear_5.bias`, ...), so it also loads the authors' own PyTorch models saved as
-//! safetensors (their `*.num_batches_tracked` counters are ignored).
+//! (`discriminator.conv_1.weight`, `generator.linear_5.bias`, ...), so it also loads the
+//! authors' own PyTorch models saved as safetensors (their `*.num_batches_tracked` counters
+//! are ignored).
 //!
 //! Guarantees:
 //! - Writes are atomic ([`cign_data::atomic::write_atomic`]): a process killed at any moment
