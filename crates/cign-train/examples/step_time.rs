@@ -71,15 +71,9 @@ fn run(args: Args) -> Result<()> {
     let mut objective = Objective::new(&cfg.model, cfg.loss.clone(), device)?;
     let sampler = BatchSampler::new(SamplerConfig {
         batch_size: batch,
-        noise_std: cfg.data.train_noise_std,
-        mismatch_per_real: if cfg.model.conditioning.is_conditional() {
-            cfg.data.mismatch_per_real
-        } else {
-            0
-        },
-        num_classes: cfg.model.num_classes,
         drop_last: false,
         seed: 0,
+        ..cfg.sampler_config()
     })?;
     let x = Tensor::rand([batch as i64, 1, 28, 28], (Kind::Float, device)) * 2.0 - 1.0;
     let y = Tensor::randint(cfg.model.num_classes, [batch as i64], (Kind::Int64, device));

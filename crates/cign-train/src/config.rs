@@ -7,12 +7,15 @@
 //! `[model]`, `[loss]` and `[optim]` are cign-core's own types ([`ModelConfig`],
 //! [`ObjectiveConfig`], [`AdamWConfig`]) and `data.dataset` is cign-data's [`DatasetKind`],
 //! embedded, not copied: one definition and one default per value, and every `validate()` of
-//! theirs is called by [`TrainConfig::validate`].
+//! theirs is called by [`TrainConfig::validate`]. The batch sampler's settings are read from the
+//! config in one place, [`TrainConfig::sampler_config`], and checked by cign-data's own
+//! [`SamplerConfig::validate`].
 
 use std::path::{Path, PathBuf};
 
 use cign_core::{AdamWConfig, Conditioning, ModelConfig, ObjectiveConfig};
 pub use cign_data::DatasetKind;
+use cign_data::{DataError, SamplerConfig};
 use serde::{Deserialize, Serialize};
 
 /// The most libtorch threads `train.threads` accepts.
@@ -63,6 +66,15 @@ pub enum ConfigError {
     /// A value of a core type (`[model]`, `[loss]`, `[optim]`) is out of range.
     #[error("config: {0}")]
     Value(#[from] cign_core::ConfigValueError),
+    /// A sampler setting (`data.train_noise_std`, `data.mismatch_per_real`) is out of the range
+    /// cign-data's [`SamplerConfig::validate`] accepts.
+    #[error("config: {key}: {source}")]
+    Sampler {
+        /// `section.key`.
+        key: &'static str,
+        /// The sampler's error, naming its own parameter and the range.
+        source: DataError,
+    },
     /// A value is out of range.
     #[error("config: {key} = {value}: {what}")]
     Invalid {
@@ -317,24 +329,25 @@ impl TrainConfig {
                 "must be a finite number >= 0 (0 = off)",
             ));
         }
-        let classes = self.model.num_classes.max(2) as usize;
-        if self.data.mismatch_per_real > classes - 1 {
-            return Err(invalid(
-                "data.mismatch_per_real",
-                self.data.mismatch_per_real.to_string(),
-                &format!(
-                    "must be in 0..={} (each wrong label at most once)",
-                    classes - 1
-                ),
-            ));
-        }
-        if !(self.data.train_noise_std >= 0.0 && self.data.train_noise_std.is_finite()) {
-            return Err(invalid(
-                "data.train_noise_std",
-                self.data.train_noise_std.to_string(),
-                "must be a finite number >= 0",
-            ));
-        }
+        // `k` and the training noise are the sampler's settings: its own `validate` checks them
+        // (with the configured `k`, also for the unconditional model, which ignores it).
+        let sampler = SamplerConfig {
+            mismatch_per_real: self.data.mismatch_per_real,
+            ..self.sampler_config()
+        };
+        sampler.validate().map_err(|source| {
+            let key = match &source {
+                DataError::InvalidParameter { name, .. } => match *name {
+                    "noise_std" => "data.train_noise_std",
+                    "mismatch_per_real" => "data.mismatch_per_real",
+                    "batch_size" => "train.batch_size",
+                    "num_classes" => "model.num_classes",
+                    _ => "data",
+                },
+                _ => "data",
+            };
+            ConfigError::Sampler { key, source }
+        })?;
         if self.train.epochs == 0 {
             return Err(invalid("train.epochs", "0".into(), "must be at least 1"));
         }
@@ -395,6 +408,25 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+
+    /// The batch sampler's settings for this run, the one place they are read from the config:
+    /// batch size and seed from `[train]`, training noise, `k` and `drop_last` from `[data]`
+    /// (`k = 0` for an unconditional model, whose loss has no mismatch terms), classes from
+    /// `[model]`. Training uses them as they are; validation derives its own from them.
+    pub fn sampler_config(&self) -> SamplerConfig {
+        SamplerConfig {
+            batch_size: self.train.batch_size,
+            noise_std: self.data.train_noise_std,
+            mismatch_per_real: if self.model.conditioning.is_conditional() {
+                self.data.mismatch_per_real
+            } else {
+                0
+            },
+            num_classes: self.model.num_classes,
+            drop_last: self.data.drop_last,
+            seed: self.train.seed,
+        }
     }
 
     /// The resolved configuration as TOML (written next to every run and checkpoint).

@@ -207,19 +207,7 @@ impl Samplers {
     ///
     /// The sampler settings are invalid.
     pub fn new(cfg: &TrainConfig) -> Result<Self> {
-        let k = if cfg.model.conditioning.is_conditional() {
-            cfg.data.mismatch_per_real
-        } else {
-            0
-        };
-        let sampler_cfg = SamplerConfig {
-            batch_size: cfg.train.batch_size,
-            noise_std: cfg.data.train_noise_std,
-            mismatch_per_real: k,
-            num_classes: cfg.model.num_classes,
-            drop_last: cfg.data.drop_last,
-            seed: cfg.train.seed,
-        };
+        let sampler_cfg = cfg.sampler_config();
         let train = BatchSampler::new(sampler_cfg.clone())?;
         let val = BatchSampler::new(SamplerConfig {
             noise_std: 0.0,
