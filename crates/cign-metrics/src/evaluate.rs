@@ -195,13 +195,13 @@ pub fn check_evaluation(
         p.validate()?;
         let k = p.nearest_k;
         for (n, what) in [(n_generated, "generated images"), (n_real, "real images")] {
-            if n <= k {
+            if n < crate::prdc::min_rows(k) {
                 return Err(MetricsError::TooFewSamples {
                     what: format!(
                         "{what} for precision/recall/density/coverage with nearest_k = {k}"
                     ),
                     n,
-                    needed: k + 1,
+                    needed: crate::prdc::min_rows(k),
                 });
             }
         }

@@ -1,16 +1,19 @@
 //! Kernel Inception Distance (Bińkowski et al. 2018): the unbiased MMD² with the polynomial
 //! kernel `k(x, y) = (x·y / d + 1)^3`, averaged over random subsets (by default 100 subsets
 //! of at most 1000 samples from each side, drawn without replacement), with the population
-//! standard deviation over subsets. Works at any tap. The reference is torch-fidelity's
-//! `metric_kid.py` (the same kernel, subsets and `np.std`); unlike it, a set smaller than
-//! the subset size is not an error: the subsets shrink to the smaller set.
+//! standard deviation over subsets. Works at any tap. The reference is torch-fidelity 0.4.0's
+//! `metric_kid.py`: the same kernel, the same estimator, `np.std`, and the same subsets, drawn
+//! as it draws them (`np.random.RandomState(seed).choice(n, m, replace=False)`, first side A
+//! then side B for each subset, seed 2020 by default; see [`crate::numpy_random`]), so the
+//! same features and seed give torch-fidelity's mean and std up to rounding (it computes in
+//! float32, cign in float64). Unlike it, a set smaller than the subset size is not an error:
+//! the subsets shrink to the smaller set.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{MetricsError, Result};
+use crate::numpy_random::RandomState;
 
 /// KID settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -19,8 +22,9 @@ pub struct KidOptions {
     pub subsets: usize,
     /// Largest subset size (the subsets use `min(subset_size, n_a, n_b)` samples per side).
     pub subset_size: usize,
-    /// Seed of the subset sampler.
-    pub seed: u64,
+    /// Seed of the subset sampler: NumPy's `RandomState` seed (torch-fidelity's `rng_seed`,
+    /// 2020 by default).
+    pub seed: u32,
 }
 
 impl Default for KidOptions {
@@ -28,7 +32,7 @@ impl Default for KidOptions {
         KidOptions {
             subsets: 100,
             subset_size: 1000,
-            seed: 0,
+            seed: 2020,
         }
     }
 }
@@ -112,6 +116,7 @@ pub fn mmd2_unbiased(x: &Tensor, y: &Tensor) -> Result<f64> {
 /// # Errors
 /// [`MetricsError::InvalidInput`] for other shapes or settings that fail
 /// [`KidOptions::validate`] (`subsets == 0`, `subset_size < 2`),
+/// [`MetricsError::InvalidInput`] naming the set and the row when a feature is not finite,
 /// [`MetricsError::TooFewSamples`] when a subset would hold fewer than two samples,
 /// [`MetricsError::Numerical`] when the result is not finite.
 pub fn kid(a: &Tensor, b: &Tensor, options: &KidOptions) -> Result<Kid> {
@@ -133,7 +138,9 @@ pub fn kid(a: &Tensor, b: &Tensor, options: &KidOptions) -> Result<Kid> {
     }
     let a = a.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?;
     let b = b.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    check_finite(&a, "features A")?;
+    check_finite(&b, "features B")?;
+    let mut rng = RandomState::new(options.seed);
     let mut values = Vec::with_capacity(options.subsets);
     for _ in 0..options.subsets {
         let ia = subset(&mut rng, sa[0] as usize, m);
@@ -156,12 +163,30 @@ pub fn kid(a: &Tensor, b: &Tensor, options: &KidOptions) -> Result<Kid> {
     })
 }
 
-fn subset(rng: &mut ChaCha8Rng, n: usize, m: usize) -> Tensor {
-    let idx: Vec<i64> = rand::seq::index::sample(rng, n, m)
+fn subset(rng: &mut RandomState, n: usize, m: usize) -> Tensor {
+    let idx: Vec<i64> = rng
+        .choice_without_replacement(n, m)
         .into_iter()
         .map(|i| i as i64)
         .collect();
     Tensor::from_slice(&idx)
+}
+
+/// Refuses a non-finite value in `x` (`[n, d]`, float64), naming its row: every subset that
+/// drew it would be NaN, and a row no subset draws would pass unseen.
+fn check_finite(x: &Tensor, what: &'static str) -> Result<()> {
+    let bad = x.f_isfinite()?.f_logical_not()?.f_any_dim(1, false)?;
+    let rows: Vec<i64> = bad.f_nonzero()?.f_view([-1])?.try_into()?;
+    match rows.first() {
+        None => Ok(()),
+        Some(row) => Err(MetricsError::invalid(
+            what,
+            format!(
+                "row {row} holds a non-finite value ({} such rows)",
+                rows.len()
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +204,10 @@ mod tests {
             subset_size: 100,
             seed: 1,
         };
+        let nan = a.copy();
+        let _ = nan.get(250).get(3).fill_(f64::NAN);
+        let e = kid(&nan, &b, &opts).unwrap_err().to_string();
+        assert!(e.contains("features A") && e.contains("row 250"), "{e}");
         let same = kid(&a, &b, &opts).unwrap();
         let shifted = kid(&a, &c, &opts).unwrap();
         assert!(same.mean.abs() < 3.0 * same.std + 1e-3, "{same:?}");

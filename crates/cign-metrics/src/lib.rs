@@ -87,6 +87,7 @@ pub mod images;
 pub mod inception;
 pub mod kid;
 pub mod npz;
+pub mod numpy_random;
 pub mod per_class;
 pub mod prdc;
 pub mod preprocess;
@@ -112,8 +113,8 @@ pub use images::{FolderOptions, ImageFiles, ImageSource, SkipReport, TensorImage
 pub use kid::{kid, Kid, KidOptions};
 pub use per_class::{per_class_fid, ClassFid, PerClassFid};
 pub use prdc::{
-    check_class_counts, per_class_prdc, prdc, prdc_tensors, prdc_with_options, BallBoundary,
-    ClassPrdc, PerClassPrdc, Prdc, PrdcOptions, DEFAULT_NEAREST_K,
+    check_class_counts, min_rows, per_class_prdc, prdc, prdc_tensors, prdc_with_options,
+    BallBoundary, ClassPrdc, PerClassPrdc, Prdc, PrdcOptions, DEFAULT_NEAREST_K,
 };
 pub use preprocess::{PixelRange, Preprocess};
 pub use stats::{Stats, StreamingStats};

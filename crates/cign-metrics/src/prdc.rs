@@ -70,6 +70,15 @@ use crate::error::{MetricsError, Result};
 /// (`compute_prdc` itself has no default).
 pub const DEFAULT_NEAREST_K: usize = 5;
 
+/// The fewest rows a set needs at `nearest_k`: `nearest_k + 2`, as in `prdc` 0.2, whose
+/// `np.argpartition(distances, nearest_k + 1)` over each row of a set's distance matrix
+/// raises below that. (With `nearest_k + 1` rows the k-th neighbour would be every point's
+/// farthest one, a radius that swallows the whole set: precision and recall 1 whatever the
+/// features.)
+pub const fn min_rows(nearest_k: usize) -> usize {
+    nearest_k + 2
+}
+
 /// Distance-matrix entries per block when [`PrdcOptions::block_rows`] is `None`
 /// (2^22 float64 values, 32 MiB).
 pub const DEFAULT_BLOCK_ENTRIES: usize = 1 << 22;
@@ -152,8 +161,9 @@ impl PrdcOptions {
 ///
 /// [`MetricsError::InvalidInput`] if `nearest_k` is 0, a set has no feature columns, the
 /// feature sizes differ, or a value is NaN or infinite (the message names the set and the
-/// row); [`MetricsError::TooFewSamples`] if a set has `nearest_k` rows or fewer (it needs
-/// `nearest_k + 1`); [`MetricsError::Numerical`] if squared norms overflow float64.
+/// row); [`MetricsError::TooFewSamples`] if a set has fewer than [`min_rows`]`(nearest_k) =
+/// nearest_k + 2` rows (`prdc` raises there too); [`MetricsError::Numerical`] if squared
+/// norms overflow float64.
 ///
 /// # Panics
 ///
@@ -234,14 +244,14 @@ pub struct PerClassPrdc {
 }
 
 /// Checks, from the labels alone, that [`per_class_prdc`] can run at `nearest_k`: at least
-/// one label, the same classes on both sides, and more than `nearest_k` samples of every
-/// class on each side. Lets a caller fail before any feature is computed.
+/// one label, the same classes on both sides, and at least [`min_rows`]`(nearest_k)` samples
+/// of every class on each side. Lets a caller fail before any feature is computed.
 ///
 /// # Errors
 ///
 /// [`MetricsError::InvalidInput`] if a side has no labels or a class is on one side only
-/// (the message names the class); [`MetricsError::TooFewSamples`] if a class has `nearest_k`
-/// samples or fewer on a side (the message names the side and the class).
+/// (the message names the class); [`MetricsError::TooFewSamples`] if a class has fewer than
+/// `nearest_k + 2` samples on a side (the message names the side and the class).
 pub fn check_class_counts(
     generated_labels: &[u8],
     real_labels: &[u8],
@@ -250,7 +260,7 @@ pub fn check_class_counts(
     crate::per_class::check_classes(
         generated_labels,
         real_labels,
-        nearest_k + 1,
+        min_rows(nearest_k),
         &format!("precision/recall/density/coverage with nearest_k = {nearest_k}"),
     )
 }
@@ -442,14 +452,14 @@ impl FeatureSet {
                 "rows have no features (shape [rows, 0])",
             ));
         }
-        if self.rows <= nearest_k {
+        if self.rows < min_rows(nearest_k) {
             return Err(MetricsError::TooFewSamples {
                 what: format!(
                     "{} for precision/recall/density/coverage with nearest_k = {nearest_k}",
                     self.name.arg()
                 ),
                 n: self.rows,
-                needed: nearest_k + 1,
+                needed: min_rows(nearest_k),
             });
         }
         if let Some(pos) = self.data.iter().position(|v| !v.is_finite()) {
@@ -1014,8 +1024,12 @@ mod tests {
         assert!(e.contains("nearest_k"), "{e}");
         let e = prdc(small.view(), a.view(), 5).unwrap_err().to_string();
         assert!(e.contains("generated") && e.contains("5 samples"), "{e}");
-        let e = prdc(a.view(), small.view(), 5).unwrap_err().to_string();
+        let e = prdc(a.view(), small.view(), 4).unwrap_err().to_string();
         assert!(e.contains("real") && e.contains("at least 6"), "{e}");
+        // k + 1 rows: refused, as prdc's argpartition refuses them.
+        let e = prdc(a.view(), a.view(), 5).unwrap_err().to_string();
+        assert!(e.contains("6 samples, at least 7"), "{e}");
+        assert!(prdc(a.view(), a.view(), 4).is_ok());
         let other = Array2::<f64>::zeros((6, 4));
         let e = prdc(a.view(), other.view(), 2).unwrap_err().to_string();
         assert!(e.contains("3 and 4"), "{e}");
@@ -1095,7 +1109,7 @@ mod tests {
     #[test]
     fn per_class_errors_name_the_class_and_side() {
         let t = |rows: i64| Tensor::zeros([rows, 2], (Kind::Double, Device::Cpu));
-        let o = opts(2, BallBoundary::Open, None);
+        let o = opts(1, BallBoundary::Open, None);
         let l6: Vec<u8> = vec![0, 0, 0, 1, 1, 1];
         let e = per_class_prdc(&t(6), &l6[..5], &t(6), &l6, &o)
             .unwrap_err()
@@ -1116,16 +1130,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("generated samples of class 0") && e.contains("at least 4"),
+            e.contains("generated samples of class 0") && e.contains("3 samples, at least 5"),
             "{e}"
         );
         let uneven: Vec<u8> = vec![0, 0, 0, 0, 1, 1];
-        let e = check_class_counts(&l6, &uneven, 2).unwrap_err().to_string();
+        let e = check_class_counts(&l6, &uneven, 1).unwrap_err().to_string();
         assert!(
             e.contains("real samples of class 1") && e.contains("2 samples"),
             "{e}"
         );
-        assert!(check_class_counts(&l6, &l6, 2).is_ok());
+        assert!(check_class_counts(&l6, &l6, 1).is_ok());
+        // k + 1 samples of a class are too few, as in prdc (it needs k + 2).
+        assert!(check_class_counts(&l6, &l6, 2).is_err());
         assert!(check_class_counts(&[], &l6, 2).is_err());
         let bad = t(6);
         let _ = bad.get(4).get(1).fill_(f64::NAN);

@@ -413,14 +413,19 @@ fn prdc_argument_errors() {
     // Four images in B: too few for k = 5 (default) and for k = 4, named as B with its path.
     one_error(
         &["--prdc", p(&a), p(&b)],
-        &["input B", p(&b), "4 image(s)", "at least 6"],
+        &["input B", p(&b), "4 image(s)", "at least 7"],
     );
     one_error(
         &["--prdc", "--nearest-k", "4", p(&b), p(&a)],
-        &["input A", "at least 5"],
+        &["input A", "at least 6"],
     );
     one_error(
         &["--prdc", "--nearest-k", "12", p(&a), p(&a)],
+        &["input A", "12 image(s)", "at least 14"],
+    );
+    // K + 1 images are refused too, as prdc refuses them (its argpartition needs K + 2).
+    one_error(
+        &["--prdc", "--nearest-k", "11", p(&a), p(&a)],
         &["input A", "12 image(s)", "at least 13"],
     );
     one_error(
@@ -455,7 +460,7 @@ fn prdc_argument_errors() {
             p(&a),
             p(&b),
         ],
-        &["input B", "class 0", "2 images", "at least 3 per class"],
+        &["input B", "class 0", "2 images", "at least 4 per class"],
     );
 }
 

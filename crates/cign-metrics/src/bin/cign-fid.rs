@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use cign_metrics::device::DeviceChoice;
 use cign_metrics::images::{open_input_with, read_labels, FolderOptions, Input};
+use cign_metrics::prdc::min_rows;
 use cign_metrics::{
     collect, frechet_details, kid, npz, per_class_fid, per_class_prdc, prdc_tensors, weights,
     CollectOptions, Collected, InceptionExtractor, Kid, KidOptions, PerClassFid, PerClassPrdc,
@@ -56,13 +57,15 @@ struct Args {
     /// KID: largest subset size (at least 2).
     #[arg(long, default_value_t = 1000)]
     kid_subset_size: usize,
-    /// KID: seed of the subset sampler.
-    #[arg(long, default_value_t = 0)]
-    kid_seed: u64,
+    /// KID: seed of the subset sampler, NumPy's `RandomState` seed as torch-fidelity uses it
+    /// (0..=4294967295; torch-fidelity's default 2020), so equal seeds draw equal subsets.
+    #[arg(long, default_value_t = 2020)]
+    kid_seed: u32,
     /// Also report improved precision and recall (Kynkäänniemi et al. 2019) and density and
     /// coverage (Naeem et al. 2020) of A (generated) against B (real), equal to the `prdc`
     /// package, on the 2048 features (or the largest tap of --dims without 2048); per class
-    /// too with --per-class. Needs images on both sides, more than K of each (and per class).
+    /// too with --per-class. Needs images on both sides, at least K + 2 of each (and per class),
+    /// as `prdc`.
     /// Costs O((N + M)^2 D) in float64: about a minute on two CPU cores for 10,000 x 10,000
     /// images at 2048.
     #[arg(long)]
@@ -253,10 +256,10 @@ fn open_side(
                 bail!("{label}: {n} image(s), at least 2 needed (a covariance needs two samples)");
             }
             let k = nearest_k(args);
-            if args.prdc && n <= k {
+            if args.prdc && n < min_rows(k) {
                 bail!(
-                    "{label}: {n} image(s), --prdc with --nearest-k {k} needs at least {} (k neighbours besides each image)",
-                    k + 1
+                    "{label}: {n} image(s), --prdc with --nearest-k {k} needs at least {} (K + 2, as prdc)",
+                    min_rows(k)
                 );
             }
             if let Some(labels) = &labels {
@@ -270,10 +273,10 @@ fn open_side(
                     if count < 2 {
                         bail!("{label}, class {class}: {count} image, at least 2 needed for its covariance (per-class FID)");
                     }
-                    if args.prdc && count <= k {
+                    if args.prdc && count < min_rows(k) {
                         bail!(
-                            "{label}, class {class}: {count} images, per-class --prdc with --nearest-k {k} needs at least {} per class",
-                            k + 1
+                            "{label}, class {class}: {count} images, per-class --prdc with --nearest-k {k} needs at least {} per class (K + 2, as prdc)",
+                            min_rows(k)
                         );
                     }
                 }

@@ -39,6 +39,12 @@ impl Npz {
             .unwrap_or_else(|e| panic!("{key}: {e}"))
     }
 
+    pub fn i64(&mut self, key: &str) -> ArrayD<i64> {
+        self.0
+            .by_name::<ndarray::OwnedRepr<i64>, IxDyn>(key)
+            .unwrap_or_else(|e| panic!("{key}: {e}"))
+    }
+
     pub fn u8(&mut self, key: &str) -> ArrayD<u8> {
         self.0
             .by_name::<ndarray::OwnedRepr<u8>, IxDyn>(key)
