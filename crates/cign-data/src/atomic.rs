@@ -8,10 +8,26 @@
 //! On any failure the temporary file is removed, so a full disk is not left fuller. The file
 //! gets the permissions `File::create` would give it (on Unix `0o666` less the umask), not
 //! the owner-only `0o600` of a bare temporary file, so that shared weights and results stay
-//! readable by the group and others as the user's umask allows.
+//! readable by the group and others as the user's umask allows. Errors never name the
+//! temporary file, only what the user gave: the caller names the destination.
+//!
+//! [`prepare_output`] is the one check of an output path before any work starts: a path that
+//! is an existing directory, or whose directory cannot be created or written, is refused at
+//! once, and missing parent directories are created (and removed again, when empty, if the
+//! command fails: see [`CreatedDirs`]).
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// `err` without the ` at path "..."` that `tempfile` appends (the path of the temporary
+/// file, which the user never gave), keeping its kind.
+fn without_temporary_path(err: io::Error) -> io::Error {
+    let text = err.to_string();
+    match text.split_once(" at path \"") {
+        Some((head, _)) => io::Error::new(err.kind(), head.to_string()),
+        None => err,
+    }
+}
 
 /// Writes `path` atomically: `write` receives the path of a fresh temporary file in the same
 /// directory and must write the whole content there (it may create or truncate it); the file is
@@ -19,9 +35,17 @@ use std::path::Path;
 ///
 /// # Errors
 ///
-/// The I/O error of creating the temporary file, of `write`, of the fsync or of the rename. The
-/// temporary file is removed before returning an error, and `path` is left untouched.
+/// The I/O error of creating the temporary file, of `write`, of the fsync or of the rename,
+/// without the temporary file's name (the caller names `path`). The temporary file is removed
+/// before returning an error, and `path` is left untouched.
 pub fn write_atomic<F>(path: &Path, write: F) -> io::Result<()>
+where
+    F: FnOnce(&Path) -> io::Result<()>,
+{
+    write_atomic_inner(path, write).map_err(without_temporary_path)
+}
+
+fn write_atomic_inner<F>(path: &Path, write: F) -> io::Result<()>
 where
     F: FnOnce(&Path) -> io::Result<()>,
 {
@@ -61,6 +85,136 @@ where
 /// As [`write_atomic`].
 pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, |tmp| std::fs::write(tmp, bytes))
+}
+
+/// Directories created by [`create_dir_all_tracked`] (or [`prepare_output`]), deepest first.
+/// Dropped without [`CreatedDirs::keep`], it removes them again, each only if it is empty, so
+/// a command that fails after creating them leaves no empty directory of its own behind.
+#[derive(Debug, Default)]
+#[must_use = "dropping it removes the directories it created"]
+pub struct CreatedDirs {
+    dirs: Vec<PathBuf>,
+}
+
+impl CreatedDirs {
+    /// Keeps the directories and returns them (deepest first), e.g. to remove them later
+    /// with [`remove_created_dirs`].
+    pub fn keep(mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.dirs)
+    }
+
+    /// Adds the directories of `other` (which stays responsible for none of them).
+    pub fn absorb(&mut self, other: CreatedDirs) {
+        let mut more = other.keep();
+        more.append(&mut self.dirs);
+        self.dirs = more;
+    }
+
+    /// The directories created, deepest first.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+}
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        remove_created_dirs(&self.dirs);
+    }
+}
+
+/// Removes `dirs` (deepest first, as [`CreatedDirs::keep`] returns them), each only if it is
+/// empty; a directory that is not empty (or already gone) is left as it is.
+pub fn remove_created_dirs(dirs: &[PathBuf]) {
+    for dir in dirs {
+        // `remove_dir` refuses a directory that is not empty: what others put there stays.
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// `std::fs::create_dir_all` that returns the directories it created itself (none when `dir`
+/// exists), to be removed again if what follows fails.
+///
+/// # Errors
+///
+/// The error of the first directory that cannot be created, naming that directory; the
+/// directories created before it are removed again.
+pub fn create_dir_all_tracked(dir: &Path) -> io::Result<CreatedDirs> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.as_os_str().is_empty() || d.is_dir() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    let mut created = CreatedDirs::default();
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(&d) {
+            Ok(()) => created.dirs.insert(0, d),
+            // Another process made it meanwhile: not ours to remove.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot create directory {}: {e}", d.display()),
+                ))
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// An output path refused by [`prepare_output`]: always one line naming the path as given.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {what}")]
+pub struct OutputError {
+    /// The output path as given.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub what: String,
+}
+
+/// Checks, before any work, that [`write_atomic`] will be able to write `path`: the path names
+/// a file (not empty, not an existing directory), its parent directories exist (missing ones
+/// are created, as every cign tool does for its outputs) and a file can be created in the
+/// directory. Nothing is written to `path` itself. Returns the directories it created: drop
+/// the [`CreatedDirs`] to remove them again if the command fails, or [`CreatedDirs::keep`]
+/// them once the output is written.
+///
+/// # Errors
+///
+/// [`OutputError`] naming `path`: an empty path, an existing directory, a parent directory
+/// that cannot be created (e.g. under a regular file, or without permission), or a directory
+/// in which no file can be created.
+pub fn prepare_output(path: &Path) -> Result<CreatedDirs, OutputError> {
+    let err = |what: String| OutputError {
+        path: path.to_path_buf(),
+        what,
+    };
+    if path.as_os_str().is_empty() || path.file_name().is_none() {
+        return Err(err("not a file name".into()));
+    }
+    if path.is_dir() {
+        return Err(err("is a directory, not a file".into()));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let created = create_dir_all_tracked(dir).map_err(|e| err(e.to_string()))?;
+    // A probe file, removed at once: refuses a read-only directory before the work.
+    tempfile::Builder::new()
+        .prefix(".cign-write-check.")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            err(format!(
+                "cannot create a file in {}: {}",
+                dir.display(),
+                without_temporary_path(e)
+            ))
+        })?;
+    Ok(created)
 }
 
 #[cfg(test)]
@@ -108,5 +262,50 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.bin")]);
+    }
+
+    #[test]
+    fn errors_name_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("missing").join("a.bin");
+        let err = write_atomic_bytes(&p, b"x").unwrap_err();
+        assert!(!err.to_string().contains(".part"), "{err}");
+        assert!(!err.to_string().contains("at path"), "{err}");
+    }
+
+    #[test]
+    fn prepare_output_creates_parents_and_removes_them_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a").join("b").join("out.json");
+        let created = prepare_output(&p).unwrap();
+        assert_eq!(
+            created.dirs(),
+            [dir.path().join("a").join("b"), dir.path().join("a")]
+        );
+        assert!(p.parent().unwrap().is_dir() && !p.exists());
+        // Nothing but the directories is left: the probe file is gone.
+        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 0);
+        drop(created);
+        assert!(!dir.path().join("a").exists());
+        let kept = prepare_output(&p).unwrap().keep();
+        assert_eq!(kept.len(), 2);
+        assert!(p.parent().unwrap().is_dir());
+        // A directory that is not empty is not removed.
+        std::fs::write(p.parent().unwrap().join("other"), b"x").unwrap();
+        remove_created_dirs(&kept);
+        assert!(p.parent().unwrap().is_dir());
+    }
+
+    #[test]
+    fn prepare_output_refuses_directories_and_impossible_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = prepare_output(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let p = file.join("sub").join("out.png");
+        let e = prepare_output(&p).unwrap_err().to_string();
+        assert!(e.starts_with(&p.display().to_string()), "{e}");
+        assert!(!e.contains(".part") && !e.contains('\n'), "{e}");
     }
 }

@@ -13,6 +13,14 @@ pub enum DataError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The file (or its directory) could not be created or written.
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        /// The file or directory, as the caller named it (never a temporary file).
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// The file starts like gzip but does not decompress.
     #[error("{path}: corrupt gzip stream (truncated or damaged): {source}")]
     Gzip {

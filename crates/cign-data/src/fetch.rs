@@ -142,7 +142,7 @@ pub fn verify_file(path: &Path, spec: &FileSpec) -> Result<()> {
 
 /// Writes `bytes` to `dest` atomically.
 fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
-    crate::atomic::write_atomic_bytes(dest, bytes).map_err(|source| DataError::Io {
+    crate::atomic::write_atomic_bytes(dest, bytes).map_err(|source| DataError::Write {
         path: dest.to_path_buf(),
         source,
     })
@@ -180,24 +180,35 @@ pub fn ensure_dataset(kind: DatasetKind, dir: &Path) -> Result<()> {
 ///
 /// # Errors
 ///
-/// [`DataError::Io`] if `dir` or a file in it cannot be created or written, or a checked
-/// local source cannot be read; [`DataError::Unavailable`] if a file could be fetched from
+/// [`DataError::Write`] if `dir` or a file in it cannot be created or written,
+/// [`DataError::Io`] if a checked local source cannot be read; [`DataError::Unavailable`] if a file could be fetched from
 /// no source and no mirror (the message lists every attempt and how to provide the files).
+/// On an error, the directories this call created for `dir` are removed again if they are
+/// still empty: a failed fetch leaves no empty directory chain behind.
 pub fn ensure_dataset_from(
     kind: DatasetKind,
     dir: &Path,
     sources: &[PathBuf],
     mirrors: &[&str],
 ) -> Result<()> {
+    let mut created = None;
     for spec in file_specs(kind) {
         if find_file(dir, spec.name).is_some() {
             continue;
         }
-        std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        if created.is_none() {
+            // Dropped on an error below: removes what it created, if still empty.
+            created = Some(
+                crate::atomic::create_dir_all_tracked(dir).map_err(|source| DataError::Write {
+                    path: dir.to_path_buf(),
+                    source,
+                })?,
+            );
+        }
         fetch_file(kind, spec, dir, sources, mirrors)?;
+    }
+    if let Some(created) = created {
+        created.keep();
     }
     Ok(())
 }
@@ -265,4 +276,23 @@ fn fetch_file(
     }
     hint.push_str(&format!(". Tried: {}", failures.join("; ")));
     Err(DataError::Unavailable { what: hint })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_fetch_leaves_no_directory_it_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("nx").join("a").join("mnist");
+        let e = ensure_dataset_from(DatasetKind::Mnist, &dir, &[], &[]).unwrap_err();
+        assert!(matches!(e, DataError::Unavailable { .. }), "{e}");
+        assert!(!tmp.path().join("nx").exists());
+        // An existing directory stays.
+        let dir = tmp.path().join("mnist");
+        std::fs::create_dir(&dir).unwrap();
+        ensure_dataset_from(DatasetKind::Mnist, &dir, &[], &[]).unwrap_err();
+        assert!(dir.is_dir());
+    }
 }

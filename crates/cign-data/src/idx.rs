@@ -209,7 +209,7 @@ fn write_file(path: &Path, header: &[u32], data: &[u8]) -> Result<()> {
         w.write_all(data)?;
         w.flush()
     })
-    .map_err(|source| DataError::Io {
+    .map_err(|source| DataError::Write {
         path: path.to_path_buf(),
         source,
     })
@@ -220,7 +220,7 @@ fn write_file(path: &Path, header: &[u32], data: &[u8]) -> Result<()> {
 /// # Errors
 ///
 /// [`DataError::InvalidParameter`] if `count`, `rows` or `cols` does not fit the format's
-/// 32-bit fields or `pixels` does not hold `count * rows * cols` bytes; [`DataError::Io`] if
+/// 32-bit fields or `pixels` does not hold `count * rows * cols` bytes; [`DataError::Write`] if
 /// the file cannot be written (the previous file is then untouched). Nothing is written on
 /// an error.
 pub fn write_idx_images(path: &Path, images: &IdxImages) -> Result<()> {
@@ -265,7 +265,7 @@ fn idx_dimension(name: &'static str, field: &str, value: usize) -> Result<u32> {
 /// # Errors
 ///
 /// [`DataError::InvalidParameter`] if there are more labels than the format's 32-bit count
-/// holds; [`DataError::Io`] if the file cannot be written (the previous file is then
+/// holds; [`DataError::Write`] if the file cannot be written (the previous file is then
 /// untouched). Nothing is written on an error.
 pub fn write_idx_labels(path: &Path, labels: &[u8]) -> Result<()> {
     let count = idx_dimension("labels", "count", labels.len())?;

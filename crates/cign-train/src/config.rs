@@ -48,12 +48,22 @@ pub enum ConfigError {
         /// What is wrong.
         what: String,
     },
+    /// A config file that sets no key at all (empty, or only comments): it would silently
+    /// train the default (large) model for 100 epochs.
+    #[error(
+        "config {path}: sets no key at all (it is empty or holds only comments), so it would \
+         train the default large model for 100 epochs; start from one of configs/*.toml"
+    )]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
     /// A resumed run changes a key that must stay as the checkpoint was trained.
     #[error(
         "resume: {key} = {now}, but the checkpoint was trained with {key} = {was}; only these \
          keys may change on resume: train.epochs, max_steps, time_budget_minutes, eval_every, \
          eval_max_images, sample_every, log_every, threads, device, checkpoint_every_minutes, \
-         snapshot_every_epochs, precision, data.dir, output.dir"
+         snapshot_every_epochs, precision, data.dir"
     )]
     Resume {
         /// `section.key`.
@@ -233,6 +243,49 @@ impl TrainConfig {
         Self::from_toml_str(&text, &path.display().to_string(), overrides)
     }
 
+    /// Reads the config file of a new run: as [`TrainConfig::load`], but a file that sets no
+    /// key at all (empty, or only comments) is refused rather than taken as "all defaults".
+    /// A file with at least one section or key is read as usual.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Empty`], or what [`TrainConfig::load`] refuses.
+    pub fn load_new(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if text.parse::<toml::Table>().is_ok_and(|t| t.is_empty()) {
+            return Err(ConfigError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::from_toml_str(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Checks the `--set` overrides of a resumed run: keys that only place a new run
+    /// ([`NEW_RUN_KEYS`]: `output.dir`) are refused, since a resumed run stays in its
+    /// directory.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Override`] naming the first such override.
+    pub fn check_resume_overrides(overrides: &[String]) -> Result<(), ConfigError> {
+        for arg in overrides {
+            let key = arg.split_once('=').map_or(arg.as_str(), |(k, _)| k).trim();
+            if NEW_RUN_KEYS.contains(&key) {
+                return Err(ConfigError::Override {
+                    arg: arg.clone(),
+                    what: format!(
+                        "{key} only places new runs; a resumed run stays in its own directory \
+                         (move the directory to move the run)"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Parses TOML text (`origin` names it in errors), applies overrides and validates.
     pub fn from_toml_str(
         text: &str,
@@ -369,7 +422,7 @@ impl TrainConfig {
     }
 
     /// Checks that a resumed run changes only the keys that may change on resume
-    /// ([`RESUMABLE_KEYS`]: limits, logging, threads, device, paths); `self` is the config the
+    /// ([`RESUMABLE_KEYS`]: limits, logging, threads, device, data directory); `self` is the config the
     /// checkpoint was written with, `resumed` the one about to be used.
     ///
     /// # Errors
@@ -392,7 +445,7 @@ impl TrainConfig {
         };
         let before: std::collections::BTreeMap<String, String> = flat(self).into_iter().collect();
         for (key, value) in flat(resumed) {
-            if RESUMABLE_KEYS.contains(&key.as_str()) {
+            if RESUMABLE_KEYS.contains(&key.as_str()) || NEW_RUN_KEYS.contains(&key.as_str()) {
                 continue;
             }
             let old = before
@@ -437,8 +490,9 @@ impl TrainConfig {
 
 /// The keys a resumed run may change (with `--set` or by editing the run's `config.toml`):
 /// how long it runs, how often it validates, logs, samples and checkpoints, threads, device and
-/// paths. Every other key (model, data, loss, optimizer, batch size, seed) would make the
-/// resumed run a different experiment and is refused.
+/// the data directory. Every other key (model, data, loss, optimizer, batch size, seed) would
+/// make the resumed run a different experiment and is refused; [`NEW_RUN_KEYS`] are refused
+/// with `--set` and ignored in the file.
 pub const RESUMABLE_KEYS: &[&str] = &[
     "train.epochs",
     "train.max_steps",
@@ -453,8 +507,13 @@ pub const RESUMABLE_KEYS: &[&str] = &[
     "train.snapshot_every_epochs",
     "train.precision",
     "data.dir",
-    "output.dir",
 ];
+
+/// The keys that only place a new run (`output.dir`: where its directory is created). A
+/// resumed run stays in its directory, so `--set` of these is refused on resume
+/// ([`TrainConfig::check_resume_overrides`]); their value in the run's `config.toml` is not
+/// compared with the checkpoint's.
+pub const NEW_RUN_KEYS: &[&str] = &["output.dir"];
 
 /// Applies one `section.key=value` override; the value is parsed as TOML (so `20`, `1e-4`,
 /// `true`, `[0.5, 0.999]`, `"cpu"`), and a bare word is taken as a string.

@@ -11,10 +11,7 @@ use cign_metrics::{
 };
 use tch::{Device, Tensor};
 
-use crate::sampling::generate_class;
-
-/// Images generated per forward batch.
-const GENERATION_BATCH: usize = 250;
+use crate::sampling::{generate_class, GENERATION_BATCH};
 
 /// The most images per class [`GenerationPlan::check`] accepts (10^6: ten million images in
 /// all, about 31 GB as float32).
@@ -54,7 +51,11 @@ impl GenerationPlan {
 
     /// Seeds torch's generator and generates the images: `[N, 1, 28, 28]` float32 in
     /// `[-1, 1]` on the CPU, with [`Self::labels`]. Eval mode, one application of `f`.
-    pub fn generate(&self, model: &CignModel, device: Device) -> (Tensor, Option<Vec<u8>>) {
+    ///
+    /// # Errors
+    ///
+    /// libtorch fails (e.g. cannot allocate the images).
+    pub fn generate(&self, model: &CignModel, device: Device) -> Result<(Tensor, Option<Vec<u8>>)> {
         tch::manual_seed(self.seed);
         let labels = self.labels(model);
         let images = if labels.is_some() {
@@ -69,12 +70,30 @@ impl GenerationPlan {
                         device,
                     )
                 })
-                .collect();
-            Tensor::cat(&parts, 0)
+                .collect::<Result<_>>()?;
+            Tensor::f_cat(&parts, 0)
+                .map_err(crate::sampling::torch_error)
+                .with_context(|| format!("cannot allocate {} generated images", self.len(model)))?
         } else {
-            generate_class(model, None, self.len(model), GENERATION_BATCH, 1, device)
+            generate_class(model, None, self.len(model), GENERATION_BATCH, 1, device)?
         };
-        (images, labels)
+        Ok((images, labels))
+    }
+
+    /// Checks `n_per_class` alone (the `--n-per-class` flag of `cign-eval` and `cign-curve`),
+    /// before any check that relates it to other flags.
+    ///
+    /// # Errors
+    ///
+    /// `n_per_class` below 2 or above [`MAX_PER_CLASS`].
+    pub fn check_n_per_class(n_per_class: usize) -> Result<()> {
+        if !(2..=MAX_PER_CLASS).contains(&n_per_class) {
+            anyhow::bail!(
+                "--n-per-class {n_per_class}: must be in 2..={MAX_PER_CLASS} (a covariance \
+                 needs two samples; the paper's protocol uses 1000)"
+            );
+        }
+        Ok(())
     }
 
     /// Checks, before anything is generated, that the plan fits `options` and the real split
@@ -82,21 +101,31 @@ impl GenerationPlan {
     ///
     /// # Errors
     ///
-    /// `n_per_class` below 2 or above [`MAX_PER_CLASS`], or what [`check_evaluation`]
-    /// refuses, with the plan named.
+    /// `n_per_class` below 2 or above [`MAX_PER_CLASS`] ([`Self::check_n_per_class`]);
+    /// `real_limit` 0 or above the size of `real` (never clamped silently); or what
+    /// [`check_evaluation`] refuses, with the plan and the flags that change it named
+    /// (`--nearest-k` only when `options` computes precision/recall).
     pub fn check(&self, model: &CignModel, real: &Dataset, options: &EvalOptions) -> Result<()> {
-        if !(2..=MAX_PER_CLASS).contains(&self.n_per_class) {
-            anyhow::bail!(
-                "--n-per-class {}: must be in 2..={MAX_PER_CLASS} (a covariance needs two \
-                 samples; the paper's protocol uses 1000)",
-                self.n_per_class
-            );
+        Self::check_n_per_class(self.n_per_class)?;
+        match options.real_limit {
+            Some(0) => anyhow::bail!("--real-limit 0: must be at least 1"),
+            Some(n) if n > real.len() => anyhow::bail!(
+                "--real-limit {n}: the {} test split has only {} images (leave --real-limit \
+                 out to use them all)",
+                real.kind.name(),
+                real.len()
+            ),
+            _ => {}
         }
         let labels = self.labels(model);
+        let flags = if options.prdc.is_some() {
+            "--n-per-class, --real-limit, --nearest-k"
+        } else {
+            "--n-per-class, --real-limit"
+        };
         check_evaluation(self.len(model), labels.as_deref(), real, options).with_context(|| {
             format!(
-                "{} generated images per class against {} test images (--n-per-class, \
-                 --real-limit, --nearest-k)",
+                "{} generated images per class against {} test images ({flags})",
                 self.n_per_class,
                 options
                     .real_limit
@@ -123,7 +152,7 @@ pub fn evaluate_model(
     classifier: Option<&ConditionalClassifier>,
     device: Device,
 ) -> Result<(EvalReport, Tensor)> {
-    let (images, labels) = plan.generate(model, device);
+    let (images, labels) = plan.generate(model, device)?;
     let report = evaluate_generated(
         extractor,
         &images,

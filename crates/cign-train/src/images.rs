@@ -48,8 +48,17 @@ pub fn to_u8(images: &Tensor) -> Result<IdxImages> {
 ///
 /// Non-finite pixels (see [`to_u8`]), or the file cannot be written.
 pub fn write_grid(path: &Path, rows: &[Tensor]) -> Result<()> {
-    let pad = 2u32;
     let rows_u8: Vec<IdxImages> = rows.iter().map(to_u8).collect::<Result<_>>()?;
+    write_grid_u8(path, &rows_u8)
+}
+
+/// [`write_grid`] of rows already converted to 8-bit pixels ([`to_u8`]).
+///
+/// # Errors
+///
+/// The file cannot be written (the error names it).
+pub fn write_grid_u8(path: &Path, rows_u8: &[IdxImages]) -> Result<()> {
+    let pad = 2u32;
     let cols = rows_u8.iter().map(|r| r.count).max().unwrap_or(0) as u32;
     let (h, w) = rows_u8
         .first()

@@ -17,6 +17,7 @@ pub mod images;
 pub mod learning_curve;
 pub mod lock;
 pub mod logging;
+pub mod outputs;
 pub mod plot;
 pub mod run_dir;
 pub mod run_model;

@@ -13,7 +13,7 @@ use clap::Parser;
 
 /// Train a Conditional Idempotent Generative Network.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "cign-train", version)]
 struct Cli {
     /// The TOML config (see configs/). Not with --resume (the run keeps its own); not needed
     /// with --doctor.
@@ -52,11 +52,12 @@ fn run(cli: Cli) -> Result<()> {
             path.display()
         ),
         (Some(dir), None) => {
+            TrainConfig::check_resume_overrides(&cli.set)?;
             let run = RunDir::open(dir)?;
             let cfg = TrainConfig::load(&run.config(), &cli.set)?;
             (cfg, Some(run))
         }
-        (None, Some(path)) => (TrainConfig::load(path, &cli.set)?, None),
+        (None, Some(path)) => (TrainConfig::load_new(path, &cli.set)?, None),
         (None, None) => {
             bail!("no config given: cign-train CONFIG.toml (see configs/), or --resume RUN_DIR")
         }
@@ -132,12 +133,16 @@ fn run(cli: Cli) -> Result<()> {
         drop(lock);
         std::process::exit(128 + sig);
     }
+    let best = if summary.state.best_val_loss.is_finite() {
+        format!("best validation loss {:.4}", summary.state.best_val_loss)
+    } else {
+        "no validation ran yet".to_string()
+    };
     println!(
-        "{:?}: step {} ({}), best validation loss {:.4}; run directory {dir}",
-        summary.reason,
+        "{}: step {} ({}), {best}; run directory {dir}",
+        summary.reason.describe(),
         summary.state.step,
         trainer.position(),
-        summary.state.best_val_loss,
     );
     Ok(())
 }

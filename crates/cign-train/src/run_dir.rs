@@ -15,15 +15,22 @@ pub struct RunDir {
     root: PathBuf,
     /// Created by this process and not yet known to be a run: removed by [`RunDir::discard`].
     fresh: bool,
+    /// The ancestors of `root` (`output.dir` and its parents) that [`RunDir::create`] created,
+    /// deepest first: removed by [`RunDir::discard`] when empty.
+    created: Vec<PathBuf>,
 }
 
 impl RunDir {
-    /// Creates `output_dir/<name>-<YYYYmmdd-HHMMSS>/` (with a numeric suffix if it exists).
+    /// Creates `output_dir/<name>-<YYYYmmdd-HHMMSS>/` (with a numeric suffix if it exists),
+    /// creating `output_dir` and its parents as needed (remembered, so that
+    /// [`RunDir::discard`] removes them again).
     ///
     /// # Errors
     ///
-    /// The directory cannot be created.
+    /// The directory cannot be created (then nothing this call created is left behind).
     pub fn create(output_dir: &Path, name: &str) -> Result<Self> {
+        let created = cign_data::atomic::create_dir_all_tracked(output_dir)
+            .with_context(|| format!("cannot create output.dir {}", output_dir.display()))?;
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
         let mut root = output_dir.join(format!("{name}-{stamp}"));
         let mut n = 1;
@@ -33,8 +40,15 @@ impl RunDir {
         }
         std::fs::create_dir_all(root.join("checkpoints"))
             .and_then(|_| std::fs::create_dir_all(root.join("samples")))
-            .with_context(|| format!("cannot create run directory {}", root.display()))?;
-        Ok(Self { root, fresh: true })
+            .with_context(|| format!("cannot create run directory {}", root.display()))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&root);
+            })?;
+        Ok(Self {
+            root,
+            fresh: true,
+            created: created.keep(),
+        })
     }
 
     /// Opens an existing run directory (for `--resume` and sampling); it must hold a config.
@@ -55,15 +69,28 @@ impl RunDir {
         Ok(Self {
             root: root.to_path_buf(),
             fresh: false,
+            created: Vec::new(),
         })
     }
 
+    /// The paths of a run directory at `root` without checking that it is one (to name its
+    /// files before it is opened, e.g. the inputs of a command); [`RunDir::open`] checks.
+    pub fn open_unchecked(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            fresh: false,
+            created: Vec::new(),
+        }
+    }
+
     /// Removes a directory made by [`RunDir::create`] whose run failed to start (no CUDA, bad
-    /// data), so that a failed start leaves nothing behind; does nothing to an opened one or once
-    /// a checkpoint exists.
+    /// data), so that a failed start leaves nothing behind: the run directory, and the
+    /// directories of `output.dir` that `create` made, each only if it is empty. Does nothing
+    /// to an opened one or once a checkpoint exists.
     pub fn discard(&self) {
         if self.fresh && !self.checkpoint("last").exists() {
             let _ = std::fs::remove_dir_all(&self.root);
+            cign_data::atomic::remove_created_dirs(&self.created);
         }
     }
 

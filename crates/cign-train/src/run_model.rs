@@ -13,15 +13,20 @@ use crate::config::TrainConfig;
 use crate::run_dir::RunDir;
 use crate::trainer::ModelState;
 
-/// Where the model comes from: the arguments shared by `cign-sample` and `cign-eval`.
+/// Where the model comes from: the arguments shared by `cign-sample` and `cign-eval`. Exactly
+/// one of `--run` (with `--checkpoint`) and `--weights` (with `--config`) is required, and the
+/// usage line says so: `<--run <RUN_DIR>|--weights <FILE.safetensors>>`.
 #[derive(Debug, Clone, clap::Args)]
-#[group(id = "model", required = true, args = ["run", "weights"])]
+// Not the derive's group of every field (which `--precision` alone would satisfy): a group of
+// the two sources.
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("model").required(true).args(["run", "weights"])))]
 pub struct ModelArgs {
     /// A run directory (holds config.toml and checkpoints/).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["weights", "config"])]
     pub run: Option<PathBuf>,
     /// Which checkpoint of --run: best (the default) or last.
-    #[arg(long, value_parser = ["best", "last"], conflicts_with = "weights")]
+    #[arg(long, value_parser = ["best", "last"], requires = "run", conflicts_with = "weights")]
     pub checkpoint: Option<String>,
     /// A weights file: the model's tensors under the authors' state-dict names (as written by
     /// `cign-export`, e.g. models/large_channel_mnist.safetensors, or the authors' own PyTorch
@@ -49,6 +54,20 @@ impl ModelArgs {
         }
     }
 
+    /// The files the model is read from, each with a name for messages: the run's
+    /// `config.toml` and checkpoint, or the weights file and its config. Outputs must be none
+    /// of them ([`crate::outputs::check_outputs`]).
+    pub fn inputs(&self) -> Vec<(String, PathBuf)> {
+        match (&self.run, &self.weights, &self.config) {
+            (Some(run), _, _) => run_inputs(run, self.checkpoint.as_deref().unwrap_or("best")),
+            (None, weights, config) => weights
+                .iter()
+                .map(|w| ("--weights".to_string(), w.clone()))
+                .chain(config.iter().map(|c| ("--config".to_string(), c.clone())))
+                .collect(),
+        }
+    }
+
     /// Loads the model on `device`, in `--precision` if given (else the config's
     /// `train.precision`).
     ///
@@ -71,6 +90,19 @@ impl ModelArgs {
         }
         Ok(rm)
     }
+}
+
+/// The files a command reads from run directory `run` when it loads checkpoint `which`
+/// (`best` or `last`), each with a name for messages: its `config.toml` and the checkpoint.
+pub fn run_inputs(run: &Path, which: &str) -> Vec<(String, PathBuf)> {
+    let dir = RunDir::open_unchecked(run);
+    vec![
+        ("the config of --run".into(), dir.config()),
+        (
+            format!("the {which} checkpoint of --run"),
+            dir.checkpoint(which),
+        ),
+    ]
 }
 
 /// A model restored from a checkpoint or a weights file, with its config.

@@ -102,6 +102,20 @@ pub enum StopReason {
     Interrupted(i32),
 }
 
+impl StopReason {
+    /// Why the run stopped, in words for the final line (`run.log` keeps the variant name).
+    pub fn describe(&self) -> String {
+        match self {
+            StopReason::Epochs => "finished: all epochs done".into(),
+            StopReason::MaxSteps => "stopped: train.max_steps reached".into(),
+            StopReason::TimeBudget => "stopped: train.time_budget_minutes used up".into(),
+            StopReason::Interrupted(sig) => {
+                format!("interrupted by {}", crate::signals::signal_name(*sig))
+            }
+        }
+    }
+}
+
 /// Summary of a finished (or stopped) run.
 #[derive(Debug, Clone)]
 pub struct RunSummary {

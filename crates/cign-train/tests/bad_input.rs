@@ -268,3 +268,321 @@ fn sampling_options_that_would_be_ignored_are_errors_and_nothing_is_written() {
     }
     assert!(!Path::new(&png).exists() && !Path::new(&idx).exists());
 }
+
+#[test]
+fn a_config_that_sets_no_key_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    for text in ["", "# only comments\n\n# here\n"] {
+        let c = tmp_config(d.path(), text);
+        // --summary would exit 0 with the default model: the check comes first.
+        let e = train_fails(&[&c, "--summary"]);
+        assert!(
+            e.contains("c.toml") && e.contains("sets no key") && e.contains("configs/*.toml"),
+            "{e}"
+        );
+    }
+    // A file that sets something (even an empty section) is read as usual.
+    let c = tmp_config(d.path(), "[train]\n");
+    common::succeeds(
+        Command::new(env!("CARGO_BIN_EXE_cign-train")).args([c.as_str(), "--summary"]),
+    );
+}
+
+#[test]
+fn every_binary_names_itself_and_describes_itself() {
+    for (bin, name, about) in [
+        (
+            env!("CARGO_BIN_EXE_cign-train"),
+            "cign-train",
+            "Train a Conditional",
+        ),
+        (
+            env!("CARGO_BIN_EXE_cign-sample"),
+            "cign-sample",
+            "Generate images",
+        ),
+        (
+            env!("CARGO_BIN_EXE_cign-eval"),
+            "cign-eval",
+            "Evaluate a trained",
+        ),
+        (
+            env!("CARGO_BIN_EXE_cign-curve"),
+            "cign-curve",
+            "The learning curve",
+        ),
+        (
+            env!("CARGO_BIN_EXE_cign-export"),
+            "cign-export",
+            "Export a checkpoint",
+        ),
+    ] {
+        let out = common::succeeds(Command::new(bin).arg("-V"));
+        let version = String::from_utf8_lossy(&out.stdout);
+        assert!(version.starts_with(&format!("{name} ")), "{version}");
+        let out = common::succeeds(Command::new(bin).arg("--help"));
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.starts_with(about), "{name}: {help}");
+        assert!(help.contains(&format!("Usage: {name} ")), "{help}");
+        assert!(!help.contains("(the main job)"), "{name}: {help}");
+    }
+    // The usage line says what is needed: --run or --weights, nothing else stands for them.
+    for (bin, output) in [
+        (env!("CARGO_BIN_EXE_cign-sample"), &["--out", "s.png"][..]),
+        (env!("CARGO_BIN_EXE_cign-eval"), &[][..]),
+    ] {
+        let out = common::succeeds(Command::new(bin).arg("--help"));
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("<--run <RUN_DIR>|--weights <FILE.safetensors>>")
+                && !help.contains("|--precision"),
+            "{help}"
+        );
+        for args in [
+            ["--precision", "bf16"],
+            ["--checkpoint", "last"],
+            ["--config", "c.toml"],
+        ] {
+            let e = fails(bin, &[&args[..], output].concat());
+            assert!(
+                e.contains("--run") && e.contains("--weights"),
+                "{args:?}: {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn outputs_are_checked_before_any_work_and_never_replace_an_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = common::tiny_run(env!("CARGO_BIN_EXE_cign-train"), tmp.path(), 16, 8, 2);
+    let run_s = run.display().to_string();
+    let sample = env!("CARGO_BIN_EXE_cign-sample");
+    let export = env!("CARGO_BIN_EXE_cign-export");
+    let at = |p: &Path| p.display().to_string();
+    let last = run.join("checkpoints").join("last.safetensors");
+    let before = std::fs::read(&last).unwrap();
+    let config = run.join("config.toml");
+
+    // The checkpoint read, another file of checkpoints/, the config read: all refused.
+    for out in [
+        last.clone(),
+        run.join("checkpoints").join("best.safetensors"),
+        run.join("checkpoints").join("model.safetensors"),
+        run.join("checkpoints").join(".").join("last.safetensors"),
+        config.clone(),
+    ] {
+        let e = fails(
+            export,
+            &["--run", &run_s, "--checkpoint", "last", "--out", &at(&out)],
+        );
+        assert!(
+            e.contains("--out") && (e.contains("same file") || e.contains("checkpoints/ folder")),
+            "{e}"
+        );
+        for flag in ["--out", "--idx"] {
+            let e = fails(
+                sample,
+                &["--run", &run_s, "--checkpoint", "last", flag, &at(&out)],
+            );
+            assert!(e.contains(flag), "{e}");
+        }
+    }
+    assert_eq!(std::fs::read(&last).unwrap(), before);
+    let idx = at(&tmp.path().join("i.idx"));
+    let e = fails(
+        sample,
+        &["--run", &run_s, "--idx", &idx, "--idx-labels", &at(&config)],
+    );
+    assert!(e.contains("--idx-labels") && e.contains("same file"), "{e}");
+    // A weights file is an input too, and two outputs cannot share a file.
+    let e = fails(
+        sample,
+        &[
+            "--weights",
+            &at(&last),
+            "--config",
+            &at(&config),
+            "--out",
+            &at(&config),
+        ],
+    );
+    assert!(e.contains("--config"), "{e}");
+    let e = fails(sample, &["--run", &run_s, "--out", &idx, "--idx", &idx]);
+    assert!(e.contains("same file") && e.contains("--idx"), "{e}");
+
+    // A directory that cannot be created, or a directory as the output: refused up front,
+    // naming the user's path, never a temporary file.
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let under_file = at(&file.join("sub").join("g.png"));
+    for (bin, args) in [
+        (sample, vec!["--run", &run_s, "--out", &under_file]),
+        (sample, vec!["--run", &run_s, "--idx", &under_file]),
+        (
+            export,
+            vec![
+                "--run",
+                &run_s,
+                "--checkpoint",
+                "last",
+                "--out",
+                &under_file,
+            ],
+        ),
+    ] {
+        let e = fails(bin, &args);
+        assert!(e.contains(&under_file) && !e.contains(".part"), "{e}");
+    }
+    let e = fails(sample, &["--run", &run_s, "--out", &at(tmp.path())]);
+    assert!(e.contains("is a directory"), "{e}");
+    assert!(!file.join("sub").exists());
+
+    // Missing directories are created, and removed again when the command fails.
+    let new = tmp.path().join("new");
+    let deep = at(&new.join("deeper").join("g.png"));
+    let e = fails(
+        sample,
+        &[
+            "--run",
+            &run_s,
+            "--checkpoint",
+            "last",
+            "--label",
+            "10",
+            "--out",
+            &deep,
+        ],
+    );
+    assert!(e.contains("--label 10"), "{e}");
+    assert!(!new.exists());
+    common::succeeds(Command::new(export).args([
+        "--run",
+        &run_s,
+        "--checkpoint",
+        "last",
+        "--out",
+        &at(&new.join("deeper").join("w.safetensors")),
+    ]));
+    assert!(new.join("deeper").join("w.safetensors").is_file());
+
+    // A resumed run stays in its directory: output.dir is refused, not silently stored.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let elsewhere = format!("output.dir=\"{}\"", at(&tmp.path().join("elsewhere")));
+    let e = train_fails(&["--resume", &run_s, "--set", &elsewhere]);
+    assert!(
+        e.contains("output.dir") && e.contains("stays in its own directory"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), text);
+}
+
+#[test]
+fn sampling_sizes_and_flag_combinations_are_checked_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = common::tiny_run(env!("CARGO_BIN_EXE_cign-train"), tmp.path(), 16, 8, 2);
+    let run_s = run.display().to_string();
+    let sample = env!("CARGO_BIN_EXE_cign-sample");
+    let out = |name: &str| tmp.path().join(name).display().to_string();
+    let (png, labels) = (out("q.png"), out("qlab"));
+    // Far too many images: a one-line error, never a panic of libtorch's allocator.
+    let e = fails(
+        sample,
+        &["--run", &run_s, "--idx", &out("i.idx"), "--n", "100000000"],
+    );
+    assert!(e.contains("100000000") && e.contains("1000000"), "{e}");
+    let e = fails(sample, &["--run", &run_s, "--out", &png, "--n", "20000"]);
+    assert!(e.contains("--n 20000") && e.contains("--idx"), "{e}");
+    // Labels without the images they label.
+    let e = fails(
+        sample,
+        &["--run", &run_s, "--out", &png, "--idx-labels", &labels],
+    );
+    assert!(e.contains("required") && e.contains("--idx <IDX>"), "{e}");
+    assert!(!Path::new(&png).exists() && !Path::new(&labels).exists());
+    // --project on a conditional model without --label says that --label is needed.
+    let input = out("in.png");
+    common::succeeds(Command::new(sample).args([
+        "--run",
+        &run_s,
+        "--checkpoint",
+        "last",
+        "--n",
+        "1",
+        "--label",
+        "3",
+        "--out",
+        &input,
+    ]));
+    let e = fails(
+        sample,
+        &[
+            "--run",
+            &run_s,
+            "--checkpoint",
+            "last",
+            "--project",
+            &input,
+            "--out",
+            &png,
+        ],
+    );
+    assert!(e.contains("needs --label") && !e.contains("'all'"), "{e}");
+    assert!(!Path::new(&png).exists());
+}
+
+/// A libtorch allocation that fails while sampling (here: an address-space limit below the
+/// noise of a million images) is one error line with exit code 2, without libtorch's C++
+/// frame dump, never a panic.
+#[cfg(unix)]
+#[test]
+fn an_allocation_failure_while_sampling_is_one_error_line() {
+    use std::os::unix::process::CommandExt;
+    if tch::Cuda::is_available() {
+        return; // the limit is sized for the CPU process
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = common::tiny_run(env!("CARGO_BIN_EXE_cign-train"), tmp.path(), 16, 8, 2);
+    let idx = tmp.path().join("big.idx");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cign-sample"));
+    cmd.arg("--run")
+        .arg(&run)
+        .args([
+            "--checkpoint",
+            "last",
+            "--n",
+            "1000000",
+            "--device",
+            "cpu",
+            "--idx",
+        ])
+        .arg(&idx);
+    // 3.5 GB of address space: libtorch loads (about 2.5 GB of mappings), the 3.1 GB of
+    // noise cannot be allocated.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 3_500_000_000,
+                rlim_max: 3_500_000_000,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(127) {
+        eprintln!("skipped: the binary does not load under the limit: {stderr}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: ")
+            && stderr.contains("cannot allocate")
+            && !stderr.contains("frame #")
+            && !stderr.contains("internal error"),
+        "{stderr}"
+    );
+    assert!(!idx.exists());
+}

@@ -271,6 +271,72 @@ fn a_run_without_snapshots_or_a_bad_argument_is_one_error_line() {
 }
 
 #[test]
+fn bad_outputs_and_ranges_are_refused_before_anything_is_written() {
+    let bin = env!("CARGO_BIN_EXE_cign-curve");
+    let e = common::fails(bin, &["--run", "/nonexistent-run", "--n-per-class", "1"]);
+    assert!(e.contains("--n-per-class 1") && e.contains("2..="), "{e}");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_with_snapshots(tmp.path(), 1, 0);
+    let run_s = run.to_str().unwrap();
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let json = tmp.path().join("c6.json");
+    let png = file.join("dir").join("c.png");
+    let e = common::fails(
+        bin,
+        &[
+            "--run",
+            run_s,
+            "--device",
+            "cpu",
+            "--png",
+            png.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        e.contains("--png") && e.contains(png.to_str().unwrap()) && !e.contains(".part"),
+        "{e}"
+    );
+    assert!(
+        !json.exists(),
+        "--json was written although --png cannot be"
+    );
+    // Inside the run's checkpoints/, or over its metrics: refused.
+    for (flag, path) in [
+        ("--json", run.join("checkpoints").join("curve.json")),
+        ("--png", run.join("metrics.jsonl")),
+    ] {
+        let e = common::fails(bin, &["--run", run_s, flag, path.to_str().unwrap()]);
+        assert!(e.contains(flag), "{e}");
+    }
+    // Only flags cign-curve has are named; more reference images than exist is an error.
+    let args = [
+        "--run",
+        run_s,
+        "--device",
+        "cpu",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let e = common::fails(
+        bin,
+        &[&args[..], &["--real-limit", "5", "--n-per-class", "2"][..]].concat(),
+    );
+    assert!(
+        e.contains("--real-limit") && !e.contains("--nearest-k"),
+        "{e}"
+    );
+    let e = common::fails(bin, &[&args[..], &["--real-limit", "201"][..]].concat());
+    assert!(
+        e.contains("--real-limit 201") && e.contains("only 200"),
+        "{e}"
+    );
+    assert!(!json.exists());
+}
+
+#[test]
 fn validations_between_epoch_ends_never_stand_for_an_epoch() {
     let tmp = tempfile::tempdir().unwrap();
     // 4 steps per epoch, 3 epochs, validation every 3 steps: at steps 3, 6, 9 (mid-epoch) and

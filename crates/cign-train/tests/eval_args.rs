@@ -15,9 +15,10 @@ fn nearest_k_and_class_sizes_are_checked_first() {
         e.contains("--nearest-k 0") && e.contains("at least 1"),
         "{e}"
     );
-    let e = eval_fails(&["--run", "/nonexistent-run", "--n-per-class", "5"]);
+    // k + 1 images per class are too few (as prdc, which needs k + 2).
+    let e = eval_fails(&["--run", "/nonexistent-run", "--n-per-class", "6"]);
     assert!(
-        e.contains("--n-per-class 5") && e.contains("--nearest-k 5") && e.contains("--no-prdc"),
+        e.contains("--n-per-class 6") && e.contains("--nearest-k 5") && e.contains("--no-prdc"),
         "{e}"
     );
     let e = eval_fails(&["--run", "/nonexistent-run", "--nearest-k", "five"]);
@@ -40,7 +41,7 @@ fn nearest_k_and_class_sizes_are_checked_first() {
         "10",
     ]);
     assert!(
-        e.contains("real samples of class 8") && e.contains("2 samples, at least 6"),
+        e.contains("real samples of class 8") && e.contains("2 samples, at least 7"),
         "{e}"
     );
     // The first 10 test images have no 3, 6 or 8: per-class FID and PRDC compare the same
@@ -64,4 +65,58 @@ fn nearest_k_and_class_sizes_are_checked_first() {
             && e.contains("the first 10 test images"),
         "{e}"
     );
+}
+
+#[test]
+fn each_flag_is_checked_on_its_own_and_outputs_before_the_evaluation() {
+    // --n-per-class's own range comes before its relation to --nearest-k.
+    for n in ["0", "1"] {
+        let e = eval_fails(&["--run", "/nonexistent-run", "--n-per-class", n]);
+        assert!(
+            e.contains(&format!("--n-per-class {n}"))
+                && e.contains("2..=1000000")
+                && !e.contains("--nearest-k"),
+            "{e}"
+        );
+    }
+    // --nearest-k means nothing without precision/recall.
+    let e = eval_fails(&["--run", "/nonexistent-run", "--no-prdc", "--nearest-k", "3"]);
+    assert!(e.contains("--no-prdc") && e.contains("--nearest-k"), "{e}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let run = common::tiny_run(env!("CARGO_BIN_EXE_cign-train"), tmp.path(), 16, 100, 1);
+    let run = run.to_str().unwrap();
+    let base = [
+        "--run",
+        run,
+        "--checkpoint",
+        "last",
+        "--device",
+        "cpu",
+        "--no-prdc",
+    ];
+    // More reference images than the test split holds: refused, not clamped.
+    let e = eval_fails(&[&base[..], &["--real-limit", "99999999"][..]].concat());
+    assert!(
+        e.contains("--real-limit 99999999") && e.contains("only 100"),
+        "{e}"
+    );
+    // The JSON's path is checked before anything is evaluated or printed.
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let bad = file.join("dir").join("c.json").display().to_string();
+    let ckpt = format!("{run}/checkpoints/last.safetensors");
+    for (json, word) in [(bad.as_str(), bad.as_str()), (ckpt.as_str(), "same file")] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cign-eval"))
+            .args([&base[..], &["--json", json][..]].concat())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(out.stdout.is_empty(), "a report was printed: {stderr}");
+        assert!(
+            stderr.contains(word) && !stderr.contains(".part"),
+            "{stderr}"
+        );
+    }
 }

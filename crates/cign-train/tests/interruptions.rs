@@ -280,8 +280,12 @@ fn a_time_budget_stop_writes_last_at_once_without_a_final_validation() {
     let out = run(&[&cfg, "--set", "train.time_budget_minutes=0.0001"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = String::from_utf8_lossy(&out.stdout);
+    // In words, without Rust names, and without an "inf" for the validation that never ran.
     assert!(
-        summary.contains("TimeBudget: step 1 (epoch 1, batch 1 of 5)"),
+        summary.contains(
+            "stopped: train.time_budget_minutes used up: step 1 (epoch 1, batch 1 of 5), \
+             no validation ran yet"
+        ),
         "{summary}"
     );
     let run_dir = run_dirs(&s.runs).remove(0);
@@ -413,6 +417,12 @@ fn a_failed_start_leaves_no_run_directory() {
     let out = run(&[&cfg, "--set", &bad]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(run_dirs(&s.runs).is_empty(), "{:?}", run_dirs(&s.runs));
+    // Nor the output.dir chain it created for the run directory.
+    let new_out = s.root.join("bad4");
+    let out_dir = format!("output.dir=\"{}\"", new_out.join("deeper").display());
+    let out = run(&[&cfg, "--set", &bad, "--set", &out_dir]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!new_out.exists(), "{} was left behind", new_out.display());
 }
 
 #[test]

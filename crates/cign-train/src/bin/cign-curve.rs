@@ -19,12 +19,13 @@ use cign_train::evaluation::{evaluate_model, GenerationPlan};
 use cign_train::learning_curve::{
     epoch_validations, write_curve_plot, CurvePoint, CurveSettings, LearningCurve,
 };
+use cign_train::outputs::check_outputs;
 use cign_train::run_dir::{read_records, RunDir};
 use cign_train::run_model::RunModel;
 
 /// The learning curve of a run: every epoch snapshot evaluated at one cheap protocol.
 #[derive(Debug, clap::Parser)]
-#[command(version, about)]
+#[command(name = "cign-curve", version)]
 struct Cli {
     /// The run directory (holds config.toml, metrics.jsonl and checkpoints/epoch-NNN.safetensors).
     #[arg(long, value_name = "RUN_DIR")]
@@ -38,7 +39,8 @@ struct Cli {
     /// Seed of the generated noise (the same for every snapshot).
     #[arg(long, default_value_t = 0)]
     seed: i64,
-    /// Use only the first N test images as the reference (default: the whole split).
+    /// Use only the first N test images as the reference (default: the whole split; more
+    /// than the split holds is an error).
     #[arg(long)]
     real_limit: Option<usize>,
     /// The curve's JSON (read first: a snapshot it already holds is evaluated again only when
@@ -62,6 +64,7 @@ struct Cli {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    GenerationPlan::check_n_per_class(cli.n_per_class)?;
     let taps = Tap::parse_list(&cli.dims)?;
     let device = cli.device.resolve()?;
     let run = RunDir::open(&cli.run)?;
@@ -81,6 +84,15 @@ fn run(cli: Cli) -> Result<()> {
         .png
         .clone()
         .unwrap_or_else(|| run.root().join("curve.png"));
+    // Both outputs checked before anything is evaluated or written: a bad --png does not
+    // leave a --json behind. The JSON is read as well as written, so it is no input here.
+    let written = check_outputs(
+        &[("--json", json.as_path()), ("--png", png.as_path())],
+        &[
+            ("the config of --run", run.config()),
+            ("the metrics.jsonl of --run", run.metrics()),
+        ],
+    )?;
     let plan = GenerationPlan {
         n_per_class: cli.n_per_class,
         seed: cli.seed,
@@ -226,6 +238,7 @@ fn run(cli: Cli) -> Result<()> {
         // The figure follows the JSON (it was redrawn after each new point otherwise).
         write_curve_plot(&png, &curve)?;
     }
+    written.keep();
     print!("{}", markdown(&curve));
     eprintln!("wrote {} and {}", json.display(), png.display());
     Ok(())

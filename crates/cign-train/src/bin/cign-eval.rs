@@ -19,13 +19,14 @@ use cign_metrics::{
 };
 use cign_train::checkpoint::LoopState;
 use cign_train::evaluation::{evaluate_model, GenerationPlan};
+use cign_train::outputs::check_outputs;
 use cign_train::run_model::ModelArgs;
 use serde::Serialize;
 
 /// Evaluate a trained CIGN run: per-class FID, all-class FID, KID, precision/recall/density/
 /// coverage, conditional accuracy.
 #[derive(Debug, clap::Parser)]
-#[command(version, about)]
+#[command(name = "cign-eval", version)]
 struct Cli {
     #[command(flatten)]
     model: ModelArgs,
@@ -39,15 +40,16 @@ struct Cli {
     #[arg(long)]
     kid: bool,
     /// k of the k-nearest-neighbour radii of precision/recall/density/coverage (at least 1;
-    /// each class needs more than k generated and k real images).
-    #[arg(long, value_name = "K", default_value_t = DEFAULT_NEAREST_K)]
+    /// each class needs at least k + 2 generated and k + 2 real images, as `prdc`).
+    #[arg(long, value_name = "K", default_value_t = DEFAULT_NEAREST_K, conflicts_with = "no_prdc")]
     nearest_k: usize,
     /// Skip precision/recall/density/coverage (computed by default at the 2048 tap, which is
     /// collected even when --dims does not list it; they cost about a minute on two CPU cores
     /// for 10,000 + 10,000 images, and keep the features in memory: 8 KB per image at 2048).
     #[arg(long)]
     no_prdc: bool,
-    /// Use only the first N test images as the reference (default: the whole split).
+    /// Use only the first N test images as the reference (default: the whole split; more
+    /// than the split holds is an error).
     #[arg(long)]
     real_limit: Option<usize>,
     /// Seed of the generated noise.
@@ -81,20 +83,27 @@ struct Output<'a> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Each flag's own range first, then how the flags fit together.
+    GenerationPlan::check_n_per_class(cli.n_per_class)?;
     if cli.nearest_k == 0 {
         anyhow::bail!(
             "--nearest-k 0: must be at least 1 (the radius is the distance to the k-th nearest neighbour)"
         );
     }
-    if !cli.no_prdc && cli.n_per_class <= cli.nearest_k {
+    if !cli.no_prdc && cli.n_per_class < cign_metrics::prdc::min_rows(cli.nearest_k) {
         anyhow::bail!(
             "--n-per-class {} is too few for --nearest-k {}: precision/recall/density/coverage \
-             need more than k generated images per class (or use --no-prdc)",
+             need at least k + 2 = {} generated images per class, as prdc (or use --no-prdc)",
             cli.n_per_class,
-            cli.nearest_k
+            cli.nearest_k,
+            cign_metrics::prdc::min_rows(cli.nearest_k)
         );
     }
     let taps = Tap::parse_list(&cli.dims)?;
+    // The JSON's path is checked before the model is loaded and the evaluation runs.
+    let outputs: Vec<(&str, &std::path::Path)> =
+        cli.json.iter().map(|p| ("--json", p.as_path())).collect();
+    let written = check_outputs(&outputs, &cli.model.inputs())?;
     let device = cli.device.resolve()?;
     let rm = cli.model.load(device)?;
     let kind: DatasetKind = rm.config.data.dataset;
@@ -183,6 +192,7 @@ fn run(cli: Cli) -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    written.keep();
     Ok(())
 }
 

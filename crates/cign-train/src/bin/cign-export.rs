@@ -7,11 +7,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use cign_train::checkpoint::save_weights;
-use cign_train::run_model::RunModel;
+use cign_train::outputs::check_outputs;
+use cign_train::run_model::{run_inputs, RunModel};
 
 /// Export a checkpoint's model as a weights file.
 #[derive(Debug, clap::Parser)]
-#[command(version, about)]
+#[command(name = "cign-export", version)]
 struct Cli {
     /// The run directory.
     #[arg(long, value_name = "RUN_DIR")]
@@ -19,14 +20,18 @@ struct Cli {
     /// Which checkpoint: best or last.
     #[arg(long, default_value = "best", value_parser = ["best", "last"])]
     checkpoint: String,
-    /// The weights file to write.
+    /// The weights file to write (not inside the run's checkpoints/ folder, whose files only
+    /// cign-train writes).
     #[arg(long, value_name = "FILE.safetensors")]
     out: PathBuf,
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let inputs = run_inputs(&cli.run, &cli.checkpoint);
+    let written = check_outputs(&[("--out", &cli.out)], &inputs)?;
     let rm = RunModel::load(&cli.run, &cli.checkpoint, tch::Device::Cpu)?;
     save_weights(&cli.out, &rm.state.vs)?;
+    written.keep();
     println!(
         "wrote {} ({} tensors from {}); load it with --weights {} --config {}",
         cli.out.display(),

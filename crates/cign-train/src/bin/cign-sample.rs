@@ -8,27 +8,34 @@
 //! model's fixed points (under label L for a conditional model; without a label for an
 //! unconditional one, the IGN "global projector") and writes input and outputs side by side.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use cign_metrics::device::DeviceChoice;
-use cign_train::images::{read_gray, to_u8, write_grid};
+use cign_train::evaluation::MAX_PER_CLASS;
+use cign_train::images::{read_gray, write_grid, write_grid_u8};
+use cign_train::outputs::check_outputs;
 use cign_train::run_model::ModelArgs;
-use cign_train::sampling::{apply, class_grid_rows};
+use cign_train::sampling::{apply, generate_rows_u8, sample_noise};
 use tch::{Kind, Tensor};
+
+/// The most columns (`--n`) of a PNG grid (`--out`): 300,000 pixels wide. More images go to
+/// `--idx`.
+const MAX_GRID_COLUMNS: u32 = 10_000;
 
 /// Generate images from a trained CIGN run.
 #[derive(Debug, clap::Parser)]
-#[command(version, about)]
+#[command(name = "cign-sample", version)]
 struct Cli {
     #[command(flatten)]
     model: ModelArgs,
-    /// A class index, or `all` for one row per class.
-    #[arg(long, default_value = "all")]
-    label: String,
-    /// Images per label.
-    #[arg(long, default_value_t = 8)]
-    n: usize,
+    /// A class index, or `all` for one row per class (the default when generating). With
+    /// --project: the class index to project under (needed for a conditional model).
+    #[arg(long)]
+    label: Option<String>,
+    /// Images per label, 1 to 1000000 (with --out at most 10000: the PNG grid's columns).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=MAX_PER_CLASS as i64))]
+    n: u32,
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
     seed: i64,
@@ -42,8 +49,8 @@ struct Cli {
     /// Also write the images as a raw IDX image file.
     #[arg(long)]
     idx: Option<PathBuf>,
-    /// Also write their labels as a raw IDX label file.
-    #[arg(long)]
+    /// Also write their labels as a raw IDX label file (with --idx, whose images they label).
+    #[arg(long, requires = "idx")]
     idx_labels: Option<PathBuf>,
     /// Project this image (PNG/JPEG, resized to 28x28) instead of generating: under --label
     /// for a conditional model, without one for an unconditional model.
@@ -55,19 +62,37 @@ struct Cli {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    if cli.n == 0 {
-        bail!("--n must be at least 1");
+    let n = cli.n as usize;
+    if cli.out.is_some() && cli.project.is_none() && cli.n > MAX_GRID_COLUMNS {
+        bail!(
+            "--n {n} with --out: a PNG grid holds at most {MAX_GRID_COLUMNS} columns; write \
+             more images with --idx (and --idx-labels) alone"
+        );
     }
+    // Every output checked before the model is loaded or anything generated.
+    let outputs: Vec<(&str, &Path)> = [
+        ("--out", &cli.out),
+        ("--idx", &cli.idx),
+        ("--idx-labels", &cli.idx_labels),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
+    .collect();
+    let mut inputs = cli.model.inputs();
+    if let Some(image) = &cli.project {
+        inputs.push(("--project".into(), image.clone()));
+    }
+    let written = check_outputs(&outputs, &inputs)?;
+
     let device = cli.device.resolve()?;
     let rm = cli.model.load(device)?;
     let model = &rm.state.model;
     let conditional = rm.config.model.conditioning.is_conditional();
     let reapply = cli.reapply as usize;
     // Checked before anything is generated or written.
-    if !conditional && cli.label != "all" {
+    if let Some(label) = cli.label.as_deref().filter(|l| !conditional && *l != "all") {
         bail!(
-            "--label {}: this model is unconditional (model.conditioning = none); {}",
-            cli.label,
+            "--label {label}: this model is unconditional (model.conditioning = none); {}",
             if cli.project.is_some() {
                 "project without --label"
             } else {
@@ -84,11 +109,15 @@ fn run(cli: Cli) -> Result<()> {
             bail!("--project writes a PNG: give --out FILE.png");
         };
         let label = if conditional {
-            let label: i64 = cli.label.parse().with_context(|| {
-                format!(
-                    "--project needs --label L with a class index, got '{}'",
-                    cli.label
-                )
+            let classes = rm.config.model.num_classes;
+            let Some(text) = cli.label.as_deref() else {
+                bail!(
+                    "--project on a conditional model needs --label L, the class index \
+                     (0..{classes}) to project under"
+                );
+            };
+            let label: i64 = text.parse().with_context(|| {
+                format!("--label {text}: --project needs one class index (0..{classes})")
             })?;
             rm.check_label(label)?;
             Some(label)
@@ -108,6 +137,7 @@ fn run(cli: Cli) -> Result<()> {
             row.push(apply(model, &x, labels.as_ref(), k));
         }
         write_grid(out, &[Tensor::cat(&row, 0)])?;
+        written.keep();
         let under = label.map_or("without a label".to_string(), |l| {
             format!("under label {l}")
         });
@@ -118,37 +148,45 @@ fn run(cli: Cli) -> Result<()> {
         return Ok(());
     }
 
-    tch::manual_seed(cli.seed);
-    let z = cign_core::sample_noise(cli.n as i64, model.config(), device);
-    let (rows, labels): (Vec<Tensor>, Vec<u8>) = if cli.label == "all" {
-        let rows = class_grid_rows(model, &z, reapply);
-        let labels = if conditional {
-            (0..rows.len())
-                .flat_map(|c| std::iter::repeat_n(c as u8, cli.n))
-                .collect()
+    let label_arg = cli.label.as_deref().unwrap_or("all");
+    let row_labels: Vec<Option<i64>> = if label_arg == "all" {
+        if conditional {
+            (0..rm.config.model.num_classes).map(Some).collect()
         } else {
-            Vec::new()
-        };
-        (rows, labels)
+            vec![None]
+        }
     } else {
-        let label: i64 = cli
-            .label
+        let label: i64 = label_arg
             .parse()
-            .with_context(|| format!("--label {}: expected a class index or all", cli.label))?;
+            .with_context(|| format!("--label {label_arg}: expected a class index or all"))?;
         rm.check_label(label)?;
-        let l = Tensor::full([cli.n as i64], label, (Kind::Int64, device));
-        (
-            vec![apply(model, &z, Some(&l), reapply)],
-            vec![label as u8; cli.n],
-        )
+        vec![Some(label)]
     };
-    // Checked before anything is written: a diverged model writes nothing.
-    let all = to_u8(&Tensor::cat(&rows, 0))?;
+    tch::manual_seed(cli.seed);
+    let z = sample_noise(n, model.config(), device)?;
+    // Generated in batches; every pixel checked before anything is written: a diverged model
+    // writes nothing.
+    let rows = generate_rows_u8(model, &z, &row_labels, reapply)?;
+    drop(z);
+    let labels: Vec<u8> = row_labels
+        .iter()
+        .filter_map(|l| *l)
+        .flat_map(|c| std::iter::repeat_n(c as u8, n))
+        .collect();
     if let Some(out) = &cli.out {
-        write_grid(out, &rows)?;
-        println!("wrote {} ({} rows of {})", out.display(), rows.len(), cli.n);
+        write_grid_u8(out, &rows)?;
+        println!("wrote {} ({} rows of {n})", out.display(), rows.len());
     }
     if let Some(path) = &cli.idx {
+        let mut rows = rows.into_iter();
+        let mut all = rows.next().context("nothing was generated")?;
+        for row in rows {
+            all.pixels
+                .try_reserve_exact(row.pixels.len())
+                .with_context(|| format!("cannot allocate the IDX file {}", path.display()))?;
+            all.pixels.extend_from_slice(&row.pixels);
+            all.count += row.count;
+        }
         cign_data::idx::write_idx_images(path, &all)?;
         println!("wrote {} ({} images)", path.display(), all.count);
     }
@@ -156,6 +194,7 @@ fn run(cli: Cli) -> Result<()> {
         cign_data::idx::write_idx_labels(path, &labels)?;
         println!("wrote {}", path.display());
     }
+    written.keep();
     Ok(())
 }
 

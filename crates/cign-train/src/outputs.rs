@@ -1,0 +1,195 @@
+//! The output paths of the cign-train binaries (`cign-sample --out/--idx/--idx-labels`,
+//! `cign-export --out`, `cign-eval --json`, `cign-curve --json/--png`), checked together by
+//! [`check_outputs`] before any model is loaded or image generated, so that every tool behaves
+//! the same way: an output that is one of the command's inputs, another output, or a file
+//! inside a run directory's `checkpoints/` folder is refused; an existing directory or a
+//! directory that cannot be created or written is refused (cign-data's
+//! [`prepare_output`](cign_data::atomic::prepare_output)); missing parent directories are
+//! created, and removed again if the command fails.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use cign_data::atomic::{prepare_output, CreatedDirs};
+
+/// The outputs of a command, checked; holds the parent directories created for them. Call
+/// [`Outputs::keep`] once the command has succeeded: dropped without it (the command failed),
+/// the directories it created are removed again when empty.
+#[derive(Debug)]
+#[must_use = "dropping it removes the directories created for the outputs"]
+pub struct Outputs {
+    created: CreatedDirs,
+}
+
+impl Outputs {
+    /// Keeps the directories created for the outputs.
+    pub fn keep(self) {
+        self.created.keep();
+    }
+}
+
+/// `path` made absolute, with the part that exists resolved (symlinks, `..`), so that two
+/// spellings of one file compare equal whether or not it exists yet.
+fn resolve(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    for ancestor in absolute.ancestors() {
+        if let Ok(real) = ancestor.canonicalize() {
+            let rest = absolute.strip_prefix(ancestor).unwrap_or(Path::new(""));
+            return if rest.as_os_str().is_empty() {
+                real
+            } else {
+                real.join(rest)
+            };
+        }
+    }
+    absolute
+}
+
+/// Whether `a` and `b` are the same file: one inode where both exist (hard links included),
+/// else the same resolved path.
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return ma.dev() == mb.dev() && ma.ino() == mb.ino();
+        }
+    }
+    resolve(a) == resolve(b)
+}
+
+/// The run directory whose `checkpoints/` folder holds `path`, if any (a `checkpoints`
+/// directory next to a `config.toml`).
+fn checkpoints_run_dir(path: &Path) -> Option<PathBuf> {
+    let resolved = resolve(path);
+    resolved
+        .ancestors()
+        .skip(1)
+        .find(|a| {
+            a.file_name().is_some_and(|n| n == "checkpoints")
+                && a.parent()
+                    .is_some_and(|run| run.join("config.toml").is_file())
+        })
+        .and_then(|a| a.parent().map(Path::to_path_buf))
+}
+
+/// Checks every output of a command before any work: `outputs` are `(flag, path)` pairs
+/// (e.g. `("--json", path)`), `inputs` the files the command reads, each with a name for the
+/// message (e.g. `("--weights", path)`). Missing parent directories of the outputs are
+/// created (see [`Outputs`]).
+///
+/// # Errors
+///
+/// One line naming the flag and the path: an output that is the same file as an input or as
+/// another output; an output inside a run directory's `checkpoints/` folder (only
+/// `cign-train` writes there: a checkpoint overwritten by a model-only file loses the
+/// optimizer state); what [`prepare_output`] refuses (an existing directory, a parent
+/// directory that cannot be created or written). Nothing is created when an error is
+/// returned.
+pub fn check_outputs<S: AsRef<str>, P: AsRef<Path>>(
+    outputs: &[(&str, &Path)],
+    inputs: &[(S, P)],
+) -> Result<Outputs> {
+    for (i, (flag, path)) in outputs.iter().enumerate() {
+        for (name, input) in inputs {
+            let input = input.as_ref();
+            if same_file(path, input) {
+                bail!(
+                    "{flag} {}: is the same file as {} ({}), which this command reads: write \
+                     the output to another path",
+                    path.display(),
+                    name.as_ref(),
+                    input.display()
+                );
+            }
+        }
+        for (other_flag, other) in &outputs[..i] {
+            if same_file(path, other) {
+                bail!(
+                    "{flag} {} and {other_flag} {} are the same file: give each output its \
+                     own path",
+                    path.display(),
+                    other.display()
+                );
+            }
+        }
+        if let Some(run) = checkpoints_run_dir(path) {
+            bail!(
+                "{flag} {}: lies inside the checkpoints/ folder of the run directory {}, which \
+                 only cign-train writes (a checkpoint replaced there loses its optimizer and \
+                 loop state): write the output elsewhere",
+                path.display(),
+                run.display()
+            );
+        }
+    }
+    let mut created = CreatedDirs::default();
+    for (flag, path) in outputs {
+        // On an error, `created` is dropped: the directories made so far are removed again.
+        let more = prepare_output(path).map_err(|e| anyhow::anyhow!("{flag} {e}"))?;
+        created.absorb(more);
+    }
+    Ok(Outputs { created })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_checkpoints_and_duplicates_are_refused_and_nothing_is_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run");
+        std::fs::create_dir_all(run.join("checkpoints")).unwrap();
+        std::fs::write(run.join("config.toml"), "").unwrap();
+        let ckpt = run.join("checkpoints").join("best.safetensors");
+        std::fs::write(&ckpt, b"x").unwrap();
+        let inputs = [("the checkpoint", ckpt.as_path())];
+        // The same file under another spelling.
+        let other = run
+            .join("checkpoints")
+            .join("..")
+            .join("checkpoints/best.safetensors");
+        let e = check_outputs(&[("--out", other.as_path())], &inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--out ") && e.contains("same file as the checkpoint"),
+            "{e}"
+        );
+        // Anything else in checkpoints/, existing or not.
+        let new = run.join("checkpoints").join("sub").join("w.safetensors");
+        let e = check_outputs(&[("--out", new.as_path())], &inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inside the checkpoints/ folder"), "{e}");
+        assert!(!run.join("checkpoints").join("sub").exists());
+        // Two outputs on one file; the first output's directory is not created.
+        let a = tmp.path().join("new").join("a.png");
+        let e = check_outputs(&[("--out", a.as_path()), ("--idx", a.as_path())], &inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--out") && e.contains("--idx"), "{e}");
+        assert!(!tmp.path().join("new").exists());
+        // A bad second output removes the directory made for the first.
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let b = file.join("b.json");
+        let e = check_outputs(&[("--out", a.as_path()), ("--json", b.as_path())], &inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--json "), "{e}");
+        assert!(!tmp.path().join("new").exists());
+        // Good outputs: directories made, and kept.
+        check_outputs(&[("--out", a.as_path())], &inputs)
+            .unwrap()
+            .keep();
+        assert!(tmp.path().join("new").is_dir());
+    }
+}
