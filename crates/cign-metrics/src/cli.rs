@@ -118,10 +118,16 @@ pub fn install_panic_hook() {
     }));
 }
 
-/// `text` on one line: libtorch's "Exception raised from ..." trace cut off, lines trimmed and
-/// joined with spaces, a leading `error: ` removed.
+/// `text` on one line: libtorch's C++ trace ("Exception raised from ..." or "frame #0: ...")
+/// cut off, lines trimmed and joined with spaces, a leading `error: ` removed.
 pub fn one_line(text: &str) -> String {
-    let text = text.split("Exception raised from").next().unwrap_or("");
+    // libtorch appends a C++ stack dump ("Exception raised from ...", or "frame #0: ...").
+    let cut = ["Exception raised from", "frame #0"]
+        .iter()
+        .filter_map(|m| text.find(m))
+        .min()
+        .unwrap_or(text.len());
+    let text = &text[..cut];
     let joined = text
         .lines()
         .map(str::trim)
@@ -239,6 +245,13 @@ mod tests {
         assert_eq!(
             error_line(&torch.context("loading")),
             "error: loading: libtorch: CUDA error: no device CUDA kernel errors might be reported"
+        );
+        // An allocation failure's dump has frames but no "Exception raised from" line.
+        assert_eq!(
+            one_line(
+                "DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes.\nframe #0: c10::ThrowEnforceNotMet(...)\nframe #1: ..."
+            ),
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes."
         );
         let e = anyhow::anyhow!("error: already prefixed");
         assert_eq!(error_line(&e), "error: already prefixed");

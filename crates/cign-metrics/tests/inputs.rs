@@ -662,6 +662,26 @@ fn tensors_and_files_of_the_wrong_shape_or_kind_are_errors() {
     );
     assert_eq!(ok.unwrap()[0].size(), vec![1, 2048]);
     let mut params = cign_metrics::weights::load_fid_params(ex.weights_path()).unwrap();
+    // The reference-statistics cache tells weights apart: none for the standard weights,
+    // a distinct one for each other set of values.
+    use cign_metrics::weights::weights_id;
+    assert_eq!(weights_id(&params), "");
+    assert_eq!(ex.weights_id(), "");
+    let scaled = |key: &str, by: f64| {
+        let mut p: std::collections::HashMap<String, Tensor> = params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.shallow_clone()))
+            .collect();
+        p.insert(key.into(), &params[key] * by);
+        weights_id(&p)
+    };
+    let (a, b) = (
+        scaled("Mixed_6a.branch3x3.conv.weight", 1.01),
+        scaled("Mixed_6a.branch3x3.conv.weight", 0.99),
+    );
+    assert!(a.starts_with('w') && a.len() == 13, "{a}");
+    assert!(b.starts_with('w') && a != b, "{a} {b}");
+    assert_eq!(a, scaled("Mixed_6a.branch3x3.conv.weight", 1.01));
     params.insert(
         "Conv2d_1a_3x3.conv.weight".into(),
         Tensor::zeros([32, 3, 5, 5], cpu),

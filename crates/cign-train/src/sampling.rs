@@ -19,13 +19,7 @@ pub const GENERATION_BATCH: usize = 250;
 /// A libtorch error as its message alone, without the C++ frame dump libtorch appends
 /// (`frame #0: ...`, `Exception raised from ...`), so that it fits the one-line report.
 pub fn torch_error(err: tch::TchError) -> anyhow::Error {
-    let text = err.to_string();
-    let cut = ["Exception raised from", "frame #0"]
-        .iter()
-        .filter_map(|m| text.find(m))
-        .min()
-        .unwrap_or(text.len());
-    anyhow::anyhow!("{}", text[..cut].trim_end())
+    anyhow::anyhow!("{}", cign_metrics::cli::one_line(&err.to_string()))
 }
 
 /// Samples `n` noise images `N(0, I)` of shape `[n, C, 28, 28]` (the values
