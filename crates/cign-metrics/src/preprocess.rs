@@ -42,17 +42,41 @@ impl Preprocess {
     /// Maps `images` (`[N, 1|3, H, W]`, any float kind or `u8`, any device) from `range` to
     /// [0, 1] float32 on the same device, clamping, and quantising to 8 bits when
     /// [`Preprocess::quantize`] is set. `u8` input is taken as `value / 255` whatever `range`
-    /// says.
+    /// says. Float values may overshoot `range` (they are clamped, as `save_image` clamps),
+    /// but by at most half its width: [-0.5, 1.5] for [`PixelRange::Unit`], [-2, 2] for
+    /// [`PixelRange::Signed`]; beyond that the range was declared wrong (0..255 floats as
+    /// `Unit`, [-1, 1] images as `Unit`), and clamping would silently turn them into other
+    /// images.
     ///
     /// # Errors
     /// [`MetricsError::InvalidInput`] for another shape, a kind that is neither float nor
-    /// `u8`, or NaN / infinite values.
+    /// `u8`, NaN / infinite values, or float values beyond the allowed overshoot (the message
+    /// gives their minimum and maximum and the declared range).
     pub fn to_unit(&self, images: &Tensor, range: PixelRange) -> Result<Tensor> {
         check_images("images", images)?;
         if images.kind() == Kind::Uint8 {
             return Ok(images.f_to_kind(Kind::Float)? / 255.0);
         }
         let x = images.f_to_kind(Kind::Float)?;
+        if x.numel() > 0 {
+            let (lo, hi, name) = match range {
+                PixelRange::Unit => (0.0, 1.0, "[0, 1] (PixelRange::Unit)"),
+                PixelRange::Signed => (-1.0, 1.0, "[-1, 1] (PixelRange::Signed)"),
+            };
+            let slack = (hi - lo) / 2.0;
+            let min = x.f_min()?.f_double_value(&[])?;
+            let max = x.f_max()?.f_double_value(&[])?;
+            if min < lo - slack || max > hi + slack {
+                return Err(MetricsError::invalid(
+                    "images",
+                    format!(
+                        "values span [{min}, {max}], far outside the declared range {name}: \
+                         give 0..255 pixels as u8 (or divided by 255), [-1, 1] images as \
+                         PixelRange::Signed"
+                    ),
+                ));
+            }
+        }
         let unit = match range {
             PixelRange::Unit => x,
             PixelRange::Signed => (x + 1.0) * 0.5,
@@ -171,6 +195,29 @@ mod tests {
             .unwrap();
         let r: Vec<f32> = raw.flatten(0, -1).try_into().unwrap();
         assert!((r[2] - 0.5).abs() < 1e-7);
+    }
+
+    #[test]
+    fn a_wrongly_declared_range_is_an_error_small_overshoot_is_clamped() {
+        let p = Preprocess { quantize: false };
+        let t = |v: &[f32]| Tensor::from_slice(v).reshape([1, 1, 1, v.len() as i64]);
+        // 0..255 floats declared as [0, 1], [-1, 1] images declared as [0, 1].
+        for (v, range) in [
+            (&[0.0f32, 128.0, 255.0][..], PixelRange::Unit),
+            (&[-1.0, 0.0, 1.0][..], PixelRange::Unit),
+            (&[0.0, 3.0][..], PixelRange::Signed),
+        ] {
+            let e = p.to_unit(&t(v), range).unwrap_err().to_string();
+            assert!(e.contains("far outside the declared range"), "{e}");
+        }
+        let ok: Vec<f32> = p
+            .to_unit(&t(&[-0.5, 0.5, 1.5]), PixelRange::Unit)
+            .unwrap()
+            .flatten(0, -1)
+            .try_into()
+            .unwrap();
+        assert_eq!(ok, vec![0.0, 0.5, 1.0]);
+        assert!(p.to_unit(&t(&[-2.0, 2.0]), PixelRange::Signed).is_ok());
     }
 
     #[test]
