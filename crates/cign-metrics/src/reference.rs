@@ -224,18 +224,14 @@ pub fn reference_stats(
     classes.sort_unstable();
     classes.dedup();
 
+    let key_of = |tap: Tap| {
+        let weights = extractor.weights_id();
+        cache_key(dataset, n, &fp, tap, preprocess, options.precision, weights)
+    };
     let mut out = BTreeMap::new();
     let mut missing = Vec::new();
     for &tap in &taps {
-        let key = cache_key(
-            dataset,
-            n,
-            &fp,
-            tap,
-            preprocess,
-            options.precision,
-            extractor.weights_id(),
-        );
+        let key = key_of(tap);
         let features = options.keep_features.then_some((n, tap.dims()));
         let cached = cache_dir.and_then(|d| read_cached(d, &key, &classes, features));
         match cached {
@@ -262,15 +258,7 @@ pub fn reference_stats(
                 .map(|f| f.shallow_clone()),
         };
         if let Some(dir) = cache_dir {
-            let key = cache_key(
-                dataset,
-                n,
-                &fp,
-                tap,
-                preprocess,
-                options.precision,
-                extractor.weights_id(),
-            );
+            let key = key_of(tap);
             if let Err(e) = write_cached(dir, &key, &r) {
                 tracing::warn!("could not cache reference statistics {key}: {e}");
             }

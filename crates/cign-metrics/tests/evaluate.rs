@@ -147,8 +147,8 @@ fn precision_recall_density_coverage_all_and_per_class() {
     let test = Dataset::load(DatasetKind::Mnist, Split::Test, &dir).unwrap();
     let ex = InceptionExtractor::from_default_weights(Device::Cpu).unwrap();
 
-    // "Generated": test images 200..300 with noise (at least 4 per class), against the first
-    // 150 test images (at least 6 per class).
+    // "Generated": test images 200..300 with noise (at least 4 per class, the k + 2 that k = 2
+    // needs, as prdc), against the first 150 test images (at least 6 per class).
     let (all, all_labels) = dataset_images(&test, Some(300));
     tch::manual_seed(1);
     let gen = (all.narrow(0, 200, 100).to_kind(Kind::Float) / 127.5 - 1.0
@@ -156,7 +156,7 @@ fn precision_recall_density_coverage_all_and_per_class() {
         .clamp(-1.0, 1.0);
     let labels = &all_labels[200..300];
     let real_labels = &all_labels[..150];
-    let k = 3;
+    let k = 2;
     let cache = tempfile::tempdir().unwrap();
     let opts = EvalOptions {
         taps: vec![Tap::D64],
@@ -175,7 +175,7 @@ fn precision_recall_density_coverage_all_and_per_class() {
     assert_eq!(report.taps.len(), 1);
     assert_eq!(report.taps[0].dims, 64);
     let pr = report.prdc.as_ref().expect("prdc report");
-    assert_eq!((pr.dims, pr.nearest_k), (192, 3));
+    assert_eq!((pr.dims, pr.nearest_k), (192, k));
 
     // The same features, collected in the same batches, and the definitions.
     let copts = CollectOptions {
@@ -266,13 +266,13 @@ fn precision_recall_density_coverage_all_and_per_class() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("generated samples of class") && e.contains("at least 6"),
+        e.contains("generated samples of class") && e.contains("at least 7"),
         "{e}"
     );
     let e = evaluate_generated(&ex, &gen, Some(labels), &test, &k5, None)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("at least 6"), "{e}");
+    assert!(e.contains("at least 7"), "{e}");
 }
 
 /// `EvalOptions::precision`: the report says which precision was used, bfloat16 moves FID
