@@ -172,11 +172,10 @@ fn subset(rng: &mut RandomState, n: usize, m: usize) -> Tensor {
     Tensor::from_slice(&idx)
 }
 
-/// Refuses a non-finite value in `x` (`[n, d]`, float64), naming its row: every subset that
-/// drew it would be NaN, and a row no subset draws would pass unseen.
+/// Refuses a non-finite value in `x` (`[n, d]`), naming its row: every subset that drew it
+/// would be NaN, and a row no subset draws would pass unseen.
 fn check_finite(x: &Tensor, what: &'static str) -> Result<()> {
-    let bad = x.f_isfinite()?.f_logical_not()?.f_any_dim(1, false)?;
-    let rows: Vec<i64> = bad.f_nonzero()?.f_view([-1])?.try_into()?;
+    let rows = crate::stats::non_finite_rows(x)?;
     match rows.first() {
         None => Ok(()),
         Some(row) => Err(MetricsError::invalid(

@@ -307,13 +307,7 @@ pub fn per_class_prdc(
     }
     check_class_counts(generated_labels, real_labels, options.nearest_k)?;
     for (t, side) in [(generated, SetName::Generated), (real, SetName::Real)] {
-        let bad = t
-            .f_isfinite()?
-            .f_logical_not()?
-            .f_any_dim(1, false)?
-            .f_nonzero()?;
-        if bad.size()[0] > 0 {
-            let row = bad.f_int64_value(&[0, 0])?;
+        if let Some(row) = crate::stats::non_finite_rows(t)?.first() {
             return Err(MetricsError::invalid(
                 side.arg(),
                 format!("row {row} has a NaN or infinite value (features must be finite)"),

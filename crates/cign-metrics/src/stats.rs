@@ -281,6 +281,17 @@ pub(crate) fn array2_to_tensor(a: &Array2<f64>) -> Tensor {
     Tensor::from_slice(&a.iter().copied().collect::<Vec<_>>()).reshape([r as i64, c as i64])
 }
 
+/// The indices of the rows of `x` (`[n, d]`, any float kind and device) that hold a NaN or
+/// infinite value, in order; the one check behind the "row N is not finite" errors of KID and
+/// per-class PRDC.
+///
+/// # Errors
+/// [`MetricsError::Torch`] when libtorch fails (e.g. `x` is not two-dimensional).
+pub(crate) fn non_finite_rows(x: &Tensor) -> Result<Vec<i64>> {
+    let bad = x.f_isfinite()?.f_logical_not()?.f_any_dim(1, false)?;
+    Ok(bad.f_nonzero()?.f_view([-1])?.try_into()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
