@@ -466,9 +466,18 @@ pub fn trainable_parameter_count(vs: &nn::VarStore) -> i64 {
         .sum()
 }
 
-/// Samples `n` noise images `N(0, I)` of shape `[n, C, 28, 28]`.
-pub fn sample_noise(n: i64, cfg: &ModelConfig, device: tch::Device) -> Tensor {
-    Tensor::randn(
+/// Samples `n` noise images `N(0, I)` of shape `[n, C, 28, 28]` (float32, on `device`) from
+/// torch's generator.
+///
+/// # Errors
+///
+/// [`tch::TchError`] when libtorch cannot allocate them (or `n` is negative).
+pub fn sample_noise(
+    n: i64,
+    cfg: &ModelConfig,
+    device: tch::Device,
+) -> Result<Tensor, tch::TchError> {
+    Tensor::f_randn(
         [n, cfg.image_channels, IMAGE_SIZE, IMAGE_SIZE],
         (Kind::Float, device),
     )

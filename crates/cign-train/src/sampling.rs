@@ -22,21 +22,16 @@ pub fn torch_error(err: tch::TchError) -> anyhow::Error {
     anyhow::anyhow!("{}", cign_metrics::cli::one_line(&err.to_string()))
 }
 
-/// Samples `n` noise images `N(0, I)` of shape `[n, C, 28, 28]` (the values
-/// `cign_core::sample_noise` draws), failing instead of panicking when libtorch cannot
-/// allocate them.
+/// [`cign_core::sample_noise`] of `n` images, its libtorch error (e.g. the memory cannot be
+/// allocated) on one line with the size named.
 ///
 /// # Errors
 ///
-/// libtorch fails (e.g. cannot allocate the memory), with the size named.
+/// libtorch fails.
 pub fn sample_noise(n: usize, cfg: &ModelConfig, device: Device) -> Result<Tensor> {
-    let size = cign_core::IMAGE_SIZE;
-    Tensor::f_randn(
-        [n as i64, cfg.image_channels, size, size],
-        (Kind::Float, device),
-    )
-    .map_err(torch_error)
-    .with_context(|| format!("cannot allocate the noise of {n} images on {device:?}"))
+    cign_core::sample_noise(n as i64, cfg, device)
+        .map_err(torch_error)
+        .with_context(|| format!("cannot allocate the noise of {n} images on {device:?}"))
 }
 
 /// Generates one row of 8-bit images per entry of `labels` (`Some(class)`, or `None` for the

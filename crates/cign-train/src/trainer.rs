@@ -310,7 +310,7 @@ impl Trainer {
         let (train_curve, val_curve) = MetricsLog::read_curves(&run.metrics());
         let grid_noise = {
             tch::manual_seed((cfg.train.seed as i64).wrapping_add(1));
-            cign_core::sample_noise(8, &cfg.model, device)
+            cign_core::sample_noise(8, &cfg.model, device)?
         };
         Ok(Self {
             cfg,
