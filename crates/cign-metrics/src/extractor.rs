@@ -101,7 +101,8 @@ impl InceptionExtractor {
     }
 
     /// Features of `images_0_1` (`[N, 1|3, H, W]`, any size, any device: a float kind with
-    /// values in [0, 1], used as they are, or `u8` in [0, 255], read as `value / 255`) at
+    /// values in [0, 1], used as they are (a small overshoot included), or `u8` in [0, 255],
+    /// read as `value / 255`) at
     /// `taps`: one `[N, dims]` float32 CPU tensor per tap, in the order of the sorted,
     /// deduplicated taps. All taps come from one pass that stops after the deepest
     /// one. The network runs in float32 ([`Precision::Fp32`]), also inside a caller's
@@ -109,7 +110,8 @@ impl InceptionExtractor {
     ///
     /// # Errors
     /// [`MetricsError::InvalidInput`] for another shape, a channel count other than 1 or 3,
-    /// a kind other than float or `u8`, NaN or infinite values, or no tap;
+    /// a kind other than float or `u8`, NaN or infinite values, float values beyond
+    /// [-0.5, 1.5] (a wrongly declared range: [`crate::preprocess::check_range`]), or no tap;
     /// [`MetricsError::Torch`] when libtorch fails (for example out of memory).
     pub fn features(&self, images_0_1: &Tensor, taps: &[Tap]) -> Result<Vec<Tensor>> {
         self.features_in(images_0_1, taps, Precision::Fp32)
@@ -138,6 +140,7 @@ impl InceptionExtractor {
         }
         check_precision(precision, self.device())?;
         crate::preprocess::check_images("images", images_0_1)?;
+        crate::preprocess::check_range("images", images_0_1, crate::PixelRange::Unit)?;
         if images_0_1.size()[0] == 0 {
             return Ok(empty_features(&taps));
         }
@@ -193,6 +196,7 @@ impl InceptionExtractor {
             return Err(MetricsError::invalid("batch_size", "must be at least 1"));
         }
         crate::preprocess::check_images("images", images_0_1)?;
+        crate::preprocess::check_range("images", images_0_1, crate::PixelRange::Unit)?;
         let n = images_0_1.size()[0];
         let mut parts: Vec<Vec<Tensor>> = Vec::new();
         let mut start = 0;

@@ -61,12 +61,14 @@ pub struct TensorImages {
 }
 
 impl TensorImages {
-    /// Wraps `images` (checked to be `[N, 1|3, H, W]`, float or `u8`, finite).
+    /// Wraps `images` (checked to be `[N, 1|3, H, W]`, float or `u8`, finite, float values
+    /// within `range` give or take half its width: [`crate::preprocess::check_range`]).
     ///
     /// # Errors
-    /// [`MetricsError::InvalidInput`] when the check fails.
+    /// [`MetricsError::InvalidInput`] when a check fails.
     pub fn new(images: &Tensor, range: PixelRange, preprocess: Preprocess) -> Result<Self> {
         crate::preprocess::check_images("images", images)?;
+        crate::preprocess::check_range("images", images, range)?;
         Ok(TensorImages {
             images: images.shallow_clone(),
             range,

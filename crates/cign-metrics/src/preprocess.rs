@@ -57,26 +57,8 @@ impl Preprocess {
         if images.kind() == Kind::Uint8 {
             return Ok(images.f_to_kind(Kind::Float)? / 255.0);
         }
+        check_range("images", images, range)?;
         let x = images.f_to_kind(Kind::Float)?;
-        if x.numel() > 0 {
-            let (lo, hi, name) = match range {
-                PixelRange::Unit => (0.0, 1.0, "[0, 1] (PixelRange::Unit)"),
-                PixelRange::Signed => (-1.0, 1.0, "[-1, 1] (PixelRange::Signed)"),
-            };
-            let slack = (hi - lo) / 2.0;
-            let min = x.f_min()?.f_double_value(&[])?;
-            let max = x.f_max()?.f_double_value(&[])?;
-            if min < lo - slack || max > hi + slack {
-                return Err(MetricsError::invalid(
-                    "images",
-                    format!(
-                        "values span [{min}, {max}], far outside the declared range {name}: \
-                         give 0..255 pixels as u8 (or divided by 255), [-1, 1] images as \
-                         PixelRange::Signed"
-                    ),
-                ));
-            }
-        }
         let unit = match range {
             PixelRange::Unit => x,
             PixelRange::Signed => (x + 1.0) * 0.5,
@@ -142,16 +124,53 @@ pub fn check_images(name: &'static str, images: &Tensor) -> Result<()> {
     Ok(())
 }
 
+/// Checks that the float values of `images` lie within `range` widened by half its width on
+/// each side: [-0.5, 1.5] for [`PixelRange::Unit`], [-2, 2] for [`PixelRange::Signed`]. A
+/// small overshoot is what generators produce and is clamped or used as it is; beyond it the
+/// range was declared wrong (0..255 floats or [-1, 1] images given as [0, 1]), and the
+/// features would be those of other images. `u8` batches and empty ones pass; `name` names
+/// the batch in the error.
+///
+/// # Errors
+/// [`MetricsError::InvalidInput`] giving the values' minimum and maximum and the declared
+/// range; [`MetricsError::Torch`] when libtorch fails.
+pub fn check_range(name: &'static str, images: &Tensor, range: PixelRange) -> Result<()> {
+    if !images.is_floating_point() || images.numel() == 0 {
+        return Ok(());
+    }
+    let (lo, hi, declared) = match range {
+        PixelRange::Unit => (0.0, 1.0, "[0, 1] (PixelRange::Unit)"),
+        PixelRange::Signed => (-1.0, 1.0, "[-1, 1] (PixelRange::Signed)"),
+    };
+    let slack = (hi - lo) / 2.0;
+    let min = images.f_min()?.f_double_value(&[])?;
+    let max = images.f_max()?.f_double_value(&[])?;
+    if min < lo - slack || max > hi + slack {
+        return Err(MetricsError::invalid(
+            name,
+            format!(
+                "values span [{min}, {max}], far outside the declared range {declared}: \
+                 give 0..255 pixels as u8 (or divided by 255), [-1, 1] images as \
+                 PixelRange::Signed"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The network input for images in [0, 1]: `[N, 1|3, H, W]` becomes `[N, 3, 299, 299]`
 /// float32 in [-1, 1] (bilinear resize with `align_corners = false`, grey repeated to three
 /// channels, then `2x - 1`), on the device of `unit`. A `u8` batch is taken as
 /// `value / 255` first, as [`Preprocess::to_unit`] takes it; float values are used as they
-/// are (pytorch-fid's `InceptionV3.forward` in `inception.py` neither clamps nor checks them).
+/// are, not clamped (pytorch-fid's `InceptionV3.forward` in `inception.py` neither clamps nor
+/// checks them), but values beyond [-0.5, 1.5] are refused ([`check_range`]).
 ///
 /// # Errors
-/// As [`check_images`]: another shape or kind, NaN or infinite values.
+/// As [`check_images`] (another shape or kind, NaN or infinite values) and [`check_range`]
+/// (float values far outside [0, 1]).
 pub fn inception_input(unit: &Tensor) -> Result<Tensor> {
     check_images("images", unit)?;
+    check_range("images", unit, PixelRange::Unit)?;
     let x = if unit.kind() == Kind::Uint8 {
         unit.f_to_kind(Kind::Float)? / 255.0
     } else {
@@ -218,6 +237,44 @@ mod tests {
             .unwrap();
         assert_eq!(ok, vec![0.0, 0.5, 1.0]);
         assert!(p.to_unit(&t(&[-2.0, 2.0]), PixelRange::Signed).is_ok());
+    }
+
+    #[test]
+    fn the_network_input_refuses_what_is_not_near_0_1_and_keeps_a_small_overshoot() {
+        let t = |v: &[f32]| Tensor::from_slice(v).reshape([1, 1, 1, v.len() as i64]);
+        for v in [
+            &[0.0f32, 128.0, 255.0][..],
+            &[-1.0, 0.0, 1.0][..],
+            &[1.6][..],
+        ] {
+            let e = inception_input(&t(v)).unwrap_err().to_string();
+            assert!(
+                e.contains("far outside the declared range [0, 1]"),
+                "{v:?}: {e}"
+            );
+        }
+        // Used as they are, not clamped (pytorch-fid does not clamp): -0.5 stays -2 after 2x - 1.
+        let y = inception_input(&t(&[-0.5, 1.5])).unwrap();
+        assert_eq!(y.min().double_value(&[]), -2.0);
+        assert_eq!(y.max().double_value(&[]), 2.0);
+        // u8 batches and empty ones pass the range check.
+        let bytes = Tensor::from_slice(&[0u8, 255]).reshape([1, 1, 1, 2]);
+        assert!(check_range("images", &bytes, PixelRange::Unit).is_ok());
+        let empty = Tensor::zeros([0, 1, 2, 2], (Kind::Float, tch::Device::Cpu));
+        assert!(check_range("images", &empty, PixelRange::Unit).is_ok());
+        // Tensor images are checked against their declared range when wrapped.
+        let e =
+            crate::TensorImages::new(&t(&[0.0, 255.0]), PixelRange::Unit, Preprocess::default())
+                .err()
+                .expect("0..255 floats as Unit refused")
+                .to_string();
+        assert!(e.contains("far outside"), "{e}");
+        assert!(crate::TensorImages::new(
+            &t(&[-1.0, 1.0]),
+            PixelRange::Signed,
+            Preprocess::default()
+        )
+        .is_ok());
     }
 
     #[test]

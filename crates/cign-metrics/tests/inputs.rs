@@ -638,6 +638,13 @@ fn tensors_and_files_of_the_wrong_shape_or_kind_are_errors() {
         ex.features_batched(&Tensor::zeros([2, 1, 8, 8], cpu), &taps, 0),
         "at least 1",
     );
+    // 0..255 floats are not [0, 1] images: refused before the network runs, by both calls.
+    let bytes_as_floats = Tensor::ones([2, 1, 28, 28], cpu) * 255.0;
+    invalid(ex.features(&bytes_as_floats, &taps), "far outside");
+    invalid(
+        ex.features_batched(&bytes_as_floats, &taps, 1),
+        "far outside",
+    );
     // No image: no feature, not a libtorch error.
     let none = ex
         .features(&Tensor::zeros([0, 1, 28, 28], cpu), &taps)
