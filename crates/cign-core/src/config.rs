@@ -140,13 +140,14 @@ impl ModelConfig {
 
     /// The IGN network of width `base_c` (64 in the PapersReimplementations code) with its
     /// `Dropout2d` probability 0.1: `architecture = "ign"`, `conditioning = "none"`,
-    /// `latent_dim = base_c`, `intermediate_dim = 8 base_c`.
+    /// `latent_dim = base_c`, `intermediate_dim = 8 base_c` (saturating: a `base_c` too large
+    /// for that is refused by [`ModelConfig::validate`], not here).
     pub fn ign(base_c: i64) -> Self {
         ModelConfig {
             architecture: Architecture::Ign,
             conditioning: Conditioning::None,
             latent_dim: base_c,
-            intermediate_dim: 8 * base_c,
+            intermediate_dim: base_c.saturating_mul(8),
             dropout: 0.1,
             ..Default::default()
         }
@@ -160,10 +161,87 @@ impl ModelConfig {
     /// network, whose last decoder width is `8L / 16`), `intermediate_dim` < 1 (or not
     /// `8 * latent_dim` for the IGN network), `embedding_dim` < 1 or `num_classes` < 2 with
     /// labels, `dropout` outside [0, 1), `image_channels` < 1, a conditioning other than
-    /// `none` for the IGN network; a size above [`MAX_MODEL_SIZE`], or convolutions of more
-    /// than [`MAX_CONV_WEIGHTS`] weights in all (named `model.latent_dim`), so that building
-    /// the model can neither overflow nor ask for terabytes.
+    /// `none` for the IGN network; a size above [`MAX_MODEL_SIZE`], or a model of more than
+    /// [`MAX_PARAMETERS`] parameters ([`ModelConfig::parameter_count`]; named
+    /// `model.embedding_dim` when the label embeddings and linears hold most of them,
+    /// `model.latent_dim` otherwise), so that building the model can neither overflow nor ask
+    /// for terabytes.
     pub fn validate(&self) -> Result<(), ConfigValueError> {
+        self.validate_fields()?;
+        let (params, label) = self.parameters();
+        if params > MAX_PARAMETERS {
+            let (key, value) = if 2 * label > params {
+                ("model.embedding_dim", self.embedding_dim)
+            } else {
+                ("model.latent_dim", self.latent_dim)
+            };
+            return Err(invalid(
+                key,
+                value,
+                format!(
+                    "gives a model of {params} parameters (latent_dim {}, intermediate_dim {}, \
+                     embedding_dim {}), more than {MAX_PARAMETERS} (8 GiB of float32)",
+                    self.latent_dim, self.intermediate_dim, self.embedding_dim
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The trainable parameters of the model this config builds (what
+    /// [`crate::trainable_parameter_count`] counts once it is built): convolution weights, the
+    /// label embeddings and label linears (`E` weights per output), the filter model's channel
+    /// mixers, BatchNorm's weights and biases.
+    ///
+    /// # Panics
+    ///
+    /// As [`crate::layer_geometry`]: pass a validated config.
+    pub fn parameter_count(&self) -> i64 {
+        self.parameters().0
+    }
+
+    /// [`ModelConfig::parameter_count`] and the part of it that the label input holds (the
+    /// embeddings and the label linears). Every size is at most 2^16 after
+    /// [`ModelConfig::validate_fields`], so each term (at most 2^19 * 2^19 * 16) and the sums
+    /// fit an i64.
+    fn parameters(&self) -> (i64, i64) {
+        let geos = crate::model::layer_geometry(self);
+        let e = self.embedding_dim;
+        let mut label = if self.conditioning.is_conditional() {
+            2 * self.num_classes * e
+        } else {
+            0
+        };
+        let mut rest = 0;
+        for g in &geos {
+            let kk = g.kernel * g.kernel;
+            match self.conditioning {
+                Conditioning::None => rest += g.c_in * g.c_out * kk,
+                // conv_k with the label channel, linear_k: E -> S * S
+                Conditioning::Channel => {
+                    rest += (g.c_in + 1) * g.c_out * kk;
+                    label += (e + 1) * g.in_size * g.in_size;
+                }
+                // linear_k: E -> c_in k k, channel_mixer_k: c_in -> c_out
+                Conditioning::Filter => {
+                    rest += g.c_in * g.c_out + g.c_out;
+                    label += (e + 1) * g.c_in * kk;
+                }
+            }
+        }
+        // BatchNorm (weight and bias per channel) before every layer but the first of the
+        // CIGN network; in the IGN network before encoder layers 2-4 and decoder layers 1-4
+        let with_bn: &[usize] = match self.architecture {
+            Architecture::Cign => &[1, 2, 3, 4, 5, 6, 7, 8, 9],
+            Architecture::Ign => &[1, 2, 3, 5, 6, 7, 8],
+        };
+        rest += with_bn.iter().map(|&n| 2 * geos[n].c_in).sum::<i64>();
+        (rest + label, label)
+    }
+
+    /// The checks of [`ModelConfig::validate`] on the fields one by one (everything but the
+    /// parameter count), which bound every size so that the layer widths cannot overflow.
+    pub(crate) fn validate_fields(&self) -> Result<(), ConfigValueError> {
         for (key, value) in [
             ("model.latent_dim", self.latent_dim),
             ("model.intermediate_dim", self.intermediate_dim),
@@ -239,23 +317,6 @@ impl ModelConfig {
                 "must be >= 1",
             ));
         }
-        // Every size is at most 2^16 here, so each layer's c_in * c_out * k^2 (at most
-        // 2^19 * 2^19 * 16) and their sum fit an i64.
-        let weights: i64 = crate::model::layer_geometry(self)
-            .iter()
-            .map(|g| g.c_in * g.c_out * g.kernel * g.kernel)
-            .sum();
-        if weights > MAX_CONV_WEIGHTS {
-            return Err(invalid(
-                "model.latent_dim",
-                self.latent_dim,
-                format!(
-                    "gives convolutions of {weights} weights with intermediate_dim {}, more than \
-                     {MAX_CONV_WEIGHTS} (8 GiB of float32)",
-                    self.intermediate_dim
-                ),
-            ));
-        }
         Ok(())
     }
 }
@@ -265,9 +326,9 @@ impl ModelConfig {
 /// 128).
 pub const MAX_MODEL_SIZE: i64 = 1 << 16;
 
-/// The most convolution weights [`ModelConfig::validate`] accepts in all (2^31, 8 GiB of
-/// float32; the paper's large channel model has about 5.6 million parameters).
-pub const MAX_CONV_WEIGHTS: i64 = 1 << 31;
+/// The most parameters ([`ModelConfig::parameter_count`]) [`ModelConfig::validate`] accepts
+/// (2^31, 8 GiB of float32; the paper's large channel model has about 5.6 million).
+pub const MAX_PARAMETERS: i64 = 1 << 31;
 
 /// Which form of the optional smooth clamp of the tightness terms (`loss.tight_clamp`).
 ///

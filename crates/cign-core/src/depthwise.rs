@@ -23,6 +23,7 @@ fn size4(t: &Tensor, what: &str) -> (i64, i64, i64, i64) {
     }
 }
 
+/// The sizes of `x` `[B, C, H, W]` and `k` `[B, C, kh, kw]`.
 fn check(x: &Tensor, k: &Tensor) -> (i64, i64, i64, i64, i64, i64) {
     let (b, c, h, w) = size4(x, "depthwise input");
     let (kb, kc, kh, kw) = size4(k, "depthwise kernel");
@@ -35,16 +36,40 @@ fn check(x: &Tensor, k: &Tensor) -> (i64, i64, i64, i64, i64, i64) {
     (b, c, h, w, kh, kw)
 }
 
-/// Cross-correlates each channel of each sample of `x` `[B, C, H, W]` with its own kernel
-/// `k` `[B, C, kh, kw]` (no bias, no dilation). Returns `[B, C, H_out, W_out]` with
-/// `H_out = (H + 2 pad - kh) / stride + 1`.
+/// The result of a depthwise layer on an empty batch: `[0, C, H_out, W_out]` in `x`'s kind
+/// and device.
 ///
 /// # Panics
 ///
-/// `x` or `k` not 4-d, or `k`'s first two sizes other than `x`'s.
+/// `H_out` or `W_out` below 1 (the kernel does not fit), as the convolution would.
+fn empty_batch(x: &Tensor, c: i64, ho: i64, wo: i64) -> Tensor {
+    assert!(
+        ho > 0 && wo > 0,
+        "depthwise convolution: output size {ho} x {wo} (kernel larger than the padded input)"
+    );
+    Tensor::zeros([0, c, ho, wo], (x.kind(), x.device()))
+}
+
+/// Cross-correlates each channel of each sample of `x` `[B, C, H, W]` with its own kernel
+/// `k` `[B, C, kh, kw]` (no bias, no dilation). Returns `[B, C, H_out, W_out]` with
+/// `H_out = (H + 2 pad - kh) / stride + 1`. An empty batch (`B = 0`) gives an empty
+/// `[0, C, H_out, W_out]` (a grouped convolution cannot have `B C = 0` groups).
+///
+/// # Panics
+///
+/// `x` or `k` not 4-d, or `k`'s first two sizes other than `x`'s; `stride` 0; a kernel larger
+/// than the padded input (`H_out` or `W_out` below 1), a negative `pad`, kinds or devices
+/// that differ (libtorch's errors).
 pub fn depthwise_conv2d(x: &Tensor, k: &Tensor, stride: i64, pad: i64) -> Tensor {
     let (b, c, h, w, kh, kw) = check(x, k);
+    assert!(
+        stride > 0,
+        "depthwise convolution: stride {stride} must be > 0"
+    );
     let (ho, wo) = (conv_out(h, kh, stride, pad), conv_out(w, kw, stride, pad));
+    if b == 0 {
+        return empty_batch(x, c, ho, wo);
+    }
     x.contiguous()
         .view([1, b * c, h, w])
         .conv2d(
@@ -60,17 +85,25 @@ pub fn depthwise_conv2d(x: &Tensor, k: &Tensor, stride: i64, pad: i64) -> Tensor
 
 /// Transposed version of [`depthwise_conv2d`] (what `conv_transpose2d` with `groups = B * C`
 /// computes; no output padding). `x` `[B, C, H, W]`, `k` `[B, C, kh, kw]`; returns
-/// `[B, C, H_out, W_out]` with `H_out = (H - 1) stride - 2 pad + kh`.
+/// `[B, C, H_out, W_out]` with `H_out = (H - 1) stride - 2 pad + kh`; an empty batch gives
+/// an empty result, as in [`depthwise_conv2d`].
 ///
 /// # Panics
 ///
-/// As [`depthwise_conv2d`].
+/// As [`depthwise_conv2d`] (here `H_out` below 1 means a padding too large for the kernel).
 pub fn depthwise_conv_transpose2d(x: &Tensor, k: &Tensor, stride: i64, pad: i64) -> Tensor {
     let (b, c, h, w, kh, kw) = check(x, k);
+    assert!(
+        stride > 0,
+        "depthwise convolution: stride {stride} must be > 0"
+    );
     let (ho, wo) = (
         conv_transpose_out(h, kh, stride, pad),
         conv_transpose_out(w, kw, stride, pad),
     );
+    if b == 0 {
+        return empty_batch(x, c, ho, wo);
+    }
     x.contiguous()
         .view([1, b * c, h, w])
         .conv_transpose2d(

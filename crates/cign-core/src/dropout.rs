@@ -11,18 +11,11 @@
 //! incoming gradient times the mask. A seeded torch generator still makes the masks
 //! reproducible, independent of the thread count. Other devices and kinds use torch's dropout.
 
+use cign_data::sampler::splitmix64;
 use tch::{Device, Kind, Tensor};
 
 /// Elements per independently keyed block (the unit of work of one thread).
 const BLOCK: usize = 1 << 16;
-
-/// SplitMix64's output function.
-#[inline(always)]
-fn splitmix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Where the multiplier of an element comes from.
 #[derive(Clone, Copy)]
@@ -119,6 +112,10 @@ fn build_mask(shape: &[i64], p: f64, key: u64, act: Option<(&[f32], f32)>) -> Te
 
 /// A dropout mask of `shape` (float32, CPU): each element `1 / (1 - p)` with probability
 /// `1 - p`, else `0`, keyed by `key`.
+///
+/// # Panics
+///
+/// `p` outside [0, 1) (NaN included); a negative size in `shape` (libtorch's error).
 pub fn dropout_mask(shape: &[i64], p: f64, key: u64) -> Tensor {
     build_mask(shape, p, key, None)
 }
@@ -127,6 +124,10 @@ pub fn dropout_mask(shape: &[i64], p: f64, key: u64) -> Tensor {
 /// [`dropout_mask`]`(shape, p, key)` and a (leaky) ReLU with `negative_slope`: `M` is the mask
 /// times `1` where `x > 0` and `negative_slope` elsewhere. `x` must be a contiguous float32 CPU
 /// tensor.
+///
+/// # Panics
+///
+/// `x` not a contiguous float32 CPU tensor; `p` outside [0, 1).
 pub fn dropout_activation_multiplier(x: &Tensor, p: f64, negative_slope: f64, key: u64) -> Tensor {
     assert!(
         x.device() == Device::Cpu && x.kind() == Kind::Float && x.is_contiguous(),
@@ -149,6 +150,11 @@ fn draw_key() -> u64 {
 
 /// Training-mode dropout with probability `p`: on CPU float32 tensors `x * mask` with
 /// [`dropout_mask`] keyed by one draw from torch's generator; elsewhere torch's own dropout.
+/// Any layout of `x` (the product is contiguous).
+///
+/// # Panics
+///
+/// `p` outside [0, 1) (on other devices and kinds: outside [0, 1], libtorch's error).
 pub fn dropout(x: &Tensor, p: f64) -> Tensor {
     if p == 0.0 {
         return x.shallow_clone();
@@ -163,12 +169,15 @@ pub fn dropout(x: &Tensor, p: f64) -> Tensor {
 /// multiplication on CPU float32 tensors: `x * M` with [`dropout_activation_multiplier`], whose
 /// value and gradient (`M`, the product of the mask and the activation's derivative) equal
 /// those of the two operations in sequence with the same mask. Saves the activation's passes
-/// and its backward. Elsewhere: [`dropout`] then the activation.
+/// and its backward. Elsewhere: [`dropout`] then the activation. Any layout of `x` (it is made
+/// contiguous first).
+///
+/// # Panics
+///
+/// As [`dropout`].
 pub fn dropout_then_leaky_relu(x: &Tensor, p: f64, negative_slope: f64) -> Tensor {
     if x.device() != Device::Cpu || x.kind() != Kind::Float || p == 0.0 {
-        let d = dropout(x, p);
-        let neg = d.clamp_max(0.0) * negative_slope;
-        return d.relu() + neg;
+        return crate::model::activation::leaky_relu(&dropout(x, p), negative_slope);
     }
     let x = x.contiguous();
     let m = tch::no_grad(|| dropout_activation_multiplier(&x, p, negative_slope, draw_key()));

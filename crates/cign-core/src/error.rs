@@ -3,21 +3,20 @@
 /// Errors of `cign-core`.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
-    /// A configuration value is out of range or inconsistent.
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
     /// A configuration value out of range, with its key.
     #[error("invalid configuration: {0}")]
     Config(#[from] crate::config::ConfigValueError),
+    /// A device that cannot be used: absent (a CUDA device on a machine without it), or one
+    /// a precision does not run on.
+    #[error("device: {0}")]
+    Device(String),
+    /// A file's metadata that does not name a model config: a missing key, an unparsable
+    /// value, an unknown kind.
+    #[error("invalid metadata: {0}")]
+    Metadata(String),
     /// A named tensor that was expected is absent.
     #[error("missing tensors: {0}")]
     MissingTensors(String),
-    /// Tensors whose names are not known to the receiver.
-    #[error("unexpected tensors: {0}")]
-    UnexpectedTensors(String),
-    /// A tensor has a shape other than the expected one.
-    #[error("shape mismatch: {0}")]
-    ShapeMismatch(String),
     /// Loading a state failed for several reasons at once (each listed).
     #[error("cannot load state from {path}: {problems}")]
     Load { path: String, problems: String },

@@ -6,6 +6,10 @@ use crate::model::layer_geometry;
 use crate::{Conditioning, ModelConfig};
 
 /// FLOPs of one forward pass of `f` for one sample.
+///
+/// # Panics
+///
+/// As [`layer_geometry`]: pass a validated config.
 pub fn forward_flops_per_sample(cfg: &ModelConfig) -> f64 {
     let e = cfg.embedding_dim as f64;
     let mut macs = 0.0f64;
@@ -38,9 +42,9 @@ pub fn forward_flops_per_sample(cfg: &ModelConfig) -> f64 {
 /// of one sample's forward pass, for real batch `b` and `mismatch_per_image` mismatched pairs
 /// per image (9 for MNIST; 0 for the unconditional baseline). Passes whose parameters get
 /// gradients cost 2x forward in backward (weights and inputs); the frozen copy's passes 1x
-/// (inputs only).
+/// (inputs only). Counted in float64, so no argument overflows.
 pub fn training_step_passes(b: i64, mismatch_per_image: i64) -> (f64, f64) {
-    let (b, m) = (b as f64, (b * mismatch_per_image) as f64);
+    let (b, m) = (b as f64, b as f64 * mismatch_per_image as f64);
     // f(x), f(z), f(x'), f_copy(f(z)), f(sg f(z)), f_copy(f(x')), f(sg f(x'))
     let fwd = b + b + m + b + b + m + m;
     let with_params = b + b + m + b + m; // f(x), f(z), f(x'), f(sg f(z)), f(sg f(x'))
@@ -50,6 +54,10 @@ pub fn training_step_passes(b: i64, mismatch_per_image: i64) -> (f64, f64) {
 
 /// FLOPs of one training step (objective forward + backward; the optimiser's element-wise
 /// update is not counted) at real batch `b`.
+///
+/// # Panics
+///
+/// As [`layer_geometry`].
 pub fn training_step_flops(cfg: &ModelConfig, b: i64) -> f64 {
     let m = if cfg.conditioning.is_conditional() {
         cfg.num_classes - 1
@@ -61,6 +69,10 @@ pub fn training_step_flops(cfg: &ModelConfig, b: i64) -> f64 {
 }
 
 /// FLOPs of one forward pass of `f` over `b` samples.
+///
+/// # Panics
+///
+/// As [`layer_geometry`].
 pub fn forward_flops(cfg: &ModelConfig, b: i64) -> f64 {
     b as f64 * forward_flops_per_sample(cfg)
 }

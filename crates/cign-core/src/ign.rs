@@ -69,8 +69,9 @@ fn convs(cfg: &ModelConfig) -> [(i64, i64, i64, i64, i64); 10] {
 }
 
 /// The ten convolutions of the IGN network (encoder then decoder) with their sizes on
-/// 28 x 28 images.
-pub fn ign_layer_geometry(cfg: &ModelConfig) -> [LayerGeometry; 10] {
+/// 28 x 28 images; `cfg` has passed the field checks ([`crate::layer_geometry`] checks them,
+/// the public way to these).
+pub(crate) fn ign_layer_geometry(cfg: &ModelConfig) -> [LayerGeometry; 10] {
     geometry_of(convs(cfg))
 }
 

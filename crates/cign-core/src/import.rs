@@ -33,7 +33,11 @@ pub struct SafetensorsFile {
 }
 
 impl SafetensorsFile {
-    /// A tensor by name, or an error naming it.
+    /// A tensor by name.
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::MissingTensors`] naming `name` when the file has no such tensor.
     pub fn get(&self, name: &str) -> Result<&Tensor, CoreError> {
         self.tensors
             .get(name)
@@ -49,7 +53,13 @@ impl SafetensorsFile {
     }
 }
 
-/// Reads every tensor of a safetensors file onto the CPU.
+/// Reads every tensor of a safetensors file onto the CPU, with the file's metadata.
+///
+/// # Errors
+///
+/// [`CoreError::Io`] when the file cannot be read; [`CoreError::SafeTensors`] when it is not
+/// a valid safetensors file or holds a tensor of a dtype libtorch has no kind for (anything
+/// but F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL).
 pub fn read_safetensors(path: &Path) -> Result<SafetensorsFile, CoreError> {
     let bytes = std::fs::read(path).map_err(|e| CoreError::Io {
         path: path.display().to_string(),
@@ -79,6 +89,13 @@ pub fn read_safetensors(path: &Path) -> Result<SafetensorsFile, CoreError> {
 /// and BatchNorm running statistics) must be given with its shape; PyTorch's
 /// `*.num_batches_tracked` counters are accepted and ignored; any other name is an error. Values
 /// are converted to each variable's kind and device. Nothing is written unless all checks pass.
+/// `source` names the tensors' origin in the error (a path).
+///
+/// # Errors
+///
+/// [`CoreError::Load`] listing every variable of `vs` missing from `named`, every name of
+/// `named` that is no variable (other than `*.num_batches_tracked`), and every shape that
+/// differs from the variable's.
 pub fn load_named_into(
     vs: &mut VarStore,
     named: &BTreeMap<String, &Tensor>,
@@ -133,6 +150,10 @@ pub fn load_named_into(
 /// Loads the tensors named `prefix + <variable name>` (e.g. prefix `"state."`) from a
 /// safetensors file into `vs` (parameters and BatchNorm running statistics). The error names
 /// every missing, unexpected (other names with the prefix) or shape-mismatched tensor.
+///
+/// # Errors
+///
+/// As [`read_safetensors`] for the file, then as [`load_named_into`] for its tensors.
 pub fn load_safetensors_into(
     vs: &mut VarStore,
     path: &Path,
@@ -150,8 +171,9 @@ pub fn load_safetensors_into(
 ///
 /// # Errors
 ///
-/// [`CoreError::InvalidConfig`] for a missing required key, an unparsable value or an unknown
-/// kind; [`CoreError::Config`] when the result fails [`ModelConfig::validate`].
+/// [`CoreError::Metadata`] for a missing required key, an unparsable value or an unknown
+/// kind; [`CoreError::Config`] when the result fails [`ModelConfig::validate`] (sizes out of
+/// range included, however large: nothing here overflows).
 pub fn model_config_from_metadata(
     meta: &HashMap<String, String>,
 ) -> Result<ModelConfig, CoreError> {
@@ -160,12 +182,12 @@ pub fn model_config_from_metadata(
             .map(|v| {
                 v.trim()
                     .parse::<i64>()
-                    .map_err(|e| CoreError::InvalidConfig(format!("metadata {k}={v}: {e}")))
+                    .map_err(|e| CoreError::Metadata(format!("{k}={v}: {e}")))
             })
             .transpose()
     };
     let req = |k: &str| -> Result<i64, CoreError> {
-        int(k)?.ok_or_else(|| CoreError::InvalidConfig(format!("metadata has no {k}")))
+        int(k)?.ok_or_else(|| CoreError::Metadata(format!("no {k}")))
     };
     let kind = meta
         .get("kind")
@@ -177,8 +199,8 @@ pub fn model_config_from_metadata(
         Some("none") | Some("unconditional") => ModelConfig::with_dims(Conditioning::None, 1, 1, 1),
         Some("ign") => ModelConfig::ign(1),
         other => {
-            return Err(CoreError::InvalidConfig(format!(
-                "metadata kind {other:?} is not channel, filter, none or ign"
+            return Err(CoreError::Metadata(format!(
+                "kind {other:?} is not channel, filter, none or ign"
             )))
         }
     };
@@ -187,7 +209,8 @@ pub fn model_config_from_metadata(
     let cfg = ModelConfig {
         latent_dim,
         intermediate_dim: if ign {
-            int("intermediate_dim")?.unwrap_or(8 * latent_dim)
+            // saturating: a huge latent_dim is then refused by validate, naming it
+            int("intermediate_dim")?.unwrap_or_else(|| latent_dim.saturating_mul(8))
         } else {
             req("intermediate_dim")?
         },
@@ -200,7 +223,7 @@ pub fn model_config_from_metadata(
             Some(v) => v
                 .trim()
                 .parse()
-                .map_err(|e| CoreError::InvalidConfig(format!("metadata dropout={v}: {e}")))?,
+                .map_err(|e| CoreError::Metadata(format!("dropout={v}: {e}")))?,
             None => base.dropout,
         },
         num_classes: int("num_classes")?.unwrap_or(base.num_classes),

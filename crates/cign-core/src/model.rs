@@ -85,7 +85,16 @@ pub struct LayerGeometry {
 /// The five encoder layers followed by the five decoder layers of a config: for the CIGN
 /// network those of the table above (the filter model's depthwise layers have the same
 /// geometry), for the IGN network those of [`crate::ign`].
+///
+/// # Panics
+///
+/// `cfg` with a size above [`crate::config::MAX_MODEL_SIZE`] or below its minimum, or otherwise
+/// failing the field checks of [`ModelConfig::validate`] (its widths could overflow): pass a
+/// validated config.
 pub fn layer_geometry(cfg: &ModelConfig) -> [LayerGeometry; 10] {
+    if let Err(e) = cfg.validate_fields() {
+        panic!("layer_geometry needs a validated config: {e}");
+    }
     if cfg.architecture == Architecture::Ign {
         return ign_layer_geometry(cfg);
     }
@@ -230,13 +239,16 @@ impl Half {
         Half { embedder, layers }
     }
 
-    /// The five layers on `x` with `labels` (`[B]`, needed when conditional) in `mode`;
-    /// dropout has probability `dropout`.
+    /// The five layers on `x` with `labels` (`[B]`, needed when conditional, ignored
+    /// otherwise) in `mode`; dropout has probability `dropout`.
+    ///
+    /// # Panics
+    ///
+    /// A conditional half given no labels ([`Embedder::embed`]), before any layer runs.
     fn forward(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode, dropout: f64) -> Tensor {
-        let labels = match (&self.embedder, labels) {
-            (Some(e), Some(l)) => e.embed(l),
-            (Some(_), None) => panic!("this conditional model needs labels"),
-            (None, _) => Labels::None,
+        let labels = match &self.embedder {
+            Some(e) => e.embed(labels),
+            None => Labels::None,
         };
         let mut h = x.shallow_clone();
         for layer in &self.layers {
@@ -260,6 +272,12 @@ enum Net {
 
 /// The network `f(x, c) -> x'` (encoder under the path `discriminator`, decoder under
 /// `generator`): the CIGN network or, with [`Architecture::Ign`], the IGN network.
+///
+/// A model is bound to the device its var store had when it was built: its precision checks
+/// ([`CignModel::set_precision`]) and its formulation ([`Formulation::default_for`]) are that
+/// device's. Moving the var store afterwards (`VarStore::set_device`) is not supported; build
+/// the model on the device it is to run on and load weights into it
+/// ([`crate::load_safetensors_into`]).
 #[derive(Debug)]
 pub struct CignModel {
     cfg: ModelConfig,
@@ -276,7 +294,9 @@ impl CignModel {
     ///
     /// # Errors
     ///
-    /// [`CoreError::Config`] when `cfg` fails [`ModelConfig::validate`].
+    /// [`CoreError::Config`] when `cfg` fails [`ModelConfig::validate`];
+    /// [`CoreError::Device`] when `root`'s device cannot hold tensors (a CUDA device this
+    /// machine does not have, or any device libtorch was built without).
     pub fn new(root: &nn::Path, cfg: &ModelConfig) -> Result<Self, CoreError> {
         Self::with_formulation(root, cfg, Formulation::default_for(root.device()))
     }
@@ -289,13 +309,14 @@ impl CignModel {
     ///
     /// # Errors
     ///
-    /// [`CoreError::Config`] when `cfg` fails [`ModelConfig::validate`].
+    /// As [`CignModel::new`]; nothing is created under `root` on an error.
     pub fn with_formulation(
         root: &nn::Path,
         cfg: &ModelConfig,
         form: Formulation,
     ) -> Result<Self, CoreError> {
         cfg.validate()?;
+        probe_device(root.device())?;
         let net = match cfg.architecture {
             Architecture::Cign => {
                 let geos = layer_geometry(cfg);
@@ -345,7 +366,7 @@ impl CignModel {
     ///
     /// # Errors
     ///
-    /// [`CoreError::InvalidConfig`] when [`Precision::check_device`] fails for the model's
+    /// [`CoreError::Device`] when [`Precision::check_device`] fails for the model's
     /// device (bfloat16 on a device other than the CPU or CUDA); the precision is unchanged.
     ///
     /// [`Objective`]: crate::Objective
@@ -372,47 +393,80 @@ impl CignModel {
         }
     }
 
-    fn labels<'a>(&self, labels: Option<&'a Tensor>) -> Option<&'a Tensor> {
-        if self.cfg.conditioning.is_conditional() {
-            Some(labels.expect("a conditional CIGN model needs labels"))
-        } else {
-            None
-        }
-    }
-
-    /// One pass of `f`. `x`: `[B, C, 28, 28]` in [-1, 1]; `labels`: Int64 `[B]` in
-    /// `0..num_classes` (ignored, and may be `None`, for [`Conditioning::None`]). `train` is
-    /// PyTorch's training mode: batch statistics (the BatchNorm running statistics are
-    /// updated) and dropout; otherwise eval mode. Returns `[B, C, 28, 28]` in [-1, 1].
+    /// Refuses a pass in a mode that updates the running statistics ([`BnMode::Train`]) on a
+    /// batch of one, before any statistic changes: the decoder's first BatchNorm (the IGN
+    /// network's `generator.main.0` likewise) normalises the `[B, I, 1, 1]` latent, one value
+    /// per channel, and libtorch would write NaN into its running variance.
     ///
     /// # Panics
     ///
-    /// A conditional model given no labels; shapes other than the above (libtorch's error).
+    /// `mode.bn` is [`BnMode::Train`] and `batch` is 1.
+    fn check_batch(&self, batch: &Tensor, mode: Mode) {
+        let b = batch.size().first().copied().unwrap_or(0);
+        let latent = [b, self.cfg.intermediate_dim, 1, 1];
+        batch_norm::check_values_per_channel(&latent, mode.bn);
+    }
+
+    /// One pass of `f`. `x`: `[B, C, 28, 28]` float in [-1, 1] on the model's device;
+    /// `labels`: Int64 `[B]` in `0..num_classes` on the same device (ignored, and may be
+    /// `None`, for [`Conditioning::None`] and the IGN network). `train` is PyTorch's training
+    /// mode: batch statistics (the BatchNorm running statistics are updated) and dropout;
+    /// otherwise eval mode. Returns `[B, C, 28, 28]` in [-1, 1] (`B = 0` gives an empty
+    /// batch).
+    ///
+    /// # Panics
+    ///
+    /// As [`CignModel::forward_mode`] with [`Mode::TRAIN`] or [`Mode::EVAL`].
     pub fn forward_t(&self, x: &Tensor, labels: Option<&Tensor>, train: bool) -> Tensor {
         self.forward_mode(x, labels, Mode::from_train(train))
     }
 
-    /// One pass of `f` in an explicit [`Mode`], in the model's [`Precision`]. The result is
-    /// float32 for a float32 input in either precision.
+    /// One pass of `f` in an explicit [`Mode`], in the model's [`Precision`]; `x`, `labels`
+    /// and the result as in [`CignModel::forward_t`]. The result is float32 for a float32
+    /// input in either precision.
+    ///
+    /// # Panics
+    ///
+    /// Before anything runs: a conditional model given no labels; `mode.bn` =
+    /// [`BnMode::Train`] on a batch of one (one value per channel at the decoder's first
+    /// BatchNorm; PyTorch raises too), so no running statistic becomes NaN. In libtorch (its
+    /// error as a panic, possibly after the running statistics of earlier layers were updated):
+    /// `x` not `[B, C, 28, 28]` or not floating point, labels not integer, not of length `B`
+    /// or outside `0..num_classes`, tensors on another device than the model's, a kind other
+    /// than the variables' (float32 unless the var store was converted). On CUDA an
+    /// out-of-range label is a device-side assertion, which libtorch cannot recover from.
     pub fn forward_mode(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
+        self.check_batch(x, mode);
         self.in_precision(x.device(), || {
             let h = self.encode_raw(x, labels, mode);
             self.decode_raw(&h, labels, mode)
         })
     }
 
-    /// The encoder alone: `[B, C, 28, 28] -> [B, I, 1, 1]` (float32 in either precision).
+    /// The encoder alone: `[B, C, 28, 28] -> [B, I, 1, 1]` (float32 in either precision). The
+    /// CIGN latent is a sigmoid output, in (0, 1); the IGN network's (its last convolution has
+    /// no activation) is unbounded.
+    ///
+    /// # Panics
+    ///
+    /// As [`CignModel::forward_mode`], except that a batch of one trains (the encoder's
+    /// BatchNorms see at least 2 x 2 values per channel).
     pub fn encode_mode(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
         self.in_precision(x.device(), || self.encode_raw(x, labels, mode))
     }
 
-    /// The decoder alone: `[B, I, 1, 1] -> [B, C, 28, 28]` (float32 in either precision).
+    /// The decoder alone: `[B, I, 1, 1] -> [B, C, 28, 28]` in [-1, 1] (float32 in either
+    /// precision).
+    ///
+    /// # Panics
+    ///
+    /// As [`CignModel::forward_mode`], with `h` in place of `x`.
     pub fn decode_mode(&self, h: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
+        self.check_batch(h, mode);
         self.in_precision(h.device(), || self.decode_raw(h, labels, mode))
     }
 
     fn encode_raw(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
-        let labels = self.labels(labels);
         match &self.net {
             Net::Cign { encoder, .. } => encoder.forward(x, labels, mode, self.cfg.dropout),
             Net::Ign(net) => net.encode(x, mode),
@@ -420,7 +474,6 @@ impl CignModel {
     }
 
     fn decode_raw(&self, h: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
-        let labels = self.labels(labels);
         match &self.net {
             Net::Cign { decoder, .. } => decoder.forward(h, labels, mode, self.cfg.dropout),
             Net::Ign(net) => net.decode(h, mode),
@@ -428,19 +481,35 @@ impl CignModel {
     }
 
     /// Generation: `f(z, labels)` in eval mode without gradients (one call, as in the paper).
+    /// `z` `[B, C, 28, 28]` (noise, [`sample_noise`]), `labels` and the result as in
+    /// [`CignModel::forward_t`].
+    ///
+    /// # Panics
+    ///
+    /// As [`CignModel::forward_mode`] in eval mode.
     pub fn generate(&self, z: &Tensor, labels: Option<&Tensor>) -> Tensor {
         self.generate_t(z, labels, false)
     }
 
     /// Generation with the mode as an option: `train = false` is eval mode (running
     /// statistics); `train = true` normalises with the batch's own statistics (no dropout, and
-    /// the running statistics are not modified). No gradients.
+    /// the running statistics are not modified; a batch of one then normalises the decoder's
+    /// `1 x 1` latent to BatchNorm's bias, where PyTorch's training mode would refuse it). No
+    /// gradients.
+    ///
+    /// # Panics
+    ///
+    /// As [`CignModel::forward_mode`] (neither mode refuses a batch of one).
     pub fn generate_t(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> Tensor {
         tch::no_grad(|| self.forward_mode(z, labels, Mode::generation(train)))
     }
 
     /// `f` applied `k` times (`k = 0` returns a copy of `x`), without gradients; `train` as in
     /// [`CignModel::generate_t`].
+    ///
+    /// # Panics
+    ///
+    /// As [`CignModel::generate_t`], for `k > 0`.
     pub fn reapply(&self, x: &Tensor, labels: Option<&Tensor>, k: usize, train: bool) -> Tensor {
         tch::no_grad(|| {
             let mut h = x.copy();
@@ -452,10 +521,31 @@ impl CignModel {
     }
 
     /// Projection of a given image under a label onto the model's fixed points: one eval-mode
-    /// pass without gradients (use [`CignModel::reapply`] for more passes).
+    /// pass without gradients (use [`CignModel::reapply`] for more passes). `x` `[B, C, 28, 28]`
+    /// in [-1, 1].
+    ///
+    /// # Panics
+    ///
+    /// As [`CignModel::generate`].
     pub fn project(&self, x: &Tensor, labels: Option<&Tensor>) -> Tensor {
         self.generate(x, labels)
     }
+}
+
+/// Checks that `device` can hold tensors before any variable is created there (`nn::Path::var`
+/// would panic): a CUDA index below `tch::Cuda::device_count()`, then an empty allocation.
+fn probe_device(device: Device) -> Result<(), CoreError> {
+    if let Device::Cuda(i) = device {
+        let n = tch::Cuda::device_count();
+        if i64::try_from(i).map_or(true, |i| i >= n) {
+            return Err(CoreError::Device(format!(
+                "{device:?} is not available: this machine has {n} CUDA device(s)"
+            )));
+        }
+    }
+    Tensor::f_empty([0], (Kind::Float, device))
+        .map(|_| ())
+        .map_err(|e| CoreError::Device(format!("cannot allocate on {device:?}: {e}")))
 }
 
 /// Number of trainable scalars in a var store (BatchNorm running statistics excluded).
@@ -467,7 +557,9 @@ pub fn trainable_parameter_count(vs: &nn::VarStore) -> i64 {
 }
 
 /// Samples `n` noise images `N(0, I)` of shape `[n, C, 28, 28]` (float32, on `device`) from
-/// torch's generator.
+/// torch's generator: the prior of the authors' `MNIST/main.py`,
+/// `Normal(torch.zeros(1, 28, 28), torch.ones(1, 28, 28))`, whose samples are the noise `z`
+/// of the objective and of generation.
 ///
 /// # Errors
 ///

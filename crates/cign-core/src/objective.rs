@@ -18,7 +18,7 @@
 //! frozen [`VarStore`], no reallocation); its own running statistics are overwritten there too,
 //! so whatever its training-mode passes do to them is thrown away.
 //!
-//! For [`Conditioning::None`] the objective is IGN's: rec, idem and tight on noise, labels
+//! For [`crate::Conditioning::None`] the objective is IGN's: rec, idem and tight on noise, labels
 //! ignored; the mismatch terms are zero. (The IGN code the authors modified,
 //! PapersReimplementations `src/cv/ign/ign.py`, runs the same four passes in the same order:
 //! f(x), f(z), f_copy(f(z)), f(sg f(z)).)
@@ -28,7 +28,10 @@
 //! (unweighted) reconstruction distance of the real batch, gradients flowing through both
 //! (IGN, arXiv 2311.01462, Sec. 3). [`TightClamp::Batch`] clamps the batch's distance `d`;
 //! [`TightClamp::PerSample`] clamps each sample's distance `d_i` (the mean over its elements)
-//! and then averages over the samples.
+//! and then averages over the samples. When `D_rec` is exactly 0 (`f` reconstructs the real
+//! batch exactly) the clamp divides by zero: the clamped terms' gradients are NaN (their value
+//! is 0, NaN where `d` is 0 too), as the clamp is written in IGN; the numerics are kept as
+//! they are (the unclamped objective, the authors', has no such point).
 //!
 //! Precision: the passes of `f` and `f_copy` run in the model's [`crate::Precision`]
 //! ([`CignModel::set_precision`]; the copy follows `f`), and return float32, so the distances,
@@ -39,7 +42,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::model::{CignModel, Formulation, Mode};
-use crate::{Conditioning, CoreError, ModelConfig, ObjectiveConfig, TightClamp};
+use crate::{CoreError, ModelConfig, ObjectiveConfig, TightClamp};
 
 pub use cign_data::{mismatch_pairs, TrainBatch};
 
@@ -158,7 +161,8 @@ impl Objective {
     ///
     /// # Errors
     ///
-    /// [`CoreError::Config`] when either config fails its `validate`.
+    /// [`CoreError::Config`] when either config fails its `validate`; [`CoreError::Device`]
+    /// when `device` cannot hold tensors (as [`CignModel::new`]).
     pub fn new(
         model_cfg: &ModelConfig,
         obj_cfg: ObjectiveConfig,
@@ -174,7 +178,7 @@ impl Objective {
     ///
     /// # Errors
     ///
-    /// [`CoreError::Config`] when either config fails its `validate`.
+    /// As [`Objective::new`].
     pub fn with_formulation(
         model_cfg: &ModelConfig,
         obj_cfg: ObjectiveConfig,
@@ -211,6 +215,12 @@ impl Objective {
     /// Overwrites the frozen copy with `vs`'s values (parameters and running statistics), in
     /// place. If `vs` was converted to another float kind (`VarStore::double`), the copy
     /// follows it first.
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::Torch`] when `vs` does not hold exactly the copy's variables (the var
+    /// store of a model of another config), or one of another shape; the copy may then be
+    /// partly overwritten.
     pub fn refresh_copy(&mut self, vs: &VarStore) -> Result<(), CoreError> {
         let kind_of = |v: &VarStore| v.trainable_variables().first().map(Tensor::kind);
         if let (Some(want), Some(have)) = (kind_of(vs), kind_of(&self.frozen_vs)) {
@@ -222,12 +232,17 @@ impl Objective {
         Ok(())
     }
 
+    /// Checks that `model` has the config the objective (and its frozen copy) was built for,
+    /// every field of it (the copy's passes use its dropout, for one).
+    ///
+    /// # Panics
+    ///
+    /// `model.config()` differs from the objective's model config; the message shows both.
     fn check_model(&self, model: &CignModel) {
         let (m, o) = (model.config(), &self.model_cfg);
-        assert_eq!(
-            (m.architecture, m.conditioning),
-            (o.architecture, o.conditioning),
-            "the objective was built for another architecture or conditioning"
+        assert!(
+            m == o,
+            "the objective was built for another model config: model {m:?}, objective {o:?}"
         );
     }
 
@@ -274,10 +289,12 @@ impl Objective {
     ///
     /// # Panics
     ///
-    /// `model` of another architecture, conditioning or formulation than the objective was
-    /// built for; `vs` with other variables than the model's; a `batch` with `x_mismatch` but
-    /// no `y_mismatch`, or whose tensors do not fit the model (shapes, labels outside
-    /// `0..num_classes`, another device: libtorch's errors). Batches from
+    /// `model` of another config (any field) or formulation than the objective was built for;
+    /// `vs` with other variables than the model's; a `batch` with `x_mismatch` but no
+    /// `y_mismatch`; a batch of one image (BatchNorm in training mode needs more than one
+    /// value per channel: [`CignModel::forward_mode`], refused before any running statistic
+    /// changes); tensors that do not fit the model (shapes, labels outside `0..num_classes`,
+    /// another device: libtorch's errors). Batches of at least 2 from
     /// `cign_data::BatchSampler` for the model's config always fit.
     pub fn training_loss(
         &mut self,
@@ -401,12 +418,5 @@ impl Objective {
                 LossTerms::from_terms(rec, idem_noise, tight_noise, idem_mismatch, tight_mismatch)
             })
         })
-    }
-}
-
-impl Conditioning {
-    /// Whether the objective has mismatch terms for this conditioning.
-    pub fn has_mismatch_terms(&self) -> bool {
-        self.is_conditional()
     }
 }

@@ -28,6 +28,13 @@ pub struct AdamW {
 impl AdamW {
     /// Optimises every trainable variable of `vs` (those that require gradients: BatchNorm
     /// running statistics are not among them). Moments start at zero.
+    ///
+    /// `cfg` is taken as given (this constructor has no error to return): check it with
+    /// [`AdamWConfig::validate`] first, as the binaries do when they read a config (`lr` finite
+    /// and > 0, betas in [0, 1), `weight_decay` finite and >= 0, `eps` finite and > 0). Out of
+    /// those ranges nothing panics, but [`AdamW::step`] is meaningless: `beta1 = 1` divides by
+    /// zero, `eps = 0` divides zero by zero where a gradient is 0, NaN or infinite settings
+    /// make the parameters NaN.
     pub fn new(vs: &VarStore, cfg: AdamWConfig) -> Self {
         let mut named: Vec<(String, Tensor)> = vs
             .variables()

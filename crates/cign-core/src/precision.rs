@@ -69,21 +69,21 @@ impl Precision {
     ///
     /// # Errors
     ///
-    /// [`CoreError::InvalidConfig`] for [`Precision::Bf16`] on a device other than the CPU or
+    /// [`CoreError::Device`] for [`Precision::Bf16`] on a device other than the CPU or
     /// CUDA, or on a target whose C++ ABI this module does not call (MSVC).
     pub fn check_device(&self, device: Device) -> Result<(), CoreError> {
         match self {
             Precision::Fp32 => Ok(()),
             Precision::Bf16 => {
                 if !ffi::AVAILABLE {
-                    return Err(CoreError::InvalidConfig(
+                    return Err(CoreError::Device(
                         "precision = bf16 needs libtorch's autocast through the Itanium C++ ABI, \
                          which this target does not use"
                             .into(),
                     ));
                 }
                 device_type(device).map(|_| ()).ok_or_else(|| {
-                    CoreError::InvalidConfig(format!(
+                    CoreError::Device(format!(
                         "precision = bf16 runs on the CPU or CUDA, not on {device:?}"
                     ))
                 })

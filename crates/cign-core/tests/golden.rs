@@ -73,11 +73,7 @@ enum Perturb {
 /// Multiplies every element of `t` by `1 + u 2^-23` (`u ~ U(-1/2, 1/2)` from SplitMix64 keyed
 /// by `key`), in place, rounding to `t`'s kind.
 fn jitter(t: &mut Tensor, key: u64) {
-    let mix = |mut z: u64| {
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mix = cign_data::sampler::splitmix64;
     let n = t.numel() as u64;
     let u: Vec<f64> = (0..n)
         .map(|i| {

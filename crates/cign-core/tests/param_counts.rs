@@ -36,6 +36,36 @@ fn parameter_counts_equal_the_authors_models() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
+/// `ModelConfig::parameter_count` (what `validate` bounds) is the count of the built model,
+/// for every conditioning and the IGN network.
+#[test]
+fn config_parameter_count_is_the_built_models() {
+    for ((l, i, e), _, _) in ROWS {
+        for c in [
+            Conditioning::Channel,
+            Conditioning::Filter,
+            Conditioning::None,
+        ] {
+            let cfg = ModelConfig::with_dims(c, l, i, e);
+            assert_eq!(
+                cfg.parameter_count(),
+                count(c, l, i, e),
+                "{c:?} ({l},{i},{e})"
+            );
+        }
+    }
+    for base_c in [2, 8, 64] {
+        let cfg = ModelConfig::ign(base_c);
+        let vs = VarStore::new(Device::Cpu);
+        let _m = CignModel::new(&vs.root(), &cfg).unwrap();
+        assert_eq!(
+            cfg.parameter_count(),
+            trainable_parameter_count(&vs),
+            "ign {base_c}"
+        );
+    }
+}
+
 /// The unconditional baseline is the channel model minus everything the label feeds: the two
 /// embeddings, the ten label-map linears and the label channel of every convolution.
 #[test]

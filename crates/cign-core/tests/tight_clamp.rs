@@ -103,6 +103,14 @@ fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
 }
 
+/// `got` (float32 arithmetic) equals the float64 reference `want` to 1e-5 relative, or to
+/// 1e-8 absolute for terms below 1e-3: in eval mode `f` and `f_copy` are the same network,
+/// so the tightness terms are differences of near-equal float32 distances (about 1e-5 at
+/// this seed) whose last bits depend on the summation order, that is on the thread count.
+fn close(got: f64, want: f64) -> bool {
+    (got - want).abs() <= 1e-5 * want.abs().max(1e-3)
+}
+
 fn config(clamp: TightClamp, ratio: f64) -> ObjectiveConfig {
     ObjectiveConfig {
         tight_clamp: clamp,
@@ -128,8 +136,8 @@ fn clamp_forms_equal_the_float64_reference() {
                 "{clamp:?} a={ratio}: train tight_noise {:.8} (f64 {rn:.8}), tight_mismatch {:.8} (f64 {rm:.8})",
                 train.tight_noise, train.tight_mismatch
             );
-            assert!(rel(train.tight_noise, rn) < 1e-5, "{clamp:?} {ratio}");
-            assert!(rel(train.tight_mismatch, rm) < 1e-5, "{clamp:?} {ratio}");
+            assert!(close(train.tight_noise, rn), "{clamp:?} {ratio}");
+            assert!(close(train.tight_mismatch, rm), "{clamp:?} {ratio}");
             // validation: eval mode
             let val = obj.validation_loss(&s.model, &s.vs, &s.batch).to_f64();
             let (vn, vm) = reference(&s, &oc, Mode::EVAL);
@@ -137,12 +145,9 @@ fn clamp_forms_equal_the_float64_reference() {
                 "{clamp:?} a={ratio}: validation tight_noise {:.8} (f64 {vn:.8}), tight_mismatch {:.8} (f64 {vm:.8})",
                 val.tight_noise, val.tight_mismatch
             );
+            assert!(close(val.tight_noise, vn), "{clamp:?} {ratio} validation");
             assert!(
-                rel(val.tight_noise, vn) < 1e-5,
-                "{clamp:?} {ratio} validation"
-            );
-            assert!(
-                rel(val.tight_mismatch, vm) < 1e-5,
+                close(val.tight_mismatch, vm),
                 "{clamp:?} {ratio} validation"
             );
             seen.push((clamp, ratio, train));

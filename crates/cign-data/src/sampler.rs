@@ -171,13 +171,20 @@ pub fn mismatch_pairs(x: &Tensor, y: &Tensor, num_classes: i64) -> (Tensor, Tens
     )
 }
 
-/// Mixes seed, epoch and batch index into one 64-bit seed (SplitMix64 finaliser).
-fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z =
-        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+/// SplitMix64's output function (`mix64` of Java's `SplittableRandom`; Steele, Lea and Flood,
+/// OOPSLA 2014): a bijection of `u64` that scrambles neighbouring inputs. Also the
+/// counter-based generator of `cign-core`'s dropout masks.
+#[inline(always)]
+pub fn splitmix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// Mixes seed, epoch and batch index into one 64-bit seed ([`splitmix64`] of their
+/// combination).
+fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    splitmix64(seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
 }
 
 /// The sampler. Holds only its settings; the data is passed to [`BatchSampler::epoch`].

@@ -30,6 +30,30 @@ pub enum BnLayout {
     RowsForSmallMaps,
 }
 
+/// Refuses a pass that would update the running statistics ([`BnMode::Train`]) from one value
+/// per channel: libtorch's unbiased running-variance update divides by `n - 1 = 0` and writes
+/// NaN into `running_var`, where PyTorch's `BatchNorm2d` raises "Expected more than 1 value per
+/// channel when training". `shape` is the input's (`[N, C, H, W]`, or rows `[N, C]`); the
+/// values per channel are the product of every size but `C`'s. Other modes, and empty inputs,
+/// pass.
+///
+/// # Panics
+///
+/// `mode` is [`BnMode::Train`] and `shape` has exactly one value per channel.
+pub(crate) fn check_values_per_channel(shape: &[i64], mode: BnMode) {
+    let values: i64 = shape
+        .iter()
+        .enumerate()
+        .filter(|&(dim, _)| dim != 1)
+        .map(|(_, &size)| size)
+        .product();
+    assert!(
+        mode != BnMode::Train || values != 1,
+        "BatchNorm in training mode needs more than 1 value per channel (its running variance \
+         would become NaN), got an input of shape {shape:?}: train on batches of at least 2"
+    );
+}
+
 /// `BatchNorm2d(channels)`: weight 1, bias 0, running mean 0 and variance 1 (the variables
 /// `weight`, `bias`, `running_mean`, `running_var` of a PyTorch state dict).
 #[derive(Debug)]
@@ -58,6 +82,10 @@ impl BatchNorm {
     /// Normalises `h` `[N, C, H, W]` per channel in `mode`: with the running statistics
     /// ([`BnMode::Eval`]), or with the batch's own (over `N H W`), updating the running
     /// statistics ([`BnMode::Train`]) or leaving them untouched ([`BnMode::BatchStats`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`check_values_per_channel`]; `h` not 4-d (libtorch's error).
     pub(crate) fn forward(&self, h: &Tensor, mode: BnMode) -> Tensor {
         if self.layout == BnLayout::RowsForSmallMaps {
             let (n, c, hh, ww) = h.size4().expect("BatchNorm2d takes [N, C, H, W]");
@@ -76,6 +104,7 @@ impl BatchNorm {
     /// `torch.batch_norm` over dimension 1 of `h` (`[N, C, H, W]` or rows `[N, C]`): what
     /// `BatchNorm2d.forward` calls.
     fn normalise(&self, h: &Tensor, mode: BnMode) -> Tensor {
+        check_values_per_channel(&h.size(), mode);
         let bn = &self.bn;
         let running = mode != BnMode::BatchStats;
         Tensor::batch_norm(

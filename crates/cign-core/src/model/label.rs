@@ -48,8 +48,15 @@ impl Embedder {
         }
     }
 
-    /// The labels `[B]` (Int64 in `0..num_classes`) of one pass, as the layers take them.
-    pub(super) fn embed<'a>(&'a self, labels: &'a Tensor) -> Labels<'a> {
+    /// The labels `[B]` (Int64 in `0..num_classes`) of one pass, as the layers take them: the
+    /// one place that checks that a conditional model was given labels.
+    ///
+    /// # Panics
+    ///
+    /// `labels` is `None`. Labels outside `0..num_classes` or not integer panic later, in
+    /// libtorch's `embedding` or `index_select`.
+    pub(super) fn embed<'a>(&'a self, labels: Option<&'a Tensor>) -> Labels<'a> {
+        let labels = labels.expect("a conditional CIGN model needs labels (Int64 [B])");
         match self.imp {
             LabelImpl::PerSample => {
                 Labels::PerSample(Tensor::embedding(&self.table, labels, -1, false, false))
@@ -85,12 +92,13 @@ impl Labels<'_> {
     ///
     /// # Panics
     ///
-    /// [`Labels::None`] (a conditioned layer without labels).
+    /// [`Labels::None`]: unreachable, conditioned layers exist only in the halves of a
+    /// conditional model, whose labels come from [`Embedder::embed`].
     pub(super) fn project(&self, linear: &Linear, shape: &[i64]) -> Tensor {
         let rows = match self {
             Labels::PerSample(e) => e,
             Labels::PerClass { table, .. } => *table,
-            Labels::None => panic!("a conditioned layer needs labels"),
+            Labels::None => unreachable!("a conditioned layer in a half without an embedder"),
         };
         linear.forward(rows).view(shape).tanh()
     }
