@@ -145,7 +145,8 @@ pub struct TrainSection {
     /// Stop after this many minutes of training in this invocation (a resumed run gets the
     /// budget again, so a scheduler slot can be filled); 0 = no limit (0). The stop comes
     /// after the step that crosses the budget and writes `last` at once, without a final
-    /// validation (the run is meant to be resumed; a validation due at that step still runs).
+    /// validation (the run is meant to be resumed; a validation due at that step still runs),
+    /// except in a run that has never validated: it validates once, so that `best` exists.
     pub time_budget_minutes: f64,
     /// Validate (and checkpoint) every this many steps; 0 = at the end of each epoch (0).
     pub eval_every: u64,

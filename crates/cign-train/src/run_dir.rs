@@ -195,7 +195,8 @@ impl RunDir {
         self.root.join("loss.png")
     }
 
-    /// Path of an existing checkpoint, or an error that says what the directory holds.
+    /// Path of the existing checkpoint `which` (`best`, `last`, `epoch-NNN`), or an error that
+    /// says when that checkpoint is written and which ones the directory holds.
     ///
     /// # Errors
     ///
@@ -203,15 +204,45 @@ impl RunDir {
     pub fn existing_checkpoint(&self, which: &str) -> Result<PathBuf> {
         let path = self.checkpoint(which);
         if path.is_file() {
-            Ok(path)
-        } else {
-            bail!(
-                "run directory {} has no checkpoint {} (it is written at the first validation \
-                 or checkpoint interval)",
-                self.root.display(),
-                path.display()
-            )
+            return Ok(path);
         }
+        let when = match which {
+            "best" => {
+                if self.checkpoint("last").is_file() {
+                    "it is written at the first validation, and this run has none yet: use \
+                     --checkpoint last"
+                } else {
+                    "it is written at the first validation"
+                }
+            }
+            "last" => "it is written at the first validation, checkpoint interval or stop",
+            _ if which.starts_with("epoch-") => {
+                "snapshots are written every train.snapshot_every_epochs epochs"
+            }
+            _ => "not a checkpoint name cign-train writes",
+        };
+        let mut held: Vec<String> = std::fs::read_dir(self.root.join("checkpoints"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".safetensors")
+                    .map(str::to_string)
+            })
+            .collect();
+        held.sort();
+        let held = if held.is_empty() {
+            "none".to_string()
+        } else {
+            held.join(", ")
+        };
+        bail!(
+            "run directory {} has no checkpoint {} ({when}; it holds: {held})",
+            self.root.display(),
+            path.display()
+        )
     }
 }
 
@@ -341,6 +372,32 @@ fn drop_records_after(path: &Path, step: u64) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_checkpoint_says_when_it_is_written_and_what_the_run_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open_unchecked(dir.path());
+        std::fs::create_dir_all(dir.path().join("checkpoints")).unwrap();
+        let err = |which: &str| run.existing_checkpoint(which).unwrap_err().to_string();
+        let e = err("best");
+        assert!(
+            e.contains("first validation") && e.ends_with("it holds: none)"),
+            "{e}"
+        );
+        assert!(!e.contains("--checkpoint last"), "{e}");
+        std::fs::write(run.checkpoint("last"), b"").unwrap();
+        std::fs::write(run.snapshot(5), b"").unwrap();
+        // A run stopped before its first validation has `last` only: say to use it.
+        let e = err("best");
+        assert!(e.contains("use --checkpoint last"), "{e}");
+        assert!(e.ends_with("it holds: epoch-005, last)"), "{e}");
+        assert!(err("epoch-010").contains("snapshot_every_epochs"));
+        assert!(err("bset").contains("not a checkpoint name"));
+        assert_eq!(
+            run.existing_checkpoint("last").unwrap(),
+            run.checkpoint("last")
+        );
+    }
 
     #[test]
     fn a_cut_last_line_is_ended_before_the_next_record() {

@@ -671,11 +671,13 @@ impl Trainer {
             _ => {
                 // A time budget is a deadline (a scheduler slot, a session's end): the run will
                 // be resumed, so it writes `last` at once, as a signal does, and the next
-                // scheduled validation runs after resuming. The other ends validate the final
-                // model unless the last step just did.
-                if !just_validated
-                    && (reason == StopReason::TimeBudget || !self.validate_and_checkpoint(stop)?)
-                {
+                // scheduled validation runs after resuming; unless no validation ever ran, when
+                // it validates once so that `best`, what the sampling and evaluation tools
+                // read by default, exists. The other ends validate the final model unless the
+                // last step just did.
+                let skip_validation =
+                    reason == StopReason::TimeBudget && self.state.best_val_loss.is_finite();
+                if !just_validated && (skip_validation || !self.validate_and_checkpoint(stop)?) {
                     // The final validation is not a scheduled one: if a signal cut it short,
                     // the resumed run has nothing to catch up.
                     self.state.pending_validation = false;

@@ -272,7 +272,7 @@ fn kill_9_leaves_a_loadable_checkpoint_and_a_reported_lock() {
 }
 
 #[test]
-fn a_time_budget_stop_writes_last_at_once_without_a_final_validation() {
+fn a_time_budget_stop_writes_last_at_once_and_validates_only_a_run_without_best() {
     // 40 images at batch 8: 5 steps per epoch, validation only at epoch ends. A budget of
     // 6 ms ends the run after its first step, mid-epoch.
     let s = setup(8);
@@ -280,19 +280,23 @@ fn a_time_budget_stop_writes_last_at_once_without_a_final_validation() {
     let out = run(&[&cfg, "--set", "train.time_budget_minutes=0.0001"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = String::from_utf8_lossy(&out.stdout);
-    // In words, without Rust names, and without an "inf" for the validation that never ran.
     assert!(
-        summary.contains(
-            "stopped: train.time_budget_minutes used up: step 1 (epoch 1, batch 1 of 5), \
-             no validation ran yet"
-        ),
+        summary
+            .contains("stopped: train.time_budget_minutes used up: step 1 (epoch 1, batch 1 of 5)"),
         "{summary}"
     );
+    // The run had never validated: it validates once, so that `best` (what cign-sample,
+    // cign-eval and cign-export read by default) exists.
     let run_dir = run_dirs(&s.runs).remove(0);
+    assert_eq!(validations(&run_dir), 1);
+    assert!(run_dir.join("checkpoints/best.safetensors").is_file());
+    // Resumed with a best: the next budget stop writes `last` at once, without validating.
+    let out = run_resume(&run_dir, "train.time_budget_minutes=0.0001");
+    assert!(out.status.success(), "{}", stderr(&out));
     let t = checkpoint(&run_dir);
-    assert_eq!(meta(&t, "step"), 1);
+    assert_eq!(meta(&t, "step"), 2);
     assert_eq!(meta(&t, "pending_validation"), 0);
-    assert_eq!(validations(&run_dir), 0);
+    assert_eq!(validations(&run_dir), 1);
     // The same end by max_steps validates the final model.
     let other = s.root.join("other");
     let out_dir = format!("output.dir=\"{}\"", other.display());
