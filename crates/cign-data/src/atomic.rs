@@ -14,7 +14,8 @@
 //! [`prepare_output`] is the one check of an output path before any work starts: a path that
 //! is an existing directory, or whose directory cannot be created or written, is refused at
 //! once, and missing parent directories are created (and removed again, when empty, if the
-//! command fails: see [`CreatedDirs`]).
+//! command fails: see [`CreatedDirs`]). [`check_outputs`] checks all outputs of a command
+//! together, also against its inputs and each other.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -136,7 +137,8 @@ pub fn remove_created_dirs(dirs: &[PathBuf]) {
 ///
 /// # Errors
 ///
-/// The error of the first directory that cannot be created, naming that directory; the
+/// The error of the first directory that cannot be created, naming that directory (a path
+/// that exists as something other than a directory: [`io::ErrorKind::NotADirectory`]); the
 /// directories created before it are removed again.
 pub fn create_dir_all_tracked(dir: &Path) -> io::Result<CreatedDirs> {
     let mut missing = Vec::new();
@@ -144,6 +146,14 @@ pub fn create_dir_all_tracked(dir: &Path) -> io::Result<CreatedDirs> {
     while let Some(d) = cur {
         if d.as_os_str().is_empty() || d.is_dir() {
             break;
+        }
+        if std::fs::symlink_metadata(d).is_ok() {
+            // A file (or a link to none) where a directory is needed: say so, rather than
+            // create_dir's "File exists".
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} exists and is not a directory", d.display()),
+            ));
         }
         missing.push(d.to_path_buf());
         cur = d.parent();
@@ -165,15 +175,29 @@ pub fn create_dir_all_tracked(dir: &Path) -> io::Result<CreatedDirs> {
     Ok(created)
 }
 
-/// An output path refused by [`prepare_output`]: always one line naming the path as given.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {what}")]
+/// An output path refused by [`prepare_output`] or [`check_outputs`]: always one line naming
+/// the path as given, after the command-line flag that gave it when there is one
+/// (`--json out/r.json: ...`).
+#[derive(Debug)]
 pub struct OutputError {
+    /// The flag that named the output (`--out`), if any.
+    pub flag: Option<String>,
     /// The output path as given.
     pub path: PathBuf,
     /// What is wrong with it.
     pub what: String,
 }
+
+impl std::fmt::Display for OutputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(flag) = &self.flag {
+            write!(f, "{flag} ")?;
+        }
+        write!(f, "{}: {}", self.path.display(), self.what)
+    }
+}
+
+impl std::error::Error for OutputError {}
 
 /// Checks, before any work, that [`write_atomic`] will be able to write `path`: the path names
 /// a file (not empty, not an existing directory), its parent directories exist (missing ones
@@ -189,6 +213,7 @@ pub struct OutputError {
 /// in which no file can be created.
 pub fn prepare_output(path: &Path) -> Result<CreatedDirs, OutputError> {
     let err = |what: String| OutputError {
+        flag: None,
         path: path.to_path_buf(),
         what,
     };
@@ -217,9 +242,172 @@ pub fn prepare_output(path: &Path) -> Result<CreatedDirs, OutputError> {
     Ok(created)
 }
 
+/// `path` made absolute, with the part that exists resolved (symlinks, `..`) and the `..` of
+/// the part that does not exist applied, so that two spellings of one file compare equal
+/// whether or not it (or a directory on the way to it) exists yet.
+pub fn resolve_path(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    for ancestor in absolute.ancestors() {
+        if let Ok(real) = ancestor.canonicalize() {
+            let rest = absolute.strip_prefix(ancestor).unwrap_or(Path::new(""));
+            // The part that does not exist yet will be made of plain directories, so its
+            // `..` undo the component before them (`new/../a` is `a` once `new` is created);
+            // the result is resolved again, since it may now reach an existing link.
+            let mut out = real;
+            let mut popped = false;
+            for part in rest.components() {
+                match part {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                        popped = true;
+                    }
+                    std::path::Component::Normal(name) => out.push(name),
+                    _ => {}
+                }
+            }
+            return if popped { resolve_path(&out) } else { out };
+        }
+    }
+    absolute
+}
+
+/// Whether `a` and `b` are the same file: one inode where both exist (hard links included),
+/// else the same resolved path ([`resolve_path`]).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return ma.dev() == mb.dev() && ma.ino() == mb.ino();
+        }
+    }
+    resolve_path(a) == resolve_path(b)
+}
+
+/// Checks every output of a command before any work: `outputs` are `(flag, path)` pairs
+/// (e.g. `("--json", path)`), `inputs` the files the command reads, each with a name for the
+/// message (e.g. `("--weights", path)`). Each output is then prepared by [`prepare_output`]
+/// (missing parent directories created). Returns the directories created for all of them
+/// (see [`CreatedDirs`]).
+///
+/// # Errors
+///
+/// [`OutputError`] naming the flag and the path: an output that is the same file as an input
+/// or as another output; what [`prepare_output`] refuses (an existing directory, a parent
+/// directory that cannot be created or written). Nothing is created when an error is
+/// returned.
+pub fn check_outputs<S: AsRef<str>, P: AsRef<Path>>(
+    outputs: &[(&str, &Path)],
+    inputs: &[(S, P)],
+) -> Result<CreatedDirs, OutputError> {
+    let err = |flag: &str, path: &Path, what: String| OutputError {
+        flag: Some(flag.to_string()),
+        path: path.to_path_buf(),
+        what,
+    };
+    for (i, (flag, path)) in outputs.iter().enumerate() {
+        for (name, input) in inputs {
+            let input = input.as_ref();
+            if same_file(path, input) {
+                return Err(err(
+                    flag,
+                    path,
+                    format!(
+                        "is the same file as {} ({}), which this command reads: write the \
+                         output to another path",
+                        name.as_ref(),
+                        input.display()
+                    ),
+                ));
+            }
+        }
+        for (other_flag, other) in &outputs[..i] {
+            if same_file(path, other) {
+                return Err(err(
+                    flag,
+                    path,
+                    format!(
+                        "is the same file as {other_flag} {}: give each output its own path",
+                        other.display()
+                    ),
+                ));
+            }
+        }
+    }
+    let mut created = CreatedDirs::default();
+    for (flag, path) in outputs {
+        // On an error, `created` is dropped: the directories made so far are removed again.
+        let more = prepare_output(path).map_err(|e| OutputError {
+            flag: Some(flag.to_string()),
+            ..e
+        })?;
+        created.absorb(more);
+    }
+    Ok(created)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outputs_are_checked_against_inputs_each_other_and_files_in_the_way() {
+        let tmp = tempfile::tempdir().unwrap();
+        let input = tmp.path().join("in.idx");
+        std::fs::write(&input, b"x").unwrap();
+        let inputs = [("input A", input.as_path())];
+        let err = |outputs: &[(&str, &Path)]| check_outputs(outputs, &inputs).unwrap_err();
+        // An input under another spelling, and a hard link to it.
+        let spelled = tmp.path().join("sub").join("..").join("in.idx");
+        let e = err(&[("--save-stats", spelled.as_path())]).to_string();
+        assert!(
+            e.starts_with("--save-stats ") && e.contains("same file as input A"),
+            "{e}"
+        );
+        let link = tmp.path().join("link.idx");
+        std::fs::hard_link(&input, &link).unwrap();
+        assert!(err(&[("--out", link.as_path())])
+            .to_string()
+            .contains("same file as input A"));
+        // Two outputs on one file; nothing created for the first.
+        let a = tmp.path().join("new").join("a.npz");
+        let e = err(&[("--out", a.as_path()), ("--json", a.as_path())]).to_string();
+        assert!(
+            e.starts_with("--json ") && e.contains("same file as --out"),
+            "{e}"
+        );
+        assert!(!tmp.path().join("new").exists());
+        // A file where a directory is needed: said in those words; the directory made for the
+        // first output is removed again.
+        let file = tmp.path().join("afile");
+        std::fs::write(&file, b"x").unwrap();
+        let b = file.join("deeper").join("b.json");
+        let e = err(&[("--out", a.as_path()), ("--json", b.as_path())]);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "--json {}: {} exists and is not a directory",
+                b.display(),
+                file.display()
+            )
+        );
+        assert!(!tmp.path().join("new").exists());
+        // An existing directory as the output.
+        let e = err(&[("--out", tmp.path())]).to_string();
+        assert!(e.contains("is a directory, not a file"), "{e}");
+        // Good outputs: their directory made, and kept.
+        let dirs = check_outputs(&[("--out", a.as_path())], &inputs)
+            .unwrap()
+            .keep();
+        assert_eq!(dirs, vec![tmp.path().join("new")]);
+        assert!(tmp.path().join("new").is_dir());
+    }
 
     #[test]
     fn replaces_the_file_and_leaves_no_temporary() {

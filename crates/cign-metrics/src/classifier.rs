@@ -510,9 +510,11 @@ pub fn train_classifier(
 ///
 /// # Errors
 /// [`MetricsError::Device`] when `device` is not available (checked before the data are
-/// fetched), the errors of [`train_classifier`], [`MetricsError::Data`] when the splits
-/// cannot be fetched or loaded, [`MetricsError::Io`] when the weights or the JSON report
-/// cannot be written.
+/// fetched), [`MetricsError::Output`] when the weights' path or its JSON report's (the same
+/// path with the extension `.json`) is a directory, cannot be created or written, or both
+/// are one file (checked before the data are fetched), the errors of [`train_classifier`],
+/// [`MetricsError::Data`] when the splits cannot be fetched or loaded, [`MetricsError::Io`]
+/// when the weights or the JSON report cannot be written.
 pub fn train_and_cache(
     kind: DatasetKind,
     data_dir: &Path,
@@ -522,18 +524,27 @@ pub fn train_and_cache(
 ) -> Result<TrainReport> {
     crate::device::check_device(device)?;
     options.validate()?;
+    let path = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_classifier_path(kind));
+    let json = path.with_extension("json");
+    // Both outputs checked (and their directories made) before the data and the training.
+    let created = cign_data::atomic::check_outputs(
+        &[
+            ("classifier weights", path.as_path()),
+            ("classifier report", json.as_path()),
+        ],
+        &[] as &[(&str, &Path)],
+    )?;
     cign_data::fetch::ensure_dataset(kind, data_dir)?;
     let train = Dataset::load(kind, cign_data::Split::Train, data_dir)?;
     let test = Dataset::load(kind, cign_data::Split::Test, data_dir)?;
     let (classifier, report) = train_classifier(&train, &test, options, device)?;
-    let path = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| default_classifier_path(kind));
     classifier.save(&path)?;
-    let json = path.with_extension("json");
     let text = serde_json::to_string_pretty(&report)
         .map_err(|e| MetricsError::Numerical(e.to_string()))?;
     write_atomic_bytes(&json, text.as_bytes())
         .map_err(|e| MetricsError::io(&json, "cannot write", e))?;
+    created.keep();
     Ok(report)
 }

@@ -86,6 +86,10 @@ pub enum MetricsError {
     /// cign-data reported an error.
     #[error(transparent)]
     Data(#[from] cign_data::DataError),
+    /// An output path that cannot be written, found before any work
+    /// ([`cign_data::atomic::check_outputs`]).
+    #[error(transparent)]
+    Output(#[from] cign_data::atomic::OutputError),
 }
 
 impl From<tch::TchError> for MetricsError {

@@ -596,6 +596,59 @@ fn errors_name_the_input_and_come_before_any_work() {
     assert_one_error_line(&out, &["CIGN_FID_WEIGHTS"]);
 }
 
+// Output paths are checked before any input is read, any image computed or any classifier
+// trained: a file in the way of a directory, an existing directory, the input itself.
+#[test]
+fn output_paths_are_checked_before_any_work() {
+    let s = sets();
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    write_pngs(&s.a, &a);
+    let afile = tmp.path().join("afile");
+    std::fs::write(&afile, b"x").unwrap();
+    let under_file = afile.join("x.npz");
+    // Without weights: an error other than the weights' comes before the network.
+    let out = cign_fid_without_weights(&["--dims", "64", "--save-stats", p(&under_file), p(&a)]);
+    assert_one_error_line(
+        &out,
+        &["--save-stats", "afile exists and is not a directory"],
+    );
+    let data_dir = tmp.path().join("d");
+    std::fs::create_dir(&data_dir).unwrap();
+    let stats = tmp.path().join("s.npz");
+    let made = cign_fid(&["--dims", "64", "--save-stats", p(&stats), p(&a)]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let out = cign_fid_without_weights(&["--dims", "64", "--save-stats", p(&stats), p(&stats)]);
+    assert_one_error_line(&out, &["--save-stats", "same file as input A"]);
+    let out = cign_fid_without_weights(&["--dims", "64", "--save-stats", p(&data_dir), p(&a)]);
+    assert_one_error_line(&out, &["--save-stats", "is a directory, not a file"]);
+    // The classifier: its weights and report paths before the data (an empty data folder
+    // would otherwise be fetched into) and before training.
+    let data = tmp.path().join("data");
+    let classifier = env!("CARGO_BIN_EXE_cign-classifier");
+    let train = |out: &Path| {
+        run(
+            classifier,
+            &["train", "--data-dir", p(&data), "--out", p(out)],
+            &[("CIGN_MNIST_SOURCE", "/nonexistent/cign-test")],
+        )
+    };
+    assert_one_error_line(
+        &train(&a),
+        &["classifier weights", "is a directory, not a file"],
+    );
+    assert_one_error_line(
+        &train(&under_file),
+        &["afile exists and is not a directory"],
+    );
+    let json = tmp.path().join("c.json");
+    assert_one_error_line(
+        &train(&json),
+        &["classifier report", "same file as classifier weights"],
+    );
+    assert!(!data.exists());
+}
+
 // Issue 13 item 1, the kind: tch calls on user-controlled tensors and files (shapes, kinds,
 // sizes, weights files) return errors instead of panicking.
 #[test]

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use cign_data::atomic::{prepare_output, CreatedDirs};
+use cign_data::atomic::{resolve_path, CreatedDirs};
 
 /// The outputs of a command, checked; holds the parent directories created for them. Call
 /// [`Outputs::keep`] once the command has succeeded: dropped without it (the command failed),
@@ -28,46 +28,10 @@ impl Outputs {
     }
 }
 
-/// `path` made absolute, with the part that exists resolved (symlinks, `..`), so that two
-/// spellings of one file compare equal whether or not it exists yet.
-fn resolve(path: &Path) -> PathBuf {
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(path))
-            .unwrap_or_else(|_| path.to_path_buf())
-    };
-    for ancestor in absolute.ancestors() {
-        if let Ok(real) = ancestor.canonicalize() {
-            let rest = absolute.strip_prefix(ancestor).unwrap_or(Path::new(""));
-            return if rest.as_os_str().is_empty() {
-                real
-            } else {
-                real.join(rest)
-            };
-        }
-    }
-    absolute
-}
-
-/// Whether `a` and `b` are the same file: one inode where both exist (hard links included),
-/// else the same resolved path.
-fn same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
-            return ma.dev() == mb.dev() && ma.ino() == mb.ino();
-        }
-    }
-    resolve(a) == resolve(b)
-}
-
 /// The run directory whose `checkpoints/` folder holds `path`, if any (a `checkpoints`
 /// directory next to a `config.toml`).
 fn checkpoints_run_dir(path: &Path) -> Option<PathBuf> {
-    let resolved = resolve(path);
+    let resolved = resolve_path(path);
     resolved
         .ancestors()
         .skip(1)
@@ -89,36 +53,14 @@ fn checkpoints_run_dir(path: &Path) -> Option<PathBuf> {
 /// One line naming the flag and the path: an output that is the same file as an input or as
 /// another output; an output inside a run directory's `checkpoints/` folder (only
 /// `cign-train` writes there: a checkpoint overwritten by a model-only file loses the
-/// optimizer state); what [`prepare_output`] refuses (an existing directory, a parent
-/// directory that cannot be created or written). Nothing is created when an error is
-/// returned.
+/// optimizer state), checked first; then what [`cign_data::atomic::check_outputs`] refuses
+/// (the same-file cases, an existing directory, a parent directory that cannot be created or
+/// written). Nothing is created when an error is returned.
 pub fn check_outputs<S: AsRef<str>, P: AsRef<Path>>(
     outputs: &[(&str, &Path)],
     inputs: &[(S, P)],
 ) -> Result<Outputs> {
-    for (i, (flag, path)) in outputs.iter().enumerate() {
-        for (name, input) in inputs {
-            let input = input.as_ref();
-            if same_file(path, input) {
-                bail!(
-                    "{flag} {}: is the same file as {} ({}), which this command reads: write \
-                     the output to another path",
-                    path.display(),
-                    name.as_ref(),
-                    input.display()
-                );
-            }
-        }
-        for (other_flag, other) in &outputs[..i] {
-            if same_file(path, other) {
-                bail!(
-                    "{flag} {} and {other_flag} {} are the same file: give each output its \
-                     own path",
-                    path.display(),
-                    other.display()
-                );
-            }
-        }
+    for (flag, path) in outputs {
         if let Some(run) = checkpoints_run_dir(path) {
             bail!(
                 "{flag} {}: lies inside the checkpoints/ folder of the run directory {}, which \
@@ -129,12 +71,7 @@ pub fn check_outputs<S: AsRef<str>, P: AsRef<Path>>(
             );
         }
     }
-    let mut created = CreatedDirs::default();
-    for (flag, path) in outputs {
-        // On an error, `created` is dropped: the directories made so far are removed again.
-        let more = prepare_output(path).map_err(|e| anyhow::anyhow!("{flag} {e}"))?;
-        created.absorb(more);
-    }
+    let created = cign_data::atomic::check_outputs(outputs, inputs)?;
     Ok(Outputs { created })
 }
 
@@ -150,8 +87,13 @@ mod tests {
         std::fs::write(run.join("config.toml"), "").unwrap();
         let ckpt = run.join("checkpoints").join("best.safetensors");
         std::fs::write(&ckpt, b"x").unwrap();
-        let inputs = [("the checkpoint", ckpt.as_path())];
-        // The same file under another spelling.
+        let image = tmp.path().join("in.png");
+        std::fs::write(&image, b"x").unwrap();
+        let inputs = [
+            ("the checkpoint", ckpt.as_path()),
+            ("--project", image.as_path()),
+        ];
+        // The checkpoint under another spelling: inside checkpoints/, refused before anything.
         let other = run
             .join("checkpoints")
             .join("..")
@@ -160,7 +102,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("--out ") && e.contains("same file as the checkpoint"),
+            e.starts_with("--out ") && e.contains("inside the checkpoints/ folder"),
+            "{e}"
+        );
+        // An input under another spelling.
+        let again = tmp.path().join("run").join("..").join("in.png");
+        let e = check_outputs(&[("--out", again.as_path())], &inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--out ") && e.contains("same file as --project"),
             "{e}"
         );
         // Anything else in checkpoints/, existing or not.

@@ -437,6 +437,28 @@ fn run(args: Args) -> Result<()> {
         .check_device(device)
         .map_err(|e| anyhow::anyhow!("--precision {}: {e}", args.precision))?;
 
+    // The --save-stats files: checked (not an input, not a directory, a writable place) and
+    // their missing directories made before any input is read or image computed.
+    let stats_out = match &args.save_stats {
+        Some(out) => {
+            let paths: Vec<PathBuf> = taps
+                .iter()
+                .map(|&tap| stats_file_for(out, tap, taps.len() > 1))
+                .collect();
+            let outputs: Vec<(&str, &Path)> = paths
+                .iter()
+                .map(|p| ("--save-stats", p.as_path()))
+                .collect();
+            let mut inputs = vec![("input A", a.as_path())];
+            if let Some(labels) = &args.labels_a {
+                inputs.push(("--labels-a", labels.as_path()));
+            }
+            let created = cign_data::atomic::check_outputs(&outputs, &inputs)?;
+            Some((paths, created))
+        }
+        None => None,
+    };
+
     // Inputs: listed, read (IDX, npz) and checked, both before the network.
     let side_a = open_side(&args, &taps, "A", &a, args.labels_a.as_deref())?;
     let side_b = match &args.b {
@@ -462,17 +484,19 @@ fn run(args: Args) -> Result<()> {
     };
     let extractor = extractor.as_ref();
 
-    if let Some(out) = &args.save_stats {
+    if let Some((paths, created)) = stats_out {
         let label = side_a.label();
         let side = run_side(extractor, &args, &taps, side_a)?;
-        let mut written = Vec::new();
-        for &tap in &taps {
-            let path = stats_file_for(out, tap, taps.len() > 1);
-            let stats = side.stats(tap).with_context(|| label.clone())?;
-            npz::save_stats(&path, &stats)?;
-            written.push(path);
+        // Every tap's statistics before the first file, so that a failure leaves none.
+        let stats = taps
+            .iter()
+            .map(|&tap| side.stats(tap).with_context(|| label.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        for (path, stats) in paths.iter().zip(&stats) {
+            npz::save_stats(path, stats)?;
         }
-        for p in written {
+        created.keep();
+        for p in paths {
             println!("{}", p.display());
         }
         return Ok(());
