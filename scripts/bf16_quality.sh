@@ -25,24 +25,32 @@
 # classifier is not cached yet).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+fail() { echo "bf16_quality: $*" >&2; exit 2; }
+[ $# -le 3 ] || fail "usage: scripts/bf16_quality.sh [STEPS] [N_PER_CLASS] [REAL_LIMIT]"
 steps="${1:-3000}"; npc="${2:-100}"; limit="${3:-1000}"
+for v in "STEPS=$steps" "N_PER_CLASS=$npc" "REAL_LIMIT=$limit"; do
+  [[ "${v#*=}" =~ ^[1-9][0-9]*$ ]] || fail "${v%%=*} '${v#*=}' is not a positive integer"
+done
 config="${CIGN_QUALITY_CONFIG:-configs/cpu_demo.toml}"
 threads="${CIGN_THREADS:-1}"
 eval_max="${CIGN_EVAL_MAX_IMAGES:-1000}"
 bin="${CIGN_BIN_DIR:-target/release}"
 for b in cign-train cign-eval cign-classifier; do
-  [ -x "$bin/$b" ] || { echo "bf16_quality: $bin/$b missing: run cargo build --release -p cign-train --bins -p cign-metrics, or set CIGN_BIN_DIR" >&2; exit 2; }
+  [ -x "$bin/$b" ] || fail "$bin/$b missing: run cargo build --release -p cign-train --bins -p cign-metrics, or set CIGN_BIN_DIR"
 done
+[ -f "$config" ] || fail "no config file $config"
 # The conditional-accuracy classifier (cached in $CIGN_WEIGHTS_DIR or ~/.cache/cign/weights).
 # shellcheck disable=SC2086
 [ -f "$("$bin/cign-classifier" path --dataset mnist)" ] \
   || "$bin/cign-classifier" train --dataset mnist ${CIGN_CLASSIFIER_ARGS:-}
-[ -f "$config" ] || { echo "bf16_quality: no config file $config" >&2; exit 2; }
 export OMP_NUM_THREADS="$threads"
 # validate (and keep the best checkpoint) every 500 steps as the config does, and at the end
 eval_every=$(( steps < 500 ? steps : 500 ))
 commit=$(git rev-parse --short HEAD)
 mkdir -p results/runs runs/bf16_quality
+# Every record is written to a .part file and moved into place once complete; a failure
+# leaves the previous records as they were (and no .part file).
+trap 'rm -f results/runs/bf16_quality_*.part results/bf16_quality.md.part' EXIT
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 for prec in fp32 bf16; do
@@ -71,8 +79,13 @@ for prec in fp32 bf16; do
     train_s=$(( $(date +%s) - t0 ))
     run=$(ls -td "$out"/*/ | head -1); run="${run%/}"
     echo "== $name: evaluating $run" >&2
+    [ -f "$run/checkpoints/best.safetensors" ] \
+      || { echo "bf16_quality: $run has no checkpoints/best.safetensors (no validation ran); see results/runs/$name.train.log" >&2; exit 1; }
     "$bin/cign-eval" --run "$run" --n-per-class "$npc" --real-limit "$limit" --no-prdc \
-        --device cpu --json "results/runs/$name.eval.json" > "results/runs/$name.eval.md"
+        --device cpu --json "results/runs/$name.eval.json.part" > "results/runs/$name.eval.md.part" \
+      || { echo "bf16_quality: evaluating $run failed (cign-eval's error above)" >&2; exit 1; }
+    mv "results/runs/$name.eval.md.part" "results/runs/$name.eval.md"
+    mv "results/runs/$name.eval.json.part" "results/runs/$name.eval.json"
     if [ "$prec" = bf16 ]; then
       # the same checkpoint sampled in fp32: a copy of the config with train.precision = fp32
       sed 's/^precision = "bf16"/precision = "fp32"/' "$run/config.toml" > "$run/config_fp32.toml"
@@ -80,17 +93,22 @@ for prec in fp32 bf16; do
         || { echo "bf16_quality: $run/config.toml has no precision = \"bf16\" line" >&2; exit 1; }
       "$bin/cign-eval" --weights "$run/checkpoints/best.safetensors" --config "$run/config_fp32.toml" \
           --n-per-class "$npc" --real-limit "$limit" --no-prdc --device cpu \
-          --json "results/runs/$name.eval_fp32.json" > "results/runs/$name.eval_fp32.md"
+          --json "results/runs/$name.eval_fp32.json.part" > "results/runs/$name.eval_fp32.md.part" \
+        || { echo "bf16_quality: evaluating $run in fp32 failed (cign-eval's error above)" >&2; exit 1; }
+      mv "results/runs/$name.eval_fp32.md.part" "results/runs/$name.eval_fp32.md"
+      mv "results/runs/$name.eval_fp32.json.part" "results/runs/$name.eval_fp32.json"
     fi
     python3 - "$name" "$run" "$train_s" <<'PY'
 import json, sys
 name, run, train_s = sys.argv[1:]
 rows = [json.loads(l) for l in open(f"{run}/metrics.jsonl") if l.strip()]
 val = [r for r in rows if r["kind"] == "validation"]
-json.dump({"run": run, "train_wall_seconds": int(train_s),
-           "steps": max((r["step"] for r in rows), default=0),
-           "validation": val}, open(f"results/runs/{name}.train.json", "w"), indent=1)
+with open(f"results/runs/{name}.train.json.part", "w") as fh:
+    json.dump({"run": run, "train_wall_seconds": int(train_s),
+               "steps": max((r["step"] for r in rows), default=0),
+               "validation": val}, fh, indent=1)
 PY
+    mv "results/runs/$name.train.json.part" "results/runs/$name.train.json"
   done
 done
 
@@ -201,6 +219,8 @@ lines += ["", "**Verdict (the issue's rule): " + (
     "", "Two seeds give a crude spread; a number just outside it is weak evidence either way. "
     "Quality is only half of the choice: where bf16 steps are slower than fp32, as on this "
     "project's 2-core CPU (`results/performance.md`), the long run stays fp32."]
-open("results/bf16_quality.md", "w").write("\n".join(lines) + "\n")
+with open("results/bf16_quality.md.part", "w") as fh:
+    fh.write("\n".join(lines) + "\n")
+os.replace("results/bf16_quality.md.part", "results/bf16_quality.md")
 print("\n".join(lines))
 PY

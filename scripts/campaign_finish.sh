@@ -88,15 +88,27 @@ echo "== 1/5 the learning curve" >&2
   --png "$results/large_channel_curve.png"
 
 echo "== 2/5 the full protocol: best-by-validation checkpoint, then epoch $last_epoch" >&2
+# Both evaluations write .part files, moved into place together once both have succeeded: a
+# failure leaves the previous results/runs/large_channel_campaign*.{json,md} as they were.
+best_base="$results/runs/large_channel_campaign"
+last_base="$results/runs/large_channel_campaign_epoch$last_epoch"
+parts=("$best_base.json.part" "$best_base.md.part" "$last_base.json.part" "$last_base.md.part"
+       "$results/large_channel_segments.md.part")
+trap 'rm -f "${parts[@]}"' EXIT
 start=$(date +%s)
 "$bin/cign-eval" --run "$run" --checkpoint best --n-per-class "$npc" --dims "$dims" \
-  --device "$device" ${eval_extra[@]+"${eval_extra[@]}"} --json "$results/runs/large_channel_campaign.json" \
-  > "$results/runs/large_channel_campaign.md"
+  --device "$device" ${eval_extra[@]+"${eval_extra[@]}"} --json "$best_base.json.part" \
+  > "$best_base.md.part" \
+  || { echo "campaign_finish: evaluating the best checkpoint of $run failed (cign-eval's error above)" >&2; exit 1; }
 "$bin/cign-eval" --weights "$last" --config "$run/checkpoints/config.toml" --n-per-class "$npc" \
   --dims "$dims" --device "$device" ${eval_extra[@]+"${eval_extra[@]}"} \
-  --json "$results/runs/large_channel_campaign_epoch$last_epoch.json" \
-  > "$results/runs/large_channel_campaign_epoch$last_epoch.md"
+  --json "$last_base.json.part" > "$last_base.md.part" \
+  || { echo "campaign_finish: evaluating $last failed (cign-eval's error above)" >&2; exit 1; }
 eval_s=$(( $(date +%s) - start ))
+for f in "$best_base" "$last_base"; do
+  mv "$f.md.part" "$f.md"
+  mv "$f.json.part" "$f.json"
+done
 
 echo "== 3/5 the weights and a grid from them" >&2
 "$bin/cign-export" --run "$run" --checkpoint best --out "$weights"

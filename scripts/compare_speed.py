@@ -10,10 +10,17 @@ and writes the rows as JSON (--json) and Markdown (stdout).
     python scripts/compare_speed.py --authors /path/to/conditional-idempotent-generative-networks \
         --python /path/to/venv-with-torch-2.11-and-pytorch-lightning/bin/python \
         --models small_channel,large_channel,small_filter --batch 256 --threads 2 --reps 3
+
+Relative paths (--authors, --python, --ours-bin, --json) are taken from the caller's directory;
+a bare --python name is looked up on PATH. Every child process runs in the repository root.
+Bad arguments: one line on stderr, exit 2; a failing child process: one line naming the
+command and its exit status, exit 1. --json is written to a .part file and moved into place.
 """
 import argparse
 import json
+import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,6 +28,44 @@ import sys
 import machine_info
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line on stderr, exit 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def count(minimum):
+    """An argparse type: an integer of at least `minimum`."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
+def run_child(cmd):
+    """stdout of `cmd` run in the repository root; one line and exit 1 when it fails."""
+    shown = " ".join("<code>" if "\n" in str(c) else str(c) for c in cmd)
+    try:
+        return subprocess.run([str(c) for c in cmd], check=True, capture_output=True, text=True,
+                              cwd=ROOT).stdout
+    except OSError as e:
+        print(f"compare_speed: cannot run {shown}: {e.strerror or e}", file=sys.stderr)
+    except subprocess.CalledProcessError as e:
+        last = (e.stderr or "").strip().splitlines()
+        print(f"compare_speed: {shown} exited with status {e.returncode}"
+              + (f": {last[-1]}" if last else ""), file=sys.stderr)
+    sys.exit(1)
 # (conditioning, latent, intermediate, embedding) of each preset.
 MODELS = {
     "small_channel": ("channel", 16, 128, 5),
@@ -31,8 +76,15 @@ MODELS = {
 
 
 def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    out = run_child(cmd)
+    try:
+        rec = json.loads(out.strip().splitlines()[-1])
+        if not isinstance(rec, dict) or not isinstance(rec.get("step_seconds"), list) or not rec["step_seconds"]:
+            raise ValueError
+        return rec
+    except (IndexError, ValueError):
+        print(f"compare_speed: {' '.join(map(str, cmd))} printed no step-time JSON line", file=sys.stderr)
+        sys.exit(1)
 
 
 PEAK_SNIPPET = """
@@ -50,33 +102,66 @@ print(best)
 
 def matmul_peak(python, threads):
     """Sustained float32 1024^3 matmul rate (GFLOP/s) of libtorch at this thread count."""
-    out = subprocess.run([python, "-c", PEAK_SNIPPET, str(threads)], check=True, capture_output=True, text=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    out = run_child([python, "-c", PEAK_SNIPPET, str(threads)])
+    try:
+        return float(out.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        print(f"compare_speed: {python} -c <matmul peak> printed no number", file=sys.stderr)
+        sys.exit(1)
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--authors", required=True)
-    p.add_argument("--python", default=sys.executable)
-    p.add_argument("--models", default="small_channel,large_channel,small_filter")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
+    p = Parser()
+    p.add_argument("--authors", required=True, help="checkout of the authors' repository")
+    p.add_argument("--python", default=sys.executable,
+                   help="python with torch 2.11 and pytorch-lightning (default: this one)")
+    p.add_argument("--models", default="small_channel,large_channel,small_filter",
+                   help=f"comma-separated, of: {', '.join(MODELS)}")
+    p.add_argument("--batch", type=count(1), default=256)
+    p.add_argument("--threads", type=count(1), default=2)
+    p.add_argument("--reps", type=count(1), default=3)
+    p.add_argument("--steps", type=count(1), default=3)
+    p.add_argument("--warmup", type=count(0), default=1)
     p.add_argument("--json")
     p.add_argument("--ours-bin", help="an already built step_time example (default: build --release)")
     a = p.parse_args()
 
+    # Paths from the caller's directory, before any child process runs in ROOT.
+    authors = pathlib.Path(a.authors).resolve()
+    if not (authors / "MNIST").is_dir():
+        p.error(f"--authors {a.authors}: no MNIST/ folder there (a checkout of "
+                "niccronc/conditional-idempotent-generative-networks?)")
+    a.authors = str(authors)
+    if os.sep in a.python or (os.altsep and os.altsep in a.python):
+        python = pathlib.Path(os.path.abspath(a.python))  # not resolve(): a venv's python is a link
+        if not (python.is_file() and os.access(python, os.X_OK)):
+            p.error(f"--python {a.python}: not an executable file")
+    else:
+        found = shutil.which(a.python)
+        if not found:
+            p.error(f"--python {a.python}: not found on PATH")
+        python = pathlib.Path(os.path.abspath(found))
+    a.python = str(python)
+    models = [m.strip() for m in a.models.split(",") if m.strip()]
+    if not models:
+        p.error("--models names no model")
+    for m in models:
+        if m not in MODELS:
+            p.error(f"--models: unknown model {m!r} (one of {', '.join(MODELS)})")
+    if a.json:
+        a.json = os.path.abspath(a.json)
+        if not pathlib.Path(a.json).parent.is_dir():
+            p.error(f"--json {a.json}: no directory {pathlib.Path(a.json).parent}")
     if a.ours_bin:
         ours_bin = pathlib.Path(a.ours_bin).resolve()
+        if not ours_bin.is_file():
+            p.error(f"--ours-bin {a.ours_bin}: no such file")
     else:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "cign-train", "--example", "step_time"],
-                       check=True, cwd=ROOT)
+        run_child(["cargo", "build", "--release", "-q", "-p", "cign-train", "--example", "step_time"])
         ours_bin = ROOT / "target" / "release" / "examples" / "step_time"
     rows = []
     peaks = [matmul_peak(a.python, a.threads)]
-    for name in a.models.split(","):
+    for name in models:
         cond, l, i, e = MODELS[name]
         theirs, ours, flops = [], [], None
         for rep in range(a.reps):
@@ -113,7 +198,9 @@ def main():
     if a.json:
         meta = {"machine": machine_info.describe(), "reps": a.reps, "steps": a.steps,
                 "matmul_peak_gflops": peak, "matmul_peaks": peaks}
-        pathlib.Path(a.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        part = pathlib.Path(a.json + ".part")
+        part.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        part.replace(a.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The paper's two headline models in one go on one CUDA GPU: checks that CUDA is seen, times a
-# training step of each preset, trains large_channel and small_filter at the paper's recipe
+# The paper's two headline models in one go on one CUDA GPU: checks that CUDA is seen, times
+# training steps of the four paper presets (small_channel, large_channel, small_filter and
+# large_filter: 5 steps at batch 256 after 2 warm-up steps each, on random MNIST-shaped data;
+# not the other configs of configs/: cpu_demo, the ablations, the IGN baseline, Fashion-MNIST),
+# trains large_channel and small_filter at the paper's recipe
 # (configs unchanged: batch 256, lr 1e-4, AdamW betas (0.5, 0.999), weight decay 0.01, k = 9,
 # fp32) for 25 epochs each (the authors' best model came at their "epoch 24", counted from 0),
 # evaluates each best-by-validation checkpoint at the full protocol, exports its weights, and
@@ -9,7 +12,7 @@
 #
 # Build first: cargo build --release -p cign-train --bins --examples -p cign-metrics
 #
-#   scripts/gpu_paper_run.sh OUT_DIR [--tiny]
+#   scripts/gpu_paper_run.sh OUT_DIR [--tiny]      (options may come in any order)
 #
 # --tiny   the same path on the CPU in a minute or two: the same configs shrunk to tiny widths
 #          (latent 8, intermediate 16), 3 steps per model, a small validation and evaluation
@@ -18,30 +21,72 @@
 #
 # OUT_DIR/
 #   env.txt                   cign-train --doctor, nvidia-smi, the commit
-#   step_times.jsonl          one line per preset (step_time example, 5 timed steps)
+#   step_times.jsonl          one line per timed preset (the step_time example)
 #   runs/<config>-<stamp>/    the run directories (metrics.jsonl, checkpoints, samples)
 #   <config>.eval.json/.md    the full-protocol evaluation of the best checkpoint
 #   <config>.safetensors      its weights (cign-export), <config>.grid.png a sample grid
 #   <config>.train.log        the training log
 #   summary.md                one table, with wall times
 #
+# MNIST: the binaries are run directly, not through cargo, so they do not get the
+# CIGN_MNIST_SOURCE of .cargo/config.toml. When the data directory ($CIGN_DATA_DIR/mnist, else
+# data/mnist of this checkout) lacks the MNIST files and CIGN_MNIST_SOURCE is not set, the
+# script sets it to ../shared/data/mnist beside the checkout (as .cargo/config.toml does) when
+# that exists, and otherwise stops (exit 2) before any work: set CIGN_MNIST_SOURCE to a
+# directory holding the four MNIST files, or fill the data directory first.
+#
+# Relative paths (OUT_DIR, CIGN_BIN_DIR, CIGN_STEP_TIME, CIGN_DATA_DIR, CIGN_MNIST_SOURCE,
+# CIGN_WEIGHTS_DIR) are taken from the caller's directory. Usage errors and missing inputs: one
+# line on stderr, exit 2; a failing step: exit 1. Outputs are written to .part files and moved
+# into place when complete.
+#
 # Environment: CIGN_BIN_DIR (cign-train, cign-eval, cign-sample, cign-export, cign-classifier;
 # default target/release), CIGN_STEP_TIME (the step_time example; default $CIGN_BIN_DIR/examples/step_time),
-# CIGN_EPOCHS (default 25), CIGN_N_PER_CLASS (default 1000).
+# CIGN_EPOCHS (default 25), CIGN_N_PER_CLASS (default 1000), CIGN_MNIST_SOURCE (see above).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+fail() { echo "gpu_paper_run: $*" >&2; exit 2; }
 usage="usage: scripts/gpu_paper_run.sh OUT_DIR [--tiny]"
-out="${1:?$usage}"
+out=""
 tiny=false
-[ "${2:-}" = "--tiny" ] && tiny=true
-[ $# -le 2 ] || { echo "gpu_paper_run: $usage" >&2; exit 2; }
-[ -z "${2:-}" ] || $tiny || { echo "gpu_paper_run: unknown option ${2}; $usage" >&2; exit 2; }
-
-bin="${CIGN_BIN_DIR:-target/release}"
-step_time="${CIGN_STEP_TIME:-$bin/examples/step_time}"
-for b in "$bin/cign-train" "$bin/cign-eval" "$bin/cign-sample" "$bin/cign-export" "$step_time"; do
-  [ -x "$b" ] || { echo "gpu_paper_run: $b missing: cargo build --release -p cign-train --bins --examples -p cign-metrics, or set CIGN_BIN_DIR" >&2; exit 2; }
+for arg in "$@"; do
+  case "$arg" in
+    --tiny) tiny=true ;;
+    -h|--help) echo "$usage"; exit 0 ;;
+    -*) fail "unknown option $arg; $usage" ;;
+    *) [ -z "$out" ] || fail "more than one OUT_DIR ($out, $arg); $usage"
+       out="$arg" ;;
+  esac
 done
+[ -n "$out" ] || fail "no OUT_DIR given; $usage"
+
+# Paths as given, from the caller's directory; then work from the repository root.
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="$(abs "$out")"
+bin="$(abs "${CIGN_BIN_DIR:-$repo/target/release}")"
+step_time="$(abs "${CIGN_STEP_TIME:-$bin/examples/step_time}")"
+for v in CIGN_DATA_DIR CIGN_MNIST_SOURCE CIGN_WEIGHTS_DIR; do
+  [ -z "${!v:-}" ] || export "$v=$(abs "${!v}")"
+done
+cd "$repo"
+
+for b in "$bin/cign-train" "$bin/cign-eval" "$bin/cign-sample" "$bin/cign-export" "$step_time"; do
+  [ -x "$b" ] || fail "$b missing: cargo build --release -p cign-train --bins --examples -p cign-metrics, or set CIGN_BIN_DIR"
+done
+
+# MNIST (see the header): decided before anything is timed or trained.
+data_dir="${CIGN_DATA_DIR:-$repo/data}/mnist"
+mnist_complete=true
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+  [ -f "$data_dir/$f.gz" ] || [ -f "$data_dir/$f" ] || mnist_complete=false
+done
+if ! $mnist_complete && [ -z "${CIGN_MNIST_SOURCE:-}" ]; then
+  shared="$(cd "$repo/.." && pwd)/shared/data/mnist"
+  [ -d "$shared" ] \
+    || fail "no MNIST in $data_dir and CIGN_MNIST_SOURCE is not set (binaries run directly do not read .cargo/config.toml): set CIGN_MNIST_SOURCE to a directory with the four MNIST files"
+  export CIGN_MNIST_SOURCE="$shared"
+fi
+
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
@@ -73,9 +118,12 @@ fi
   echo "date: $(date -u +%FT%TZ)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "mode: $($tiny && echo tiny || echo paper)"
+  echo "CIGN_MNIST_SOURCE: ${CIGN_MNIST_SOURCE:-(not set)}"
   "$bin/cign-train" --doctor
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
-} > "$out/env.txt" 2>&1
+} > "$out/env.txt.part" 2>&1 \
+  || { tail -3 "$out/env.txt.part" >&2; rm -f "$out/env.txt.part"; echo "gpu_paper_run: $bin/cign-train --doctor failed (its last lines above)" >&2; exit 1; }
+mv "$out/env.txt.part" "$out/env.txt"
 if ! $tiny && ! grep -q "CUDA available: *true" "$out/env.txt"; then
   echo "gpu_paper_run: libtorch sees no CUDA device (see $out/env.txt); use --tiny on a CPU" >&2
   exit 2
@@ -92,11 +140,15 @@ if ! $tiny && [ ! -f "$("$bin/cign-classifier" path --dataset mnist)" ]; then
     || { echo "gpu_paper_run: training the classifier failed; see $out/classifier.log" >&2; exit 1; }
 fi
 
+# Whatever fails from here on leaves no .part file behind.
+trap 'rm -f "$out"/*.part' EXIT
 echo "== step times ($device)" >&2
-: > "$out/step_times.jsonl"
+: > "$out/step_times.jsonl.part"
 for cfg in small_channel large_channel small_filter large_filter; do
-  "$step_time" "$configs/$cfg.toml" --device "$device" ${time_extra[@]+"${time_extra[@]}"} >> "$out/step_times.jsonl"
+  "$step_time" "$configs/$cfg.toml" --device "$device" ${time_extra[@]+"${time_extra[@]}"} >> "$out/step_times.jsonl.part" \
+    || { echo "gpu_paper_run: timing $cfg failed ($step_time's error above)" >&2; exit 1; }
 done
+mv "$out/step_times.jsonl.part" "$out/step_times.jsonl"
 
 summary="$out/summary.md"
 {
@@ -104,7 +156,7 @@ summary="$out/summary.md"
   echo
   echo "| config | steps | epochs | train wall s | eval wall s | per-class FID64 mean | FID192 | FID768 | all-class FID2048 | conditional accuracy |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
-} > "$summary"
+} > "$summary.part"
 
 for cfg in large_channel small_filter; do
   echo "== $cfg: training $epochs epochs on $device" >&2
@@ -113,19 +165,27 @@ for cfg in large_channel small_filter; do
       --set output.dir="\"$out/runs\"" ${train_extra[@]+"${train_extra[@]}"} > "$out/$cfg.train.log" 2>&1 \
     || { echo "gpu_paper_run: training $cfg failed; see $out/$cfg.train.log" >&2; tail -3 "$out/$cfg.train.log" >&2; exit 1; }
   train_s=$(( $(date +%s) - start ))
-  run=$(ls -td "$out/runs/$cfg"-*/ | head -1)
+  run=$(ls -td "$out/runs/$cfg"-*/ 2>/dev/null | head -1 || true)
   run="${run%/}"
+  [ -n "$run" ] || { echo "gpu_paper_run: training $cfg left no run directory in $out/runs; see $out/$cfg.train.log" >&2; exit 1; }
+  [ -f "$run/checkpoints/best.safetensors" ] \
+    || { echo "gpu_paper_run: $run has no checkpoints/best.safetensors (no validation ran); see $out/$cfg.train.log" >&2; exit 1; }
 
   echo "== $cfg: evaluating $run (best checkpoint, $npc images per class)" >&2
   start=$(date +%s)
   "$bin/cign-eval" --run "$run" --checkpoint best --n-per-class "$npc" --device "$device" \
-      ${eval_extra[@]+"${eval_extra[@]}"} --json "$out/$cfg.eval.json" > "$out/$cfg.eval.md"
+      ${eval_extra[@]+"${eval_extra[@]}"} --json "$out/$cfg.eval.json.part" > "$out/$cfg.eval.md.part" \
+    || { echo "gpu_paper_run: evaluating $run failed (cign-eval's error above)" >&2; exit 1; }
+  mv "$out/$cfg.eval.md.part" "$out/$cfg.eval.md"
+  mv "$out/$cfg.eval.json.part" "$out/$cfg.eval.json"
   eval_s=$(( $(date +%s) - start ))
-  "$bin/cign-export" --run "$run" --checkpoint best --out "$out/$cfg.safetensors" >&2
+  "$bin/cign-export" --run "$run" --checkpoint best --out "$out/$cfg.safetensors" >&2 \
+    || { echo "gpu_paper_run: exporting the weights of $run failed" >&2; exit 1; }
   "$bin/cign-sample" --weights "$out/$cfg.safetensors" --config "$run/config.toml" --label all \
-      --n 10 --seed 1 --device "$device" --out "$out/$cfg.grid.png" >&2
+      --n 10 --seed 1 --device "$device" --out "$out/$cfg.grid.png" >&2 \
+    || { echo "gpu_paper_run: drawing $out/$cfg.grid.png failed" >&2; exit 1; }
 
-  python3 - "$out/$cfg.eval.json" "$run/metrics.jsonl" "$cfg" "$train_s" "$eval_s" >> "$summary" <<'EOF'
+  python3 - "$out/$cfg.eval.json" "$run/metrics.jsonl" "$cfg" "$train_s" "$eval_s" >> "$summary.part" <<'EOF'
 import json, sys
 report_path, metrics_path, cfg, train_s, eval_s = sys.argv[1:]
 out = json.load(open(report_path))
@@ -150,5 +210,6 @@ acc_s = f'{100 * acc["overall"]:.2f}%' if acc else "-"
 print(f"| {cfg} | {steps} | {epochs} | {train_s} | {eval_s} | {per_class(64)} | {per_class(192)} | {per_class(768)} | {all_class(2048)} | {acc_s} |")
 EOF
 done
+mv "$summary.part" "$summary"
 echo "== done: $summary" >&2
 cat "$summary"

@@ -10,18 +10,64 @@ is recorded too: on a shared machine it explains outliers.
     python3 scripts/precision_speed.py --models small_channel,large_channel,small_filter \
         --batch 256 --threads 1 --reps 5 --json results/runs/precision_speed.json
 
-Only the standard library is needed.
+Only the standard library is needed. Relative paths are taken from the caller's directory;
+--configs and --bin default to this checkout's configs/ and release build. Bad arguments: one
+line on stderr, exit 2; a failing step_time run: one line naming the command and its exit
+status, exit 1. --json is written to a .part file and moved into place when complete.
 """
 
 import argparse
 import json
 import os
+import pathlib
 import statistics
 import subprocess
 import sys
+import time
 
 import machine_info
-import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line on stderr, exit 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def count(minimum):
+    """An argparse type: an integer of at least `minimum`."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
+def fail(message, code=1):
+    print(f"precision_speed: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def run_child(cmd):
+    """stdout of `cmd`; one line and exit 1 when it cannot start or fails."""
+    shown = " ".join(cmd)
+    try:
+        return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    except OSError as e:
+        fail(f"cannot run {shown}: {e.strerror or e}")
+    except subprocess.CalledProcessError as e:
+        last = (e.stderr or "").strip().splitlines()
+        fail(f"{shown} exited with status {e.returncode}" + (f": {last[-1]}" if last else ""))
 
 
 def one_run(binary, config, batch, threads, precision, steps, warmup, device):
@@ -42,28 +88,41 @@ def one_run(binary, config, batch, threads, precision, steps, warmup, device):
         device,
     ]
     load = os.getloadavg()[0]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    rec = json.loads(out.strip().splitlines()[-1])
-    assert rec["precision"] == precision, rec
-    return rec["step_seconds"], load
+    out = run_child(cmd)
+    try:
+        rec = json.loads(out.strip().splitlines()[-1])
+        secs, got = rec["step_seconds"], rec["precision"]
+    except (IndexError, ValueError, KeyError, TypeError):
+        fail(f"{' '.join(cmd)} printed no step_time JSON line")
+    if got != precision:
+        fail(f"{' '.join(cmd)} ran in {got}, not {precision}")
+    return secs, load
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="small_channel,large_channel,small_filter")
-    ap.add_argument("--configs", default="configs", help="directory of the model configs")
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=5, help="rounds (one run of each precision)")
-    ap.add_argument("--steps", type=int, default=1, help="timed steps per run")
-    ap.add_argument("--warmup", type=int, default=1, help="untimed steps per run")
+    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="small_channel,large_channel,small_filter",
+                    help="comma-separated config names (CONFIGS/NAME.toml)")
+    ap.add_argument("--configs", default=str(ROOT / "configs"), help="directory of the model configs")
+    ap.add_argument("--batch", type=count(1), default=256)
+    ap.add_argument("--threads", type=count(0), default=1, help="0: libtorch's default")
+    ap.add_argument("--reps", type=count(1), default=5, help="rounds (one run of each precision)")
+    ap.add_argument("--steps", type=count(1), default=1, help="timed steps per run")
+    ap.add_argument("--warmup", type=count(0), default=1, help="untimed steps per run")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--bin", default="target/release/examples/step_time")
+    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "examples" / "step_time"))
     ap.add_argument("--json", help="write the raw results here")
     a = ap.parse_args()
-    if not os.path.exists(a.bin):
-        sys.exit(f"error: {a.bin} not found: cargo build --release -p cign-train --example step_time")
+    if not os.path.isfile(a.bin):
+        ap.error(f"{a.bin} not found: cargo build --release -p cign-train --example step_time")
+    if a.json and not os.path.isdir(os.path.dirname(a.json) or "."):
+        ap.error(f"--json {a.json}: no directory {os.path.dirname(a.json)}")
     models = [m.strip() for m in a.models.split(",") if m.strip()]
+    if not models:
+        ap.error("--models names no model")
+    for m in models:
+        if not os.path.isfile(os.path.join(a.configs, f"{m}.toml")):
+            ap.error(f"--models: no config {os.path.join(a.configs, m + '.toml')}")
     raw = {m: {"fp32": [], "bf16": [], "load_fp32": [], "load_bf16": []} for m in models}
     t0 = time.time()
     for r in range(a.reps):
@@ -95,7 +154,8 @@ def main():
         )
     print(f"\nwall time {time.time() - t0:.0f} s")
     if a.json:
-        with open(a.json, "w") as fh:
+        part = a.json + ".part"
+        with open(part, "w") as fh:
             json.dump(
                 {
                     "args": vars(a),
@@ -108,6 +168,7 @@ def main():
                 indent=1,
             )
             fh.write("\n")
+        os.replace(part, a.json)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,17 @@ flock 9
 
 python="${CIGN_PYTHON:-python3}"
 if ! command -v "$python" >/dev/null 2>&1; then
-  echo "cign setup: '$python' not found; install Python 3 (3.9 or newer) with pip and venv, or set CIGN_PYTHON" >&2
-  exit 1
+  echo "cign setup: '$python' not found; install Python 3.10 or newer with pip and venv (torch $torch_version needs 3.10+), or set CIGN_PYTHON" >&2
+  exit 2
+fi
+# torch 2.11.0 has wheels for Python 3.10 and newer only: say so before pip fails obscurely.
+if ! py_version="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2]); sys.exit(sys.version_info < (3, 10))' 2>/dev/null)"; then
+  echo "cign setup: '$python' is Python ${py_version:-of unknown version}; torch $torch_version needs Python 3.10 or newer: install one with pip and venv, or set CIGN_PYTHON" >&2
+  exit 2
+fi
+if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  echo "cign setup: '$python' has no venv/ensurepip module (Debian/Ubuntu: apt-get install python3-venv), or set CIGN_PYTHON" >&2
+  exit 2
 fi
 
 # Cargo captures what the rustc wrapper prints, so a fresh clone would sit silent for a minute

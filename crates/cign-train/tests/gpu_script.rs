@@ -20,12 +20,15 @@ fn the_gpu_script_runs_end_to_end_in_tiny_mode() {
             .unwrap();
         assert!(ok.success());
     }
-    let out = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // A relative OUT_DIR is taken from the caller's directory, not from the repository root
+    // the script works in.
     let status = Command::new("bash")
         .arg(repo.join("scripts/gpu_paper_run.sh"))
-        .arg(out.path())
+        .arg("out")
         .arg("--tiny")
+        .current_dir(tmp.path())
         .env("CIGN_BIN_DIR", bin_dir)
         .env("CIGN_STEP_TIME", &step_time)
         .env("RUST_LOG", "warn")
@@ -33,9 +36,10 @@ fn the_gpu_script_runs_end_to_end_in_tiny_mode() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&status.stderr);
     assert!(status.status.success(), "{stderr}");
-    let times = std::fs::read_to_string(out.path().join("step_times.jsonl")).unwrap();
+    let out = tmp.path().join("out");
+    let times = std::fs::read_to_string(out.join("step_times.jsonl")).unwrap();
     assert_eq!(times.lines().count(), 4, "{times}");
-    let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     for cfg in ["large_channel", "small_filter"] {
         let row = summary
             .lines()
@@ -45,9 +49,17 @@ fn the_gpu_script_runs_end_to_end_in_tiny_mode() {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert_eq!(cells[2], "3", "{row}");
         assert!(cells[6].parse::<f64>().is_ok(), "{row}");
-        assert!(out.path().join(format!("{cfg}.safetensors")).is_file());
-        assert!(out.path().join(format!("{cfg}.grid.png")).is_file());
+        assert!(out.join(format!("{cfg}.safetensors")).is_file());
+        assert!(out.join(format!("{cfg}.grid.png")).is_file());
     }
+    // Everything written through a .part file was moved into place.
+    let parts: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect();
+    assert!(parts.is_empty(), "{parts:?}");
     // Without --tiny on a machine without CUDA it refuses with one line and exit 2.
     if !tch::Cuda::is_available() {
         let out2 = tempfile::tempdir().unwrap();
@@ -61,4 +73,30 @@ fn the_gpu_script_runs_end_to_end_in_tiny_mode() {
         assert_eq!(refused.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&refused.stderr).contains("no CUDA"));
     }
+}
+
+/// Usage errors are one line on stderr and exit 2, before any binary is looked for.
+#[test]
+fn the_gpu_script_rejects_bad_arguments_with_one_line() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [&[][..], &["--tiny"], &["a", "b"], &["out", "--bogus"]] {
+        let out = Command::new("bash")
+            .arg(repo.join("scripts/gpu_paper_run.sh"))
+            .args(args)
+            .current_dir(tmp.path())
+            .env("CIGN_BIN_DIR", tmp.path().join("no-binaries"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("gpu_paper_run: "), "{args:?}: {stderr}");
+        assert!(stderr.contains("usage:"), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "nothing created"
+    );
 }
