@@ -21,6 +21,7 @@
 #
 # OUT_DIR/
 #   env.txt                   cign-train --doctor, nvidia-smi, the commit
+#   fid_weights.log           where the FID weights were found (cign-fid --fetch-weights; not with --tiny)
 #   step_times.jsonl          one line per timed preset (the step_time example)
 #   runs/<config>-<stamp>/    the run directories (metrics.jsonl, checkpoints, samples)
 #   <config>.eval.json/.md    the full-protocol evaluation of the best checkpoint
@@ -138,6 +139,16 @@ if ! $tiny && [ ! -f "$("$bin/cign-classifier" path --dataset mnist)" ]; then
   echo "== the conditional-accuracy classifier (MNIST, $device)" >&2
   "$bin/cign-classifier" train --dataset mnist --device "$device" > "$out/classifier.log" 2>&1 \
     || { echo "gpu_paper_run: training the classifier failed; see $out/classifier.log" >&2; exit 1; }
+fi
+
+# The FID weights before any training: the evaluation needs them only after it, and a GPU
+# machine may have no network to fetch them then (copy them into CIGN_WEIGHTS_DIR, or set
+# CIGN_FID_WEIGHTS, beforehand).
+if ! $tiny; then
+  [ -x "$bin/cign-fid" ] \
+    || fail "$bin/cign-fid missing: cargo build --release -p cign-train --bins --examples -p cign-metrics, or set CIGN_BIN_DIR"
+  "$bin/cign-fid" --fetch-weights > "$out/fid_weights.log" 2>&1 \
+    || fail "no FID weights and none could be fetched ($(tail -1 "$out/fid_weights.log")): copy pt_inception_fid_2015-12-05.safetensors into CIGN_WEIGHTS_DIR or set CIGN_FID_WEIGHTS"
 fi
 
 # Whatever fails from here on leaves no .part file behind.

@@ -368,13 +368,20 @@ static WARNED_16BIT: AtomicBool = AtomicBool::new(false);
 /// documentation).
 ///
 /// # Errors
-/// [`MetricsError::Image`] when the file cannot be opened or decoded.
+/// [`MetricsError::BadFile`] when `path` is a directory; [`MetricsError::Image`] when the file
+/// cannot be opened or decoded.
 pub fn load_image(path: &Path) -> Result<Tensor> {
     decode_image(path).map(|(t, _)| t)
 }
 
 /// [`load_image`], also saying whether the file had more than 8 bits per sample.
 fn decode_image(path: &Path) -> Result<(Tensor, bool)> {
+    if path.is_dir() {
+        return Err(MetricsError::BadFile {
+            path: path.to_path_buf(),
+            what: "is a directory, not an image file".into(),
+        });
+    }
     let img = image::ImageReader::open(path)
         .map_err(|e| MetricsError::Image {
             path: path.to_path_buf(),
@@ -685,6 +692,13 @@ pub fn open_input_with(path: &Path, options: &FolderOptions) -> Result<Input> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_is_not_an_image_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load_image(dir.path()).unwrap_err().to_string();
+        assert!(e.ends_with("is a directory, not an image file"), "{e}");
+    }
 
     #[test]
     fn folders_are_searched_recursively_in_sorted_order() {

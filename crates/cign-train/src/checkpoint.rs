@@ -75,8 +75,9 @@ impl LoopState {
 /// A checkpoint or weights error, always naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// I/O or safetensors error.
-    #[error("checkpoint {path}: {what}")]
+    /// I/O or safetensors error (the message names the file only: it may be a checkpoint or a
+    /// weights file).
+    #[error("{path}: {what}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -84,7 +85,7 @@ pub enum CheckpointError {
         what: String,
     },
     /// The checkpoint does not fit the model.
-    #[error("checkpoint {path} does not match the model of this config: {what}")]
+    #[error("{path} does not match the model of this config: {what}")]
     Mismatch {
         /// The file.
         path: PathBuf,

@@ -104,7 +104,14 @@ pub fn write_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
 }
 
 /// Reads a greyscale image file (PNG, JPEG) as a `[1, 1, H, W]` tensor in [-1, 1].
+///
+/// # Errors
+///
+/// `path` is a directory, cannot be read or decoded; the error names the file.
 pub fn read_gray(path: &Path) -> Result<Tensor> {
+    if path.is_dir() {
+        anyhow::bail!("{}: is a directory, not an image file", path.display());
+    }
     let img = image::open(path)
         .with_context(|| format!("cannot read image {}", path.display()))?
         .to_luma8();

@@ -116,6 +116,48 @@ fn sampling_errors_label_and_architecture() {
         &["--run", &run_s, "--label", "seven", "--out", &png],
     );
     assert!(e.contains("seven"), "{e}");
+    // A negative class is a class out of range, not an unknown option.
+    let e = fails(sample, &["--run", &run_s, "--label", "-1", "--out", &png]);
+    assert!(e.contains("--label -1") && e.contains("0..10"), "{e}");
+    // A weights file that is not one is named as what it is, not as a checkpoint; a folder
+    // given as the image to project says so.
+    let junk = tmp.path().join("junk.safetensors");
+    std::fs::write(&junk, b"x").unwrap();
+    let config = run.join("config.toml").display().to_string();
+    let e = fails(
+        sample,
+        &[
+            "--weights",
+            junk.to_str().unwrap(),
+            "--config",
+            &config,
+            "--out",
+            &png,
+        ],
+    );
+    assert!(
+        e.starts_with(&format!(
+            "error: {}: not a readable safetensors",
+            junk.display()
+        )),
+        "{e}"
+    );
+    let e = fails(
+        sample,
+        &[
+            "--run",
+            &run_s,
+            "--checkpoint",
+            "last",
+            "--project",
+            tmp.path().to_str().unwrap(),
+            "--label",
+            "1",
+            "--out",
+            &png,
+        ],
+    );
+    assert!(e.contains("is a directory, not an image file"), "{e}");
 
     // The same grid works with the right architecture...
     let ok = Command::new(sample)

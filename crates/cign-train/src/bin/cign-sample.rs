@@ -31,7 +31,7 @@ struct Cli {
     model: ModelArgs,
     /// A class index, or `all` for one row per class (the default when generating). With
     /// --project: the class index to project under (needed for a conditional model).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     label: Option<String>,
     /// Images per label, 1 to 1000000 (with --out at most 10000: the PNG grid's columns).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=MAX_PER_CLASS as i64))]
