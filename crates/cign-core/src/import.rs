@@ -88,7 +88,9 @@ pub fn read_safetensors(path: &Path) -> Result<SafetensorsFile, CoreError> {
 /// Copies `named` tensors (names without prefix) into `vs`: every variable of `vs` (parameters
 /// and BatchNorm running statistics) must be given with its shape; PyTorch's
 /// `*.num_batches_tracked` counters are accepted and ignored; any other name is an error. Values
-/// are converted to each variable's kind and device. Nothing is written unless all checks pass.
+/// are converted to each variable's kind and device (F64, F32, F16 and BF16 convert; an integer
+/// or boolean tensor for a floating-point variable is refused). Nothing is written unless all
+/// checks pass.
 /// `source` names the tensors' origin in the error (a path).
 ///
 /// # Errors
@@ -104,6 +106,7 @@ pub fn load_named_into(
     let vars = vs.variables();
     let mut missing: Vec<&str> = Vec::new();
     let mut shape = Vec::new();
+    let mut dtype = Vec::new();
     for (name, var) in &vars {
         match named.get(name) {
             None => missing.push(name),
@@ -112,6 +115,11 @@ pub fn load_named_into(
                 var.size(),
                 t.size()
             )),
+            // An integer or boolean tensor where the model holds floats is not a weight file
+            // of this model (casting would load it silently); float widths convert.
+            Some(t) if var.is_floating_point() && !t.is_floating_point() => {
+                dtype.push(format!("{name}: file {:?}", t.kind()))
+            }
             Some(_) => {}
         }
     }
@@ -131,6 +139,13 @@ pub fn load_named_into(
     }
     if !shape.is_empty() {
         problems.push(format!("shape mismatch {}", shape.join("; ")));
+    }
+    if !dtype.is_empty() {
+        dtype.sort();
+        problems.push(format!(
+            "not floating point where the model's weights are {}",
+            dtype.join("; ")
+        ));
     }
     if !problems.is_empty() {
         return Err(CoreError::Load {

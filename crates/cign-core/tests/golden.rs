@@ -321,8 +321,12 @@ fn largest_difference(fx: &Fixture, s: &Step) -> f64 {
 
 /// The authors' formulation against every fixture: the checks above, and bit for bit (every
 /// output, loss, gradient and the state after the step exactly equal) on the fixtures made by
-/// `tests/fixtures/make_fixtures.py` (metadata `made_by`), made with one thread and oneDNN's
-/// AVX2 kernels as these tests run. The authors' seed-0 files in
+/// `tests/fixtures/make_fixtures.py` (metadata `made_by`) on a machine of this one's
+/// [`cpu_signature`](common::fixtures::cpu_signature) (metadata `cpu`), made with one thread
+/// and oneDNN's AVX2 kernels as these tests run. On another machine the authors' own code
+/// gives other float32 results (up to 9.3e-3 on the seed-2 filter step between the earlier
+/// machine of these fixtures and an AMD EPYC with AVX-512), so there only the other checks
+/// apply; `make_fixtures.py golden` remakes the fixtures on the machine at hand. The authors' seed-0 files in
 /// `shared/fixtures/authors-pytorch` were made elsewhere by an earlier script: on this
 /// project's current machine PyTorch itself, running the authors' code on their inputs with
 /// 1, 2, 4, 8 or 16 threads, misses their gradients by 1.4e-4 to 6.6e-4 relative, as we do;
@@ -332,6 +336,7 @@ fn golden_fixtures_match_the_authors_code() {
     // one test at a time: reference() changes the thread count
     let _serial = common::rng_lock();
     let fixtures = cign_fixtures();
+    let here = common::fixtures::cpu_signature();
     let mut all = Vec::new();
     for fx in &fixtures {
         let s = run_step(fx, Formulation::AUTHORS, Kind::Float, true, Perturb::None);
@@ -345,13 +350,24 @@ fn golden_fixtures_match_the_authors_code() {
         fails.extend(f);
         let d = largest_difference(fx, &s);
         let made_here = fx.file.metadata.contains_key("made_by");
+        let same_machine = fx.file.metadata.get("cpu") == Some(&here);
         println!(
             "{}: largest difference from the fixture {d:.3e}{}",
             fx.name,
             if d == 0.0 { " (bit for bit)" } else { "" }
         );
-        if made_here && d != 0.0 {
+        if made_here && same_machine && d != 0.0 {
             fails.push(format!("not bit for bit: largest difference {d:.3e}"));
+        } else if made_here && !same_machine {
+            println!(
+                "{}: made on {:?}, this machine is {here:?}: bit for bit not required \
+                 (make_fixtures.py golden makes them here)",
+                fx.name,
+                fx.file
+                    .metadata
+                    .get("cpu")
+                    .map_or("an unrecorded machine", |c| c.as_str())
+            );
         }
         all.extend(fails.into_iter().map(|f| format!("{}: {f}", fx.name)));
     }
@@ -692,5 +708,21 @@ fn import_reports_missing_and_mismatched_tensors() {
             err.contains("unexpected") && err.contains("generator.bogus"),
             "{err}"
         );
+        // an integer tensor where the model holds floats: refused, not cast
+        let mut named = fx.state();
+        let weight = named["discriminator.batch_norm_1.weight"].to_kind(Kind::Int64);
+        named.insert("discriminator.batch_norm_1.weight".into(), &weight);
+        let err = load_named_into(&mut vs, &named, "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not floating point") && err.contains("discriminator.batch_norm_1.weight"),
+            "{err}"
+        );
+        // a float width other than the model's converts
+        let mut named = fx.state();
+        let weight = named["discriminator.batch_norm_1.weight"].to_kind(Kind::Double);
+        named.insert("discriminator.batch_norm_1.weight".into(), &weight);
+        load_named_into(&mut vs, &named, "test").unwrap();
     }
 }

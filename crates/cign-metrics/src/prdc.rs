@@ -75,8 +75,11 @@ pub const DEFAULT_NEAREST_K: usize = 5;
 /// raises below that. (With `nearest_k + 1` rows the k-th neighbour would be every point's
 /// farthest one, a radius that swallows the whole set: precision and recall 1 whatever the
 /// features.)
+///
+/// Saturates at `usize::MAX` (a `nearest_k` near it needs more rows than any set holds, so
+/// the caller's "too few samples" check refuses it instead of wrapping round to 0 or 1).
 pub const fn min_rows(nearest_k: usize) -> usize {
-    nearest_k + 2
+    nearest_k.saturating_add(2)
 }
 
 /// Distance-matrix entries per block when [`PrdcOptions::block_rows`] is `None`
@@ -748,6 +751,14 @@ mod tests {
     use ndarray::{array, Array2};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn min_rows_saturates_instead_of_wrapping() {
+        assert_eq!(min_rows(5), 7);
+        // k + 2 would wrap to 0 and 1: every set would pass the size check.
+        assert_eq!(min_rows(usize::MAX), usize::MAX);
+        assert_eq!(min_rows(usize::MAX - 1), usize::MAX);
+    }
 
     /// The definitions evaluated literally: all distances (direct formula, square root),
     /// sorted rows for the radii, every comparison.

@@ -31,6 +31,50 @@ pub fn pin_fixture_isa() {
     });
 }
 
+/// Flags of `/proc/cpuinfo` that change which float32 kernels libtorch, oneDNN or MKL run
+/// (as `make_fixtures.py`'s `KERNEL_FLAGS`).
+const KERNEL_FLAGS: [&str; 7] = [
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+];
+
+/// This machine as `make_fixtures.py` records the machine of a fixture (metadata `cpu`):
+/// `"{vendor_id} {cpu family}/{model} {model name}; {kernel flags}"` from the first processor
+/// of `/proc/cpuinfo`, `"unknown"` where it cannot be read. Float32 results are bit for bit
+/// only between machines of one signature.
+pub fn cpu_signature() -> String {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return "unknown".into();
+    };
+    let block = info.split("\n\n").next().unwrap_or("");
+    let mut fields = std::collections::HashMap::new();
+    for line in block.lines() {
+        if let Some((k, v)) = line.split_once(':') {
+            fields.entry(k.trim()).or_insert(v.trim());
+        }
+    }
+    let get = |k: &str| fields.get(k).copied().unwrap_or("?");
+    let flags: std::collections::HashSet<&str> = get("flags").split_whitespace().collect();
+    let kernel: Vec<&str> = KERNEL_FLAGS
+        .iter()
+        .copied()
+        .filter(|f| flags.contains(f))
+        .collect();
+    format!(
+        "{} {}/{} {}; {}",
+        get("vendor_id"),
+        get("cpu family"),
+        get("model"),
+        get("model name"),
+        kernel.join(" ")
+    )
+}
+
 /// The authors' seed-0 fixtures.
 pub fn shared_dir() -> PathBuf {
     match std::env::var_os("CIGN_FIXTURES_DIR") {
