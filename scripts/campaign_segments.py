@@ -6,16 +6,18 @@ the paper-recipe campaign, read from a copy of the run's own log
     python3 scripts/campaign_segments.py [ROOT] > results/large_channel_segments.md
     python3 scripts/campaign_segments.py --total [ROOT]   # the one-line total only
     python3 scripts/campaign_segments.py --run 1 > results/large_channel_segments_run1.md
+    python3 scripts/campaign_segments.py --run 2 > results/large_channel_segments_run2.md
 
-ROOT is the folder that holds results/ (the repository by default). `--run N` reads the log of
-an earlier run of the campaign, whose records carry `_runN`
-(results/runs/large_channel_campaign_runN.run.log; run 1's directory was lost at step 3773); the
-current run's records have no suffix. A segment starts at the
-trainer's "run directory" line and ends at its "stopped ... at step N" line; one without a stop
-line (killed by SIGKILL, a crash, the session's end) ends at its last line, and its steps are
-those up to the checkpoint the next segment that trained resumed from; a later start that
-failed before resuming is listed and not counted. Wall times are of the log's
-timestamps (UTC), so they include validations, checkpoints and any SIGSTOP pause; the campaign
+ROOT is the folder that holds results/ (the repository by default). `--run N` (any N >= 1) reads
+the log of an earlier run of the campaign, whose records carry `_runN`
+(results/runs/large_channel_campaign_runN.run.log; run 1 was lost at step 3773, run 2 after step
+2988 with its records ending at step 2896); the current run's records have no suffix. Usage
+errors (an unknown option, --run without a number, more than one ROOT) and a missing log exit 2
+with one line. A segment starts at the trainer's "run directory" line and ends at its "stopped
+... at step N" line; one without a stop line (killed by SIGKILL, a crash, the session's end)
+ends at its last line, and its steps are those up to the checkpoint the next segment that
+trained resumed from; a later start that failed before resuming is listed and not counted. Wall
+times are of the log's timestamps (UTC), so they include validations, checkpoints and any SIGSTOP pause; the campaign
 page's annotated table says which pauses a segment had. A segment still running (the last one,
 without a stop line) is listed but left out of the totals. Nothing here is edited by hand."""
 import datetime as dt
@@ -23,19 +25,37 @@ import pathlib
 import re
 import sys
 
-TOTAL_ONLY = "--total" in sys.argv[1:]
-args = [a for a in sys.argv[1:] if a != "--total"]
+USAGE = "usage: campaign_segments.py [--total] [--run N] [ROOT]"
+
+
+def usage_error(message):
+    print(f"campaign_segments.py: {message} ({USAGE})", file=sys.stderr)
+    sys.exit(2)
+
+
 # The current run's records have no suffix; an earlier run's carry `_runN` (`--run N`).
+TOTAL_ONLY = False
 RUN = None
-if "--run" in args:
-    i = args.index("--run")
-    if i + 1 >= len(args) or not args[i + 1].isdigit() or int(args[i + 1]) < 1:
-        print("campaign_segments.py: --run takes a run number (1, 2, ...)", file=sys.stderr)
-        sys.exit(2)
-    RUN = int(args[i + 1])
-    del args[i:i + 2]
+positional = []
+argv = sys.argv[1:]
+while argv:
+    a = argv.pop(0)
+    if a == "--total":
+        TOTAL_ONLY = True
+    elif a == "--run":
+        if RUN is not None:
+            usage_error("--run given twice")
+        if not argv or not argv[0].isdecimal() or not argv[0].isascii() or int(argv[0]) < 1:
+            usage_error("--run takes a run number (1, 2, ...)")
+        RUN = int(argv.pop(0))
+    elif a.startswith("-"):
+        usage_error(f"unknown option {a}")
+    else:
+        positional.append(a)
+if len(positional) > 1:
+    usage_error("one ROOT at most")
 SUFFIX = f"_run{RUN}" if RUN else ""
-ROOT = pathlib.Path(args[0]) if args else pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(positional[0]) if positional else pathlib.Path(__file__).resolve().parent.parent
 LOG = ROOT / "results" / "runs" / f"large_channel_campaign{SUFFIX}.run.log"
 TARGET_EPOCHS = 25
 WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",

@@ -1,16 +1,29 @@
 #!/usr/bin/env python3
 """Renders results/README.md from results/runs/<name>.json (written by scripts/reproduce.sh and
-scripts/train_and_eval.sh) next to the paper's numbers, and the campaign's status from
-results/large_channel_curve.json (written by cign-curve). Ablation runs (ablation_*) have their
-own page (scripts/ablation_tables.py). Prints Markdown to stdout; nothing in results/README.md
-is edited by hand."""
+scripts/train_and_eval.sh) next to the paper's numbers, and the campaign's status from the
+learning curves' JSON (written by cign-curve): the current run's,
+results/large_channel_curve.json, and those of earlier runs that were lost,
+results/large_channel_curve_runN.json for any N (the current run is the one after the highest
+N). Ablation runs (ablation_*) have their own page (scripts/ablation_tables.py). Prints Markdown
+to stdout; nothing in results/README.md is edited by hand.
+
+    python3 scripts/results_table.py [ROOT] > results/README.md
+
+ROOT is the folder that holds results/ (the repository by default); a usage error (an option,
+more than one ROOT, a ROOT without results/) exits 2 with one line."""
 import json
 import pathlib
 import re
 import sys
 
 # The repository, or the folder given as the only argument (which holds results/, as a test's).
+if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1].startswith("-")):
+    print("results_table.py: usage: results_table.py [ROOT] (the folder that holds results/)", file=sys.stderr)
+    sys.exit(2)
 ROOT = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parent.parent
+if not (ROOT / "results").is_dir():
+    print(f"results_table.py: {ROOT} holds no results/ folder", file=sys.stderr)
+    sys.exit(2)
 PAPER = {64: 0.1149, 192: 0.6598, 768: 0.2852}
 PARAMS = {"large_channel": "5,607,110", "small_filter": "616,005", "small_channel": "462,182",
           "large_filter": "1,916,485", "ign_baseline": "5,550,336", "cign_no_labels": "5,576,704",
@@ -74,12 +87,14 @@ def curve_lines(path, whose):
 
 def campaign_status():
     """Where the paper-recipe campaign stands, from its learning curves' JSON: the current run's
-    (results/large_channel_curve.json) and those of earlier runs whose run directories were lost
-    (results/large_channel_curve_runN.json)."""
+    (results/large_channel_curve.json) and those of earlier runs that were lost before they
+    finished (results/large_channel_curve_runN.json, any N). The current run is numbered one
+    after the highest earlier run; before its first curve point it has no JSON."""
     path = ROOT / "results" / "large_channel_curve.json"
     earlier = sorted((int(m.group(1)), p)
                      for p in (ROOT / "results").glob("large_channel_curve_run*.json")
-                     if (m := re.fullmatch(r"large_channel_curve_run(\d+)", p.stem)))
+                     if (m := re.fullmatch(r"large_channel_curve_run([1-9]\d*)", p.stem)))
+    current = earlier[-1][0] + 1 if earlier else 1
     final = ROOT / "results" / "runs" / "large_channel_campaign.json"
     if final.exists() and "training" in json.loads(final.read_text()):
         lines = ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, on this CPU) is finished: the",
@@ -92,13 +107,19 @@ def campaign_status():
     else:
         return ["The paper-recipe campaign (large_channel, batch 256, lr 1e-4, 25+ epochs on this CPU)",
                 "has not started; its page: [large_channel_campaign.md](large_channel_campaign.md)."]
+    if earlier:
+        numbers = [str(n) for n, _ in earlier]
+        lost = (f"run {numbers[0]} was" if len(numbers) == 1
+                else f"runs {', '.join(numbers[:-1])} and {numbers[-1]} were")
+        lines.append(f"The current run is run {current}; {lost} lost (below).")
     if path.exists():
         lines += curve_lines(path, "The current run's")
     elif earlier:
-        lines.append("The current run has no finished 5-epoch snapshot yet.")
+        lines.append(f"Run {current} has started (from step 0) and has no finished curve point yet.")
     for n, run in earlier:
-        lines.append(f"Run {n} of the campaign lost its run directory before it finished, and a later run started "
-                     f"again from step 0 ([large_channel_campaign_run{n}.md](large_channel_campaign_run{n}.md)).")
+        lines.append(f"Run {n} of the campaign lost its run directory, checkpoints included, before it finished, "
+                     f"and run {n + 1} started again from step 0 "
+                     f"([large_channel_campaign_run{n}.md](large_channel_campaign_run{n}.md)).")
         lines += curve_lines(run, f"Run {n}'s")
     return lines
 
