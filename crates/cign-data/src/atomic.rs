@@ -148,6 +148,10 @@ pub fn create_dir_all_tracked(dir: &Path) -> io::Result<CreatedDirs> {
             break;
         }
         if std::fs::symlink_metadata(d).is_ok() {
+            if d.is_dir() {
+                // Another process made it since the check above.
+                break;
+            }
             // A file (or a link to none) where a directory is needed: say so, rather than
             // create_dir's "File exists".
             return Err(io::Error::new(

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use cign_core::AdamW;
+use cign_core::{AdamW, LossValues};
 use tch::{nn::VarStore, Kind, Tensor};
 
 /// Where the training loop stands; saved in every checkpoint (and reported by `cign-eval
@@ -41,7 +41,67 @@ pub struct LoopState {
     /// An end-of-epoch (or `eval_every`) validation was due but interrupted by a signal: the
     /// resumed run validates first.
     pub pending_validation: bool,
+    /// The model at `step` has been validated (so a run that ends here does not validate it
+    /// again). Checkpoints of older versions lack it: read as false.
+    pub validated: bool,
+    /// The training terms summed since the last `metrics.jsonl` training record, so that a
+    /// resumed run writes the record an uninterrupted one writes (not part of `cign-eval`'s
+    /// report). Checkpoints of older versions lack it: read as empty.
+    #[serde(skip)]
+    pub log: LogSums,
 }
+
+/// The training terms summed over the steps since the last training record of
+/// `metrics.jsonl`, whose mean the next record writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LogSums {
+    /// Sum of each term over the steps.
+    pub sum: LossValues,
+    /// Steps summed.
+    pub steps: u64,
+    /// Real images of those steps.
+    pub images: u64,
+    /// Seconds those steps took (for the images per second of the record).
+    pub seconds: f64,
+}
+
+impl LogSums {
+    /// Adds one step's terms, images and seconds.
+    pub fn add(&mut self, values: &LossValues, images: u64, seconds: f64) {
+        self.sum = self.sum.add(values);
+        self.steps += 1;
+        self.images += images;
+        self.seconds += seconds;
+    }
+
+    /// The mean terms of the steps summed (`None` when none was).
+    pub fn mean(&self) -> Option<LossValues> {
+        (self.steps > 0).then(|| self.sum.scale(1.0 / self.steps as f64))
+    }
+
+    /// The sums as stored in a checkpoint: the terms in [`LOG_TERMS`] order.
+    fn terms(&self) -> [f64; 6] {
+        let s = &self.sum;
+        [
+            s.rec,
+            s.idem_noise,
+            s.tight_noise,
+            s.idem_mismatch,
+            s.tight_mismatch,
+            s.total,
+        ]
+    }
+}
+
+/// The order of the terms of `meta.log_sum`.
+const LOG_TERMS: [&str; 6] = [
+    "rec",
+    "idem_noise",
+    "tight_noise",
+    "idem_mismatch",
+    "tight_mismatch",
+    "total",
+];
 
 impl LoopState {
     /// The state of a run that has not taken a step.
@@ -54,6 +114,8 @@ impl LoopState {
             best_val_loss: f64::INFINITY,
             train_seconds: 0.0,
             pending_validation: false,
+            validated: false,
+            log: LogSums::default(),
         }
     }
 
@@ -117,6 +179,13 @@ const META_BEST: &str = "meta.best_val_loss";
 const META_SECONDS: &str = "meta.train_seconds";
 /// Absent in checkpoints of older versions (read as false).
 const META_PENDING: &str = "meta.pending_validation";
+/// Absent in checkpoints of older versions (read as false).
+const META_VALIDATED: &str = "meta.validated";
+/// The [`LogSums`]; absent in checkpoints of older versions (read as empty).
+const META_LOG_SUM: &str = "meta.log_sum";
+const META_LOG_STEPS: &str = "meta.log_steps";
+const META_LOG_IMAGES: &str = "meta.log_images";
+const META_LOG_SECONDS: &str = "meta.log_seconds";
 
 /// The first floating-point tensor of `named` with NaN or infinite values, with their count.
 pub fn first_non_finite<'a, I>(named: I) -> Option<(String, i64)>
@@ -158,8 +227,7 @@ pub fn save(
             tensor,
             count,
             at: format!(" at step {}", state.step),
-            advice: "the model diverged, so it was not saved (the previous checkpoint is kept): \
-                     resume from it with a lower optim.lr",
+            advice: "the model diverged, so it was not saved (the file keeps what it held)",
         });
     }
     let ints = [
@@ -168,12 +236,17 @@ pub fn save(
         (META_BATCH, state.batch_in_epoch),
         (META_SEED, state.seed),
         (META_PENDING, state.pending_validation as u64),
+        (META_VALIDATED, state.validated as u64),
+        (META_LOG_STEPS, state.log.steps),
+        (META_LOG_IMAGES, state.log.images),
     ];
     for (key, v) in ints {
         named.push((key.to_string(), Tensor::from(v as i64)));
     }
     named.push((META_BEST.into(), Tensor::from(state.best_val_loss)));
     named.push((META_SECONDS.into(), Tensor::from(state.train_seconds)));
+    named.push((META_LOG_SECONDS.into(), Tensor::from(state.log.seconds)));
+    named.push((META_LOG_SUM.into(), Tensor::from_slice(&state.log.terms())));
     write_named(path, named)
 }
 
@@ -324,6 +397,51 @@ fn loop_state(
             format!("is {seconds}, expected seconds >= 0"),
         ));
     }
+    // Keys that older versions did not write: absent reads as `None`.
+    let optional = |key: &str| tensors.contains_key(key);
+    let flag = |key: &str| -> Result<bool, CheckpointError> {
+        Ok(optional(key) && scalar(key)?.to_kind(Kind::Int64).int64_value(&[]) != 0)
+    };
+    let log = if optional(META_LOG_SUM) {
+        let sum = get(META_LOG_SUM)?;
+        let values: Vec<f64> = if sum.numel() == LOG_TERMS.len() && sum.is_floating_point() {
+            Vec::<f64>::try_from(sum.to_kind(Kind::Double).flatten(0, -1)).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if values.len() != LOG_TERMS.len() || values.iter().any(|v| !v.is_finite()) {
+            return Err(bad(
+                META_LOG_SUM,
+                format!(
+                    "is not {} finite numbers ({})",
+                    LOG_TERMS.len(),
+                    LOG_TERMS.join(", ")
+                ),
+            ));
+        }
+        let log_seconds = scalar(META_LOG_SECONDS)?.double_value(&[]);
+        if !(log_seconds.is_finite() && log_seconds >= 0.0) {
+            return Err(bad(
+                META_LOG_SECONDS,
+                format!("is {log_seconds}, expected seconds >= 0"),
+            ));
+        }
+        LogSums {
+            sum: LossValues {
+                rec: values[0],
+                idem_noise: values[1],
+                tight_noise: values[2],
+                idem_mismatch: values[3],
+                tight_mismatch: values[4],
+                total: values[5],
+            },
+            steps: count(META_LOG_STEPS)?,
+            images: count(META_LOG_IMAGES)?,
+            seconds: log_seconds,
+        }
+    } else {
+        LogSums::default()
+    };
     Ok(LoopState {
         step: count(META_STEP)?,
         epoch: count(META_EPOCH)?,
@@ -331,10 +449,9 @@ fn loop_state(
         seed: bits(META_SEED)?,
         best_val_loss: best,
         train_seconds: seconds,
-        pending_validation: match tensors.get(META_PENDING) {
-            Some(_) => scalar(META_PENDING)?.to_kind(Kind::Int64).int64_value(&[]) != 0,
-            None => false,
-        },
+        pending_validation: flag(META_PENDING)?,
+        validated: flag(META_VALIDATED)?,
+        log,
     })
 }
 
@@ -466,11 +583,45 @@ mod tests {
             ),
             (META_BEST, Tensor::from(f64::NAN)),
             (META_SECONDS, Tensor::from(-5.0f64)),
+            (META_LOG_SUM, Tensor::from_slice(&[1.0f64, 2.0])),
+            (META_LOG_SUM, Tensor::from_slice(&[f64::NAN; 6])),
         ] {
             let p = checkpoint_with(dir.path(), (key, value));
             let err = load_model_and_state(&p, &mut vs()).unwrap_err().to_string();
             assert!(err.contains(key) && err.contains("damaged"), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn the_loop_state_survives_a_checkpoint_and_older_checkpoints_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let vs = VarStore::new(tch::Device::Cpu);
+        let _ = vs.root().zeros("w", &[2]);
+        let optim = AdamW::new(&vs, cign_core::AdamWConfig::default());
+        let mut state = LoopState::new(3);
+        (state.step, state.epoch, state.batch_in_epoch) = (7, 1, 2);
+        (state.best_val_loss, state.train_seconds) = (1.5, 12.25);
+        (state.pending_validation, state.validated) = (false, true);
+        let terms = LossValues {
+            rec: 1.0,
+            idem_noise: 2.0,
+            tight_noise: 3.0,
+            idem_mismatch: 4.0,
+            tight_mismatch: 5.0,
+            total: 6.0,
+        };
+        state.log.add(&terms, 8, 0.5);
+        state.log.add(&terms, 8, 0.25);
+        let path = dir.path().join("last.safetensors");
+        save(&path, &vs, &optim, &state).unwrap();
+        let mut vs2 = VarStore::new(tch::Device::Cpu);
+        let _ = vs2.root().zeros("w", &[2]);
+        assert_eq!(load_model_and_state(&path, &mut vs2).unwrap(), Some(state));
+        // A checkpoint of an older version, without the newer keys: not validated, no sums.
+        let old = checkpoint_with(dir.path(), (META_STEP, Tensor::from(4i64)));
+        let loaded = load_model_and_state(&old, &mut vs2).unwrap().unwrap();
+        assert!(!loaded.validated && !loaded.pending_validation);
+        assert_eq!(loaded.log, LogSums::default());
     }
 
     #[test]

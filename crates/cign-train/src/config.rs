@@ -61,9 +61,8 @@ pub enum ConfigError {
     /// A resumed run changes a key that must stay as the checkpoint was trained.
     #[error(
         "resume: {key} = {now}, but the checkpoint was trained with {key} = {was}; only these \
-         keys may change on resume: train.epochs, max_steps, time_budget_minutes, eval_every, \
-         eval_max_images, sample_every, log_every, threads, device, checkpoint_every_minutes, \
-         snapshot_every_epochs, precision, data.dir"
+         keys may change on resume: {}",
+        RESUMABLE_KEYS.join(", ")
     )]
     Resume {
         /// `section.key`.
@@ -423,13 +422,14 @@ impl TrainConfig {
     }
 
     /// Checks that a resumed run changes only the keys that may change on resume
-    /// ([`RESUMABLE_KEYS`]: limits, logging, threads, device, data directory); `self` is the config the
-    /// checkpoint was written with, `resumed` the one about to be used.
+    /// ([`RESUMABLE_KEYS`]); `self` is the config the checkpoint was written with, `resumed` the
+    /// one about to be used. Returns the resumable keys that change, as `key: was -> now`, for
+    /// the run's log.
     ///
     /// # Errors
     ///
     /// [`ConfigError::Resume`] naming the first other key that differs and both values.
-    pub fn check_resume(&self, resumed: &TrainConfig) -> Result<(), ConfigError> {
+    pub fn check_resume(&self, resumed: &TrainConfig) -> Result<Vec<String>, ConfigError> {
         let flat = |cfg: &TrainConfig| -> Vec<(String, String)> {
             let table = toml::Table::try_from(cfg).expect("the configuration serialises");
             let mut out = Vec::new();
@@ -445,23 +445,28 @@ impl TrainConfig {
             out
         };
         let before: std::collections::BTreeMap<String, String> = flat(self).into_iter().collect();
+        let mut changes = Vec::new();
         for (key, value) in flat(resumed) {
-            if RESUMABLE_KEYS.contains(&key.as_str()) || NEW_RUN_KEYS.contains(&key.as_str()) {
+            if NEW_RUN_KEYS.contains(&key.as_str()) {
                 continue;
             }
             let old = before
                 .get(&key)
                 .cloned()
                 .unwrap_or_else(|| "(absent)".into());
-            if old != value {
+            if old == value {
+                continue;
+            }
+            if !RESUMABLE_KEYS.contains(&key.as_str()) {
                 return Err(ConfigError::Resume {
                     key,
                     was: old,
                     now: value,
                 });
             }
+            changes.push(format!("{key}: {old} -> {value}"));
         }
-        Ok(())
+        Ok(changes)
     }
 
     /// The batch sampler's settings for this run, the one place they are read from the config:
@@ -490,10 +495,11 @@ impl TrainConfig {
 }
 
 /// The keys a resumed run may change (with `--set` or by editing the run's `config.toml`):
-/// how long it runs, how often it validates, logs, samples and checkpoints, threads, device and
-/// the data directory. Every other key (model, data, loss, optimizer, batch size, seed) would
-/// make the resumed run a different experiment and is refused; [`NEW_RUN_KEYS`] are refused
-/// with `--set` and ignored in the file.
+/// how long it runs, how often it validates, logs, samples and checkpoints, threads, device,
+/// the data directory, and the learning rate (to resume a diverged run with a lower one; the
+/// AdamW moments do not depend on it). Every other key (model, data, loss, the optimizer's
+/// other settings, batch size, seed) would make the resumed run a different experiment and is
+/// refused; [`NEW_RUN_KEYS`] are refused with `--set` and ignored in the file.
 pub const RESUMABLE_KEYS: &[&str] = &[
     "train.epochs",
     "train.max_steps",
@@ -508,6 +514,7 @@ pub const RESUMABLE_KEYS: &[&str] = &[
     "train.snapshot_every_epochs",
     "train.precision",
     "data.dir",
+    "optim.lr",
 ];
 
 /// The keys that only place a new run (`output.dir`: where its directory is created). A

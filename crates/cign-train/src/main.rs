@@ -22,7 +22,7 @@ struct Cli {
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     set: Vec<String>,
     /// Continue the run in RUN_DIR from its `last` checkpoint (its config.toml is used;
-    /// --set may change limits, logging, threads, device and paths, nothing else).
+    /// --set may change limits, logging, threads, device, paths and optim.lr, nothing else).
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
     /// Print the model table and parameter count, then exit (no data is loaded).
@@ -75,7 +75,7 @@ fn run(cli: Cli) -> Result<()> {
         return Ok(());
     }
     let resume = run_dir.is_some();
-    let run = match run_dir {
+    let (run, changes) = match run_dir {
         Some(run) => {
             let last = run.existing_checkpoint("last")?;
             // The config the checkpoint was trained with (older runs: the run's own config).
@@ -84,14 +84,17 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 run.config()
             };
-            TrainConfig::load(&trained_with, &[])
+            let changes = TrainConfig::load(&trained_with, &[])
                 .with_context(|| format!("cannot check {} against it", last.display()))?
                 .check_resume(&cfg)?;
-            run
+            (run, changes)
         }
         None => {
             let name = config_name(cli.config.as_deref().expect("config given"));
-            RunDir::create(Path::new(&cfg.output.dir), &name)?
+            (
+                RunDir::create(Path::new(&cfg.output.dir), &name)?,
+                Vec::new(),
+            )
         }
     };
     let lock = match RunLock::acquire(run.root()) {
@@ -105,6 +108,9 @@ fn run(cli: Cli) -> Result<()> {
     let started = (|| -> Result<Trainer> {
         logging::init(Some(&run.log()))?;
         tracing::info!("run directory {}", run.root().display());
+        if !changes.is_empty() {
+            tracing::info!("resumed with changed settings: {}", changes.join(", "));
+        }
         lock.report_stale();
         stop.install_handlers()
             .context("cannot install the SIGINT/SIGTERM handlers")?;
@@ -120,7 +126,17 @@ fn run(cli: Cli) -> Result<()> {
             return Err(e);
         }
     };
-    let summary = trainer.train(&stop)?;
+    let summary = match trainer.train(&stop) {
+        Ok(summary) => summary,
+        Err(e) => {
+            drop(trainer);
+            drop(lock);
+            // A new run that failed before its first checkpoint (a model diverging at once)
+            // leaves no run directory behind, as a failed start does.
+            run.discard();
+            return Err(e);
+        }
+    };
     let dir = trainer.run_dir().root().display().to_string();
     if let StopReason::Interrupted(sig) = summary.reason {
         eprintln!(

@@ -1,15 +1,17 @@
 //! The output paths of the cign-train binaries (`cign-sample --out/--idx/--idx-labels`,
 //! `cign-export --out`, `cign-eval --json`, `cign-curve --json/--png`), checked together by
 //! [`check_outputs`] before any model is loaded or image generated, so that every tool behaves
-//! the same way: an output that is one of the command's inputs, another output, or a file
-//! inside a run directory's `checkpoints/` folder is refused; an existing directory or a
-//! directory that cannot be created or written is refused (cign-data's
+//! the same way: an output that is one of the command's inputs, another output, a file inside a
+//! run directory's `checkpoints/` folder, or one of the files cign-train keeps in a run
+//! directory ([`RUN_FILES`]) is refused; an existing directory or a directory that cannot be
+//! created or written is refused (cign-data's
 //! [`prepare_output`](cign_data::atomic::prepare_output)); missing parent directories are
-//! created, and removed again if the command fails.
+//! created, and removed again if the command fails. [`Staged`] writes several outputs so that
+//! a command leaves all of them or none.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use cign_data::atomic::{resolve_path, CreatedDirs};
 
 /// The outputs of a command, checked; holds the parent directories created for them. Call
@@ -28,19 +30,48 @@ impl Outputs {
     }
 }
 
-/// The run directory whose `checkpoints/` folder holds `path`, if any (a `checkpoints`
-/// directory next to a `config.toml`).
-fn checkpoints_run_dir(path: &Path) -> Option<PathBuf> {
+/// The files cign-train keeps in a run directory besides `checkpoints/`, which no other tool
+/// may replace, each with what replacing it does.
+pub const RUN_FILES: [(&str, &str); 4] = [
+    (
+        "lock",
+        "a replaced lock file lets a second trainer into the run",
+    ),
+    ("metrics.jsonl", "the run's records would be lost"),
+    ("run.log", "the run's log would be lost"),
+    ("config.toml", "the run resumes with this config"),
+];
+
+/// Why `path` belongs to cign-train, if it does: `(run directory, what, why)` for a file
+/// inside a run directory's `checkpoints/` folder or one of its [`RUN_FILES`] (a run directory
+/// is a directory with a `config.toml`).
+fn run_owned(path: &Path) -> Option<(PathBuf, String, &'static str)> {
+    let is_run = |dir: &Path| dir.join("config.toml").is_file();
     let resolved = resolve_path(path);
+    if let Some(run) = resolved.parent().filter(|run| is_run(run)) {
+        let name = resolved.file_name().and_then(|n| n.to_str());
+        if let Some((name, why)) = RUN_FILES.iter().find(|(f, _)| Some(*f) == name) {
+            return Some((
+                run.to_path_buf(),
+                format!("is the {name} of the run directory"),
+                why,
+            ));
+        }
+    }
     resolved
         .ancestors()
         .skip(1)
         .find(|a| {
-            a.file_name().is_some_and(|n| n == "checkpoints")
-                && a.parent()
-                    .is_some_and(|run| run.join("config.toml").is_file())
+            a.file_name().is_some_and(|n| n == "checkpoints") && a.parent().is_some_and(is_run)
         })
         .and_then(|a| a.parent().map(Path::to_path_buf))
+        .map(|run| {
+            (
+                run,
+                "lies inside the checkpoints/ folder of the run directory".to_string(),
+                "a checkpoint replaced there loses its optimizer and loop state",
+            )
+        })
 }
 
 /// Checks every output of a command before any work: `outputs` are `(flag, path)` pairs
@@ -50,22 +81,21 @@ fn checkpoints_run_dir(path: &Path) -> Option<PathBuf> {
 ///
 /// # Errors
 ///
-/// One line naming the flag and the path: an output that is the same file as an input or as
-/// another output; an output inside a run directory's `checkpoints/` folder (only
-/// `cign-train` writes there: a checkpoint overwritten by a model-only file loses the
-/// optimizer state), checked first; then what [`cign_data::atomic::check_outputs`] refuses
-/// (the same-file cases, an existing directory, a parent directory that cannot be created or
-/// written). Nothing is created when an error is returned.
+/// One line naming the flag and the path: an output inside a run directory's `checkpoints/`
+/// folder or one of its [`RUN_FILES`] (only `cign-train` writes those; the line says what
+/// replacing it would do), checked first; then what [`cign_data::atomic::check_outputs`] refuses (an
+/// output that is the same file as an input or as another output, an existing directory, a
+/// parent directory that cannot be created or written). Nothing is created when an error is
+/// returned.
 pub fn check_outputs<S: AsRef<str>, P: AsRef<Path>>(
     outputs: &[(&str, &Path)],
     inputs: &[(S, P)],
 ) -> Result<Outputs> {
     for (flag, path) in outputs {
-        if let Some(run) = checkpoints_run_dir(path) {
+        if let Some((run, what, why)) = run_owned(path) {
             bail!(
-                "{flag} {}: lies inside the checkpoints/ folder of the run directory {}, which \
-                 only cign-train writes (a checkpoint replaced there loses its optimizer and \
-                 loop state): write the output elsewhere",
+                "{flag} {}: {what} {}, which only cign-train writes ({why}): write the output \
+                 elsewhere",
                 path.display(),
                 run.display()
             );
@@ -73,6 +103,71 @@ pub fn check_outputs<S: AsRef<str>, P: AsRef<Path>>(
     }
     let created = cign_data::atomic::check_outputs(outputs, inputs)?;
     Ok(Outputs { created })
+}
+
+/// Outputs written to temporary files beside their destinations (`.NAME.XXXXXX.part`), then
+/// moved into place together by [`Staged::commit`]: a command with several outputs leaves all
+/// of them or none. Dropped without a commit (a write failed), it removes its temporary files
+/// and no destination is touched.
+#[derive(Debug, Default)]
+#[must_use = "dropping it discards the staged outputs"]
+pub struct Staged {
+    files: Vec<(tempfile::TempPath, PathBuf)>,
+}
+
+impl Staged {
+    /// No output staged yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stages `dest`: `write` writes the whole content to the path it is given (a fresh file
+    /// in `dest`'s directory, which must exist: [`check_outputs`] creates it).
+    ///
+    /// # Errors
+    ///
+    /// The temporary file cannot be created (naming `dest`), or the error of `write`.
+    pub fn stage(&mut self, dest: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".part")
+            .tempfile_in(dir)
+            // The kind alone: tempfile's message names the temporary file, not the output.
+            .map_err(|e| std::io::Error::from(e.kind()))
+            .with_context(|| format!("cannot write {}", dest.display()))?
+            .into_temp_path();
+        write(&tmp)?;
+        self.files.push((tmp, dest.to_path_buf()));
+        Ok(())
+    }
+
+    /// Moves every staged output into place, in the order staged.
+    ///
+    /// # Errors
+    ///
+    /// A rename failed (naming the destination). Each is a rename within one directory of a
+    /// file written there, which fails only if the destination changed since
+    /// [`check_outputs`] (e.g. it became a directory); the outputs moved before it stay.
+    pub fn commit(self) -> Result<()> {
+        for (tmp, dest) in self.files {
+            tmp.persist(&dest)
+                .map_err(|e| e.error)
+                .with_context(|| format!("cannot write {}", dest.display()))?;
+            if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+                // Makes the rename durable, as cign_data::atomic::write_atomic does.
+                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -142,5 +237,77 @@ mod tests {
             .unwrap()
             .keep();
         assert!(tmp.path().join("new").is_dir());
+    }
+
+    #[test]
+    fn the_files_cign_train_keeps_in_a_run_directory_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        let no_inputs: [(&str, &Path); 0] = [];
+        // Not a run directory yet (no config.toml): these are plain names.
+        for (name, _) in RUN_FILES {
+            if name != "config.toml" {
+                let p = run.join(name);
+                check_outputs(&[("--out", p.as_path())], &no_inputs)
+                    .unwrap()
+                    .keep();
+            }
+        }
+        std::fs::write(run.join("config.toml"), "").unwrap();
+        for (name, _) in RUN_FILES {
+            let p = run.join("samples").join("..").join(name);
+            let e = check_outputs(&[("--json", p.as_path())], &no_inputs)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("--json ")
+                    && e.contains(&format!("is the {name} of the run directory"))
+                    && e.contains("only cign-train writes"),
+                "{e}"
+            );
+        }
+        // Other files of a run directory are outputs like any other.
+        let p = run.join("curve.json");
+        check_outputs(&[("--json", p.as_path())], &no_inputs)
+            .unwrap()
+            .keep();
+    }
+
+    #[test]
+    fn staged_outputs_are_written_all_or_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let files = || {
+            let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        // The second write fails: the first output is not written, no temporary file stays.
+        let mut staged = Staged::new();
+        staged
+            .stage(&a, |p| Ok(std::fs::write(p, b"first")?))
+            .unwrap();
+        let e = staged
+            .stage(&b, |_| anyhow::bail!("disk full"))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "disk full");
+        drop(staged);
+        assert!(files().is_empty(), "{:?}", files());
+        // Both written: both moved into place at the commit, not before.
+        let mut staged = Staged::new();
+        staged
+            .stage(&a, |p| Ok(std::fs::write(p, b"first")?))
+            .unwrap();
+        staged
+            .stage(&b, |p| Ok(std::fs::write(p, b"second")?))
+            .unwrap();
+        assert!(!a.exists() && !b.exists());
+        staged.commit().unwrap();
+        assert_eq!(files(), ["a", "b"]);
+        assert_eq!(std::fs::read(&b).unwrap(), b"second");
     }
 }

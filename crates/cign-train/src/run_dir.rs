@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::checkpoint::LoopState;
+
 /// Paths inside one run directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -21,9 +23,10 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Creates `output_dir/<name>-<YYYYmmdd-HHMMSS>/` (with a numeric suffix if it exists),
-    /// creating `output_dir` and its parents as needed (remembered, so that
-    /// [`RunDir::discard`] removes them again).
+    /// Creates `output_dir/<name>-<YYYYmmdd-HHMMSS>/` (with a numeric suffix `-2`, `-3`, ...
+    /// when that name is taken), creating `output_dir` and its parents as needed (remembered,
+    /// so that [`RunDir::discard`] removes them again). The directory is claimed atomically
+    /// ([`claim_dir`]): two runs started in the same second get two directories.
     ///
     /// # Errors
     ///
@@ -32,14 +35,11 @@ impl RunDir {
         let created = cign_data::atomic::create_dir_all_tracked(output_dir)
             .with_context(|| format!("cannot create output.dir {}", output_dir.display()))?;
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-        let mut root = output_dir.join(format!("{name}-{stamp}"));
-        let mut n = 1;
-        while root.exists() {
-            n += 1;
-            root = output_dir.join(format!("{name}-{stamp}-{n}"));
-        }
-        std::fs::create_dir_all(root.join("checkpoints"))
-            .and_then(|_| std::fs::create_dir_all(root.join("samples")))
+        let root = claim_dir(output_dir, &format!("{name}-{stamp}")).with_context(|| {
+            format!("cannot create a run directory in {}", output_dir.display())
+        })?;
+        std::fs::create_dir(root.join("checkpoints"))
+            .and_then(|_| std::fs::create_dir(root.join("samples")))
             .with_context(|| format!("cannot create run directory {}", root.display()))
             .inspect_err(|_| {
                 let _ = std::fs::remove_dir_all(&root);
@@ -83,38 +83,47 @@ impl RunDir {
         }
     }
 
-    /// Removes a directory made by [`RunDir::create`] whose run failed to start (no CUDA, bad
-    /// data), so that a failed start leaves nothing behind: the run directory, and the
-    /// directories of `output.dir` that `create` made, each only if it is empty. Does nothing
-    /// to an opened one or once a checkpoint exists.
+    /// Removes a directory made by [`RunDir::create`] whose run failed before its first
+    /// checkpoint (no CUDA, bad data, a model diverging at once), so that it leaves nothing
+    /// behind: the run directory, and the directories of `output.dir` that `create` made, each
+    /// only if it is empty. Does nothing to an opened one or once a checkpoint (`last` or
+    /// `best`) exists.
     pub fn discard(&self) {
-        if self.fresh && !self.checkpoint("last").exists() {
+        if self.fresh && !self.checkpoint("last").exists() && !self.checkpoint("best").exists() {
             let _ = std::fs::remove_dir_all(&self.root);
             cign_data::atomic::remove_created_dirs(&self.created);
         }
     }
 
-    /// Removes the temporary files (`checkpoints/.*.part`) that a process killed in the middle
-    /// of a checkpoint write leaves behind; the count is logged. Call only while holding the
-    /// run's lock.
+    /// Removes the temporary files (`.NAME.XXXXXX.part`) that a process killed in the middle
+    /// of a write leaves behind: every one in `checkpoints/` and `samples/`, and in the run
+    /// directory itself those of the files cign-train writes there (`config.toml`,
+    /// `metrics.jsonl`, `loss.png`; another tool's output being written there is left alone).
+    /// The count is logged. Call only while holding the run's lock.
     pub fn remove_stale_temporaries(&self) {
-        let Ok(entries) = std::fs::read_dir(self.root.join("checkpoints")) else {
-            return;
-        };
+        let own = ["config.toml", "metrics.jsonl", "loss.png"];
         let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.')
-                && name.ends_with(".part")
-                && std::fs::remove_file(entry.path()).is_ok()
-            {
-                removed += 1;
+        for (dir, any) in [
+            (self.root.join("checkpoints"), true),
+            (self.root.join("samples"), true),
+            (self.root.clone(), false),
+        ] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let temporary = name.starts_with('.')
+                    && name.ends_with(".part")
+                    && (any || own.iter().any(|f| name.starts_with(&format!(".{f}."))));
+                if temporary && std::fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
             }
         }
         if removed > 0 {
             tracing::warn!(
-                "removed {removed} temporary checkpoint files left by a process killed while \
-                 writing"
+                "removed {removed} temporary files left by a process killed while writing"
             );
         }
     }
@@ -246,6 +255,29 @@ impl RunDir {
     }
 }
 
+/// Creates the directory `parent/base`, or `parent/base-2`, `base-3`, ... when taken, and
+/// returns it. Each name is claimed with one `create_dir`, which fails when the name exists:
+/// of two processes claiming the same name at the same moment, exactly one gets it and the
+/// other moves on to the next suffix.
+///
+/// # Errors
+///
+/// A directory cannot be created for another reason than an existing name.
+pub fn claim_dir(parent: &Path, base: &str) -> std::io::Result<PathBuf> {
+    for n in 1u64.. {
+        let dir = match n {
+            1 => parent.join(base),
+            n => parent.join(format!("{base}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("u64 suffixes do not run out")
+}
+
 /// A point of a loss curve: (step, total loss).
 pub type Curve = Vec<(f64, f64)>;
 
@@ -260,16 +292,18 @@ pub struct MetricsLog {
 impl MetricsLog {
     /// Opens `path` for appending. A cut last line (the process was killed in the middle of a
     /// write) is ended with a newline first, so the next record starts on a line of its own; it
-    /// is logged. With `keep_until_step`, records of later steps (written after the checkpoint
-    /// being resumed, so about to be written again) are dropped and counted in the log.
+    /// is logged. With `resumed`, the state of the checkpoint being resumed, the records about
+    /// to be written again are dropped and counted in the log: those of later steps, and, when
+    /// its validation is pending, a validation record of its own step (written by a process
+    /// killed before it committed that validation's `last`).
     ///
     /// # Errors
     ///
     /// The file cannot be opened, read or rewritten.
-    pub fn open(path: &Path, keep_until_step: Option<u64>) -> Result<Self> {
+    pub fn open(path: &Path, resumed: Option<&LoopState>) -> Result<Self> {
         let ctx = || format!("cannot open {}", path.display());
-        if let Some(step) = keep_until_step {
-            drop_records_after(path, step).with_context(ctx)?;
+        if let Some(state) = resumed {
+            drop_records_after(path, state.step, state.pending_validation).with_context(ctx)?;
         }
         let mut file = OpenOptions::new()
             .create(true)
@@ -341,18 +375,22 @@ pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
-fn drop_records_after(path: &Path, step: u64) -> std::io::Result<()> {
+/// Drops the records of steps after `step`, and with `validation_pending` the validation
+/// records of `step` too.
+fn drop_records_after(path: &Path, step: u64, validation_pending: bool) -> std::io::Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
     let mut kept = String::with_capacity(text.len());
     let mut dropped = 0usize;
     for line in text.split_inclusive('\n') {
-        let later = serde_json::from_str::<serde_json::Value>(line.trim_end())
-            .ok()
-            .and_then(|v| v["step"].as_u64())
-            .is_some_and(|s| s > step);
-        if later {
+        let record = serde_json::from_str::<serde_json::Value>(line.trim_end()).ok();
+        let redone = record.as_ref().is_some_and(|v| {
+            v["step"].as_u64().is_some_and(|s| {
+                s > step || (validation_pending && s == step && v["kind"] == "validation")
+            })
+        });
+        if redone {
             dropped += 1;
         } else {
             kept.push_str(line);
@@ -361,8 +399,8 @@ fn drop_records_after(path: &Path, step: u64) -> std::io::Result<()> {
     if dropped > 0 {
         cign_data::atomic::write_atomic_bytes(path, kept.as_bytes())?;
         tracing::info!(
-            "{}: dropped {dropped} records after step {step} (written after the checkpoint being \
-             resumed; they are written again)",
+            "{}: dropped {dropped} records written after the checkpoint of step {step} being \
+             resumed (they are written again)",
             path.display()
         );
     }
@@ -421,11 +459,111 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("metrics.jsonl");
         let lines: String = (1..=5)
-            .map(|s| format!("{{\"kind\":\"train\",\"step\":{s},\"total\":1.0}}\n"))
+            .flat_map(|s| {
+                ["train", "validation"]
+                    .map(|k| format!("{{\"kind\":\"{k}\",\"step\":{s},\"total\":1.0}}\n"))
+            })
             .collect();
-        std::fs::write(&p, lines).unwrap();
-        MetricsLog::open(&p, Some(3)).unwrap();
-        let steps: Vec<f64> = MetricsLog::read_curves(&p).0.iter().map(|c| c.0).collect();
-        assert_eq!(steps, vec![1.0, 2.0, 3.0]);
+        let mut state = LoopState::new(0);
+        state.step = 3;
+        let steps = |curve: Curve| curve.iter().map(|c| c.0).collect::<Vec<f64>>();
+        for pending in [false, true] {
+            std::fs::write(&p, &lines).unwrap();
+            state.pending_validation = pending;
+            MetricsLog::open(&p, Some(&state)).unwrap();
+            let (train, val) = MetricsLog::read_curves(&p);
+            assert_eq!(steps(train), vec![1.0, 2.0, 3.0]);
+            // A checkpoint whose validation is pending redoes it: a record of it written by
+            // a process killed before its `last` is dropped.
+            let validated = if pending { 2.0 } else { 3.0 };
+            assert_eq!(*steps(val).last().unwrap(), validated, "pending {pending}");
+        }
+    }
+
+    #[test]
+    fn a_run_directory_name_is_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(claim_dir(dir.path(), "a").unwrap(), dir.path().join("a"));
+        assert_eq!(claim_dir(dir.path(), "a").unwrap(), dir.path().join("a-2"));
+        // A name taken by a file is taken too.
+        std::fs::write(dir.path().join("a-3"), b"").unwrap();
+        assert_eq!(claim_dir(dir.path(), "a").unwrap(), dir.path().join("a-4"));
+        // So is one taken by a dangling link, which a check for an existing path misses: the
+        // name is claimed by creating it, never by checking first.
+        #[cfg(unix)]
+        {
+            let out = dir.path().join("links");
+            std::fs::create_dir(&out).unwrap();
+            let now = chrono::Local::now();
+            for s in 0..3 {
+                let stamp = (now + chrono::Duration::seconds(s)).format("%Y%m%d-%H%M%S");
+                std::os::unix::fs::symlink("nowhere", out.join(format!("r-{stamp}"))).unwrap();
+            }
+            let run = RunDir::create(&out, "r").unwrap();
+            let name = run
+                .root()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            assert!(name.ends_with("-2"), "{name}");
+            assert!(run.root().join("checkpoints").is_dir());
+        }
+        // Runs started at the same moment get a directory each (the check-then-create this
+        // replaced gave two of them one directory, and the loser of the lock deleted it).
+        // Threads released together by a spinning barrier, so that they reach the claim at
+        // the same moment on different cores.
+        let threads = 4;
+        for round in 0..20 {
+            let out = dir.path().join(format!("out{round}"));
+            // (output.dir exists: this is about the run directories inside it.)
+            std::fs::create_dir(&out).unwrap();
+            let waiting = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(threads));
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (out, waiting) = (out.clone(), waiting.clone());
+                    std::thread::spawn(move || {
+                        waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        while waiting.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                            std::hint::spin_loop();
+                        }
+                        RunDir::create(&out, "same").unwrap().root().to_path_buf()
+                    })
+                })
+                .collect();
+            let mut roots: Vec<PathBuf> = handles.into_iter().map(|t| t.join().unwrap()).collect();
+            roots.sort();
+            roots.dedup();
+            assert_eq!(roots.len(), threads, "round {round}: {roots:?}");
+        }
+    }
+
+    #[test]
+    fn temporaries_of_a_killed_write_are_removed_from_the_whole_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(dir.path(), "r").unwrap();
+        let root = run.root();
+        let left = [
+            "checkpoints/.last.safetensors.a1B2c3.part",
+            "samples/.step-000004.png.x9Y8z7.part",
+            ".metrics.jsonl.Q1w2E3.part",
+            ".config.toml.r4T5y6.part",
+            ".loss.png.u7I8o9.part",
+        ];
+        let kept = [
+            ".curve.json.p0A1s2.part",
+            "metrics.jsonl",
+            "samples/step-000004.png",
+        ];
+        for name in left.iter().chain(&kept) {
+            std::fs::write(root.join(name), b"x").unwrap();
+        }
+        run.remove_stale_temporaries();
+        for name in left {
+            assert!(!root.join(name).exists(), "{name} left");
+        }
+        for name in kept {
+            assert!(root.join(name).exists(), "{name} removed");
+        }
     }
 }

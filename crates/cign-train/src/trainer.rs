@@ -6,6 +6,10 @@
 //! What a run guarantees:
 //! - A signal (SIGTERM or the first Ctrl-C) finishes the current step and writes `last` at once,
 //!   without validating; a validation interrupted by it is redone first when the run resumes.
+//! - `last` is the commit point: whatever belongs to a step (its `metrics.jsonl` records, its
+//!   epoch snapshot and sample grid, `best`) is written before the `last` of that step, so a
+//!   process killed at any moment resumes from a `last` whose outputs all exist, and what was
+//!   written after it is written again (records dropped first, files replaced).
 //! - A run interrupted anywhere (signal or kill -9) resumes from its `last` checkpoint and,
 //!   on the CPU, ends bit for bit where an uninterrupted run ends: shuffling, noise, mismatched
 //!   labels and dropout masks are all drawn from per-batch seeds.
@@ -21,7 +25,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tch::{nn::VarStore, Device, Tensor};
 
-use crate::checkpoint::{self, LoopState};
+use crate::checkpoint::{self, CheckpointError, LoopState};
 use crate::config::{ConfigError, TrainConfig};
 use crate::images::write_grid;
 use crate::plot::write_loss_plot;
@@ -233,6 +237,12 @@ impl Samplers {
     }
 }
 
+/// A hook called at each point where the trainer has written something durable and at the start
+/// of each validation, with a label (`"validation"`, `"train record"`, `"validation record"`,
+/// `"best"`, `"last"`, `"snapshot"`, `"samples"`) and the loop state; an error it returns stops
+/// the run there, as a process killed at that moment would (tests of the crash windows).
+type EventHook = Box<dyn FnMut(&str, &LoopState) -> Result<()>>;
+
 /// Everything a run needs, set up from a config and a run directory.
 pub struct Trainer {
     cfg: TrainConfig,
@@ -248,15 +258,12 @@ pub struct Trainer {
     val_curve: Curve,
     grid_noise: Tensor,
     last_checkpoint: Instant,
-}
-
-/// Running means of the training terms between two `metrics.jsonl` records.
-#[derive(Default)]
-struct LogAccumulator {
-    sum: LossValues,
-    steps: u64,
-    images: usize,
-    seconds: f64,
+    /// When this process's training began, and the training seconds of the run before it.
+    session_start: Instant,
+    seconds_before: f64,
+    /// The step of the newest `last` checkpoint (written or resumed from), if any.
+    saved_step: Option<u64>,
+    hook: Option<EventHook>,
 }
 
 impl Trainer {
@@ -278,6 +285,7 @@ impl Trainer {
         let mut ms = ModelState::new(&cfg, device)?;
         let objective = Objective::new(&cfg.model, cfg.loss.clone(), device)?;
         let mut state = LoopState::new(cfg.train.seed);
+        let mut saved_step = None;
         if resume {
             run.remove_stale_temporaries();
             let path = run.existing_checkpoint("last")?;
@@ -291,6 +299,7 @@ impl Trainer {
                     cfg.train.seed
                 );
             }
+            saved_step = Some(state.step);
             let batches_per_epoch = samplers.train.batches_per_epoch(data.train_len()) as u64;
             tracing::info!(
                 "resumed from {} at step {} ({}{})",
@@ -306,7 +315,7 @@ impl Trainer {
         }
         cign_data::atomic::write_atomic_bytes(&run.config(), cfg.to_toml().as_bytes())
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", run.config().display()))?;
-        let metrics = MetricsLog::open(&run.metrics(), resume.then_some(state.step))?;
+        let metrics = MetricsLog::open(&run.metrics(), resume.then_some(&state))?;
         let (train_curve, val_curve) = MetricsLog::read_curves(&run.metrics());
         let grid_noise = {
             tch::manual_seed((cfg.train.seed as i64).wrapping_add(1));
@@ -326,7 +335,45 @@ impl Trainer {
             val_curve,
             grid_noise,
             last_checkpoint: Instant::now(),
+            session_start: Instant::now(),
+            seconds_before: state.train_seconds,
+            saved_step,
+            hook: None,
         })
+    }
+
+    /// Installs the hook of the crash-window tests (see [`EventHook`]); not for other uses.
+    #[doc(hidden)]
+    pub fn set_event_hook(&mut self, hook: impl FnMut(&str, &LoopState) -> Result<()> + 'static) {
+        self.hook = Some(Box::new(hook));
+    }
+
+    /// Calls the event hook, if one is installed.
+    fn event(&mut self, what: &str) -> Result<()> {
+        match &mut self.hook {
+            Some(hook) => hook(what, &self.state),
+            None => Ok(()),
+        }
+    }
+
+    /// What to do after the model diverged: resume from the newest checkpoint with a lower
+    /// learning rate, or, when none was written, start again with one.
+    fn divergence_advice(&self) -> String {
+        match self.saved_step {
+            Some(step) => format!(
+                "the checkpoint of step {step} is kept: resume from it with a lower learning \
+                 rate (cign-train --resume {} --set optim.lr=...)",
+                self.run.root().display()
+            ),
+            None => "no checkpoint was written yet: start the run again with a lower optim.lr"
+                .to_string(),
+        }
+    }
+
+    /// Brings `train_seconds` up to now (wall-clock time of this process's training, plus
+    /// that of the run before it).
+    fn clock(&mut self) {
+        self.state.train_seconds = self.seconds_before + self.session_start.elapsed().as_secs_f64();
     }
 
     /// The run directory.
@@ -382,30 +429,66 @@ impl Trainer {
         Some(sum.scale(1.0 / count.max(1) as f64))
     }
 
-    fn write_samples(&self) -> Result<()> {
+    fn write_samples(&mut self) -> Result<()> {
         let rows = class_grid_rows(&self.ms.model, &self.grid_noise, 1);
-        write_grid(&self.run.sample(self.state.step), &rows)
+        write_grid(&self.run.sample(self.state.step), &rows)?;
+        self.event("samples")
     }
 
-    /// Writes checkpoint `which` (`last` or `best`) and the config beside it.
+    /// Writes the epoch snapshot of the epoch that just ended.
+    fn write_snapshot(&mut self) -> Result<()> {
+        let path = self.run.snapshot(self.state.epoch);
+        checkpoint::save_weights(&path, &self.ms.vs).map_err(|e| self.with_divergence_advice(e))?;
+        tracing::info!(
+            "kept the model of epoch {} as {}",
+            self.state.epoch,
+            path.display()
+        );
+        self.event("snapshot")
+    }
+
+    /// `e`, with what to do next when it is a diverged model.
+    fn with_divergence_advice(&self, e: CheckpointError) -> anyhow::Error {
+        match e {
+            CheckpointError::NonFinite { .. } => {
+                anyhow::anyhow!("{e}; {}", self.divergence_advice())
+            }
+            other => other.into(),
+        }
+    }
+
+    /// Writes checkpoint `which` (`last` or `best`) and the config beside it; the training time
+    /// it stores is brought up to now.
     fn checkpoint(&mut self, which: &str) -> Result<()> {
+        self.clock();
+        // burn-style: the config travels with the checkpoints.
+        let cfg_copy = self.run.checkpoint_config();
+        cign_data::atomic::write_atomic_bytes(&cfg_copy, self.cfg.to_toml().as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", cfg_copy.display()))?;
         checkpoint::save(
             &self.run.checkpoint(which),
             &self.ms.vs,
             &self.ms.optim,
             &self.state,
-        )?;
-        // burn-style: the config travels with the checkpoints.
-        let cfg_copy = self.run.checkpoint_config();
-        cign_data::atomic::write_atomic_bytes(&cfg_copy, self.cfg.to_toml().as_bytes())
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", cfg_copy.display()))?;
+        )
+        .map_err(|e| self.with_divergence_advice(e))?;
         self.last_checkpoint = Instant::now();
-        Ok(())
+        if which == "last" {
+            self.saved_step = Some(self.state.step);
+        }
+        self.event(which)
     }
 
-    /// Validates, logs, writes `last` (and `best` when improved), samples and the loss plot.
-    /// Returns `false` (and writes nothing) when a stop request interrupted the validation.
+    /// Validates, then writes the validation's `metrics.jsonl` record, the samples (with
+    /// `train.sample_every = 0`), `best` when improved and `last` (in this order: `last` is the
+    /// commit point, see the module's documentation), and the loss plot. Returns `false` (and
+    /// writes nothing) when a stop request interrupted the validation.
+    ///
+    /// # Errors
+    ///
+    /// A non-finite validation loss (nothing is written), a failed write.
     fn validate_and_checkpoint(&mut self, stop: &StopFlag) -> Result<bool> {
+        self.event("validation")?;
         let start = Instant::now();
         self.state.pending_validation = true;
         let Some(val) = self.validate(stop) else {
@@ -415,24 +498,21 @@ impl Trainer {
         if !val.total.is_finite() {
             bail!(
                 "the validation loss became {} at step {} (rec {}, idem_noise {}, tight_noise {}, \
-                 idem_mismatch {}, tight_mismatch {}): the model diverged; it was not saved, the \
-                 last good checkpoint is kept (resume from it with a lower optim.lr)",
+                 idem_mismatch {}, tight_mismatch {}): the model diverged and was not saved; {}",
                 val.total,
                 self.state.step,
                 val.rec,
                 val.idem_noise,
                 val.tight_noise,
                 val.idem_mismatch,
-                val.tight_mismatch
+                val.tight_mismatch,
+                self.divergence_advice()
             );
         }
+        self.state.validated = true;
         let improved = val.total < self.state.best_val_loss;
         if improved {
             self.state.best_val_loss = val.total;
-        }
-        self.checkpoint("last")?;
-        if improved {
-            self.checkpoint("best")?;
         }
         self.metrics.write(&MetricsRecord {
             kind: "validation",
@@ -444,10 +524,15 @@ impl Trainer {
             images_per_s: self.data.val_x.size()[0] as f64 / start.elapsed().as_secs_f64(),
             seconds: self.state.train_seconds,
         })?;
+        self.event("validation record")?;
         self.val_curve.push((self.state.step as f64, val.total));
         if self.cfg.train.sample_every == 0 {
             self.write_samples()?;
         }
+        if improved {
+            self.checkpoint("best")?;
+        }
+        self.checkpoint("last")?;
         if let Err(e) = write_loss_plot(&self.run.loss_plot(), &self.train_curve, &self.val_curve) {
             tracing::warn!("loss.png not drawn: {e:#}");
         }
@@ -509,8 +594,7 @@ impl Trainer {
         if !values.total.is_finite() {
             bail!(
                 "the training loss became {} at step {} (rec {}, idem_noise {}, tight_noise {}, \
-                 idem_mismatch {}, tight_mismatch {}): the model diverged; nothing was saved \
-                 after step {}, whose checkpoint is kept (resume from it with a lower optim.lr)",
+                 idem_mismatch {}, tight_mismatch {}): the model diverged; {}",
                 values.total,
                 self.state.step + 1,
                 values.rec,
@@ -518,37 +602,49 @@ impl Trainer {
                 values.tight_noise,
                 values.idem_mismatch,
                 values.tight_mismatch,
-                self.state.step
+                self.divergence_advice()
             );
         }
         self.state.step += 1;
         self.state.batch_in_epoch += 1;
+        self.state.validated = false;
         Ok((values, images))
     }
 
-    /// After a step: the metrics record, the end of the epoch, validation, samples and the
-    /// periodic checkpoint. Returns `false` when a stop request interrupted a validation.
-    fn end_of_step(&mut self, acc: &mut LogAccumulator, stop: &StopFlag) -> Result<bool> {
+    /// After a step: the training record, the end of the epoch, its snapshot, the sample grid,
+    /// validation and the periodic checkpoint. The snapshot and the grid come before the
+    /// validation (which does not change the model), so that a signal cutting the validation
+    /// short does not skip them. Returns `false` when a stop request interrupted a validation.
+    fn end_of_step(&mut self, stop: &StopFlag) -> Result<bool> {
         let log_every = self.cfg.train.log_every.max(1);
-        if self.state.step.is_multiple_of(log_every) && acc.steps > 0 {
-            let mean = acc.sum.scale(1.0 / acc.steps as f64);
-            self.metrics.write(&MetricsRecord {
-                kind: "train",
-                step: self.state.step,
-                epoch: self.state.epoch,
-                batch_in_epoch: self.state.batch_in_epoch,
-                loss: mean,
-                lr: self.ms.optim.lr(),
-                images_per_s: acc.images as f64 / acc.seconds,
-                seconds: self.state.train_seconds,
-            })?;
-            self.train_curve.push((self.state.step as f64, mean.total));
-            *acc = LogAccumulator::default();
+        if self.state.step.is_multiple_of(log_every) {
+            if let Some(mean) = self.state.log.mean() {
+                self.metrics.write(&MetricsRecord {
+                    kind: "train",
+                    step: self.state.step,
+                    epoch: self.state.epoch,
+                    batch_in_epoch: self.state.batch_in_epoch,
+                    loss: mean,
+                    lr: self.ms.optim.lr(),
+                    images_per_s: self.state.log.images as f64 / self.state.log.seconds,
+                    seconds: self.state.train_seconds,
+                })?;
+                self.train_curve.push((self.state.step as f64, mean.total));
+                self.state.log = Default::default();
+                self.event("train record")?;
+            }
         }
         let epoch_done = self.state.batch_in_epoch >= self.batches_per_epoch();
         if epoch_done {
             self.state.epoch += 1;
             self.state.batch_in_epoch = 0;
+        }
+        if epoch_done && self.snapshot_due() {
+            self.write_snapshot()?;
+        }
+        let sample_every = self.cfg.train.sample_every;
+        if sample_every > 0 && self.state.step.is_multiple_of(sample_every) {
+            self.write_samples()?;
         }
         let every = self.cfg.train.eval_every;
         let due = if every > 0 {
@@ -558,20 +654,6 @@ impl Trainer {
         };
         if due && !self.validate_and_checkpoint(stop)? {
             return Ok(false);
-        }
-        let snapshot_every = self.cfg.train.snapshot_every_epochs;
-        if epoch_done && snapshot_every > 0 && self.state.epoch.is_multiple_of(snapshot_every) {
-            let path = self.run.snapshot(self.state.epoch);
-            checkpoint::save_weights(&path, &self.ms.vs)?;
-            tracing::info!(
-                "kept the model of epoch {} as {}",
-                self.state.epoch,
-                path.display()
-            );
-        }
-        let sample_every = self.cfg.train.sample_every;
-        if sample_every > 0 && self.state.step.is_multiple_of(sample_every) {
-            self.write_samples()?;
         }
         let minutes = self.cfg.train.checkpoint_every_minutes;
         if !due && minutes > 0.0 && self.last_checkpoint.elapsed().as_secs_f64() >= minutes * 60.0 {
@@ -586,8 +668,41 @@ impl Trainer {
         Ok(true)
     }
 
+    /// Whether the epoch that just ended (`batch_in_epoch` 0) gets a snapshot.
+    fn snapshot_due(&self) -> bool {
+        let every = self.cfg.train.snapshot_every_epochs;
+        every > 0
+            && self.state.epoch > 0
+            && self.state.batch_in_epoch == 0
+            && self.state.epoch.is_multiple_of(every)
+    }
+
+    /// Writes, when resuming, what belongs to the checkpoint's step but is missing: the epoch
+    /// snapshot at an epoch's end and the sample grid due at this step (checkpoints of older
+    /// versions could be written without them, when a signal cut the end-of-epoch validation
+    /// short; a file can also be deleted by hand). The checkpoint holds the model they show.
+    fn write_missing_outputs(&mut self) -> Result<()> {
+        if self.snapshot_due() && !self.run.snapshot(self.state.epoch).exists() {
+            tracing::info!("the snapshot of epoch {} is missing", self.state.epoch);
+            self.write_snapshot()?;
+        }
+        let every = self.cfg.train.sample_every;
+        let grid_due = if every > 0 {
+            self.state.step.is_multiple_of(every)
+        } else {
+            self.state.validated
+        };
+        if self.state.step > 0 && grid_due && !self.run.sample(self.state.step).exists() {
+            tracing::info!("the sample grid of step {} is missing", self.state.step);
+            self.write_samples()?;
+        }
+        Ok(())
+    }
+
     /// Trains until the config's limits or a stop request; returns why it stopped. On a stop
-    /// request, `last` is written at once (no validation).
+    /// request, `last` is written at once (no validation); a stop request during the final
+    /// validation of a run that reached its epochs or `max_steps` is an interruption too (the
+    /// resumed run validates then).
     ///
     /// # Errors
     ///
@@ -602,19 +717,18 @@ impl Trainer {
             .expect("valid template"),
         );
         bar.set_position(self.state.step);
-        let session_start = Instant::now();
-        let seconds_before = self.state.train_seconds;
+        self.session_start = Instant::now();
+        self.seconds_before = self.state.train_seconds;
+        let session_start = self.session_start;
         let first_step = self.state.step;
         let (mut timed_steps, mut timed_seconds, mut projected) = (0u64, 0.0f64, false);
-        let mut acc = LogAccumulator::default();
-        let mut just_validated = false;
 
+        self.write_missing_outputs()?;
         let mut completed = true;
         if self.state.pending_validation {
             completed = bar.suspend(|| self.validate_and_checkpoint(stop))?;
-            just_validated = completed;
         }
-        let reason = loop {
+        let mut reason = loop {
             if !completed {
                 break StopReason::Interrupted(
                     stop.signal().unwrap_or(signal_hook::consts::SIGINT),
@@ -626,7 +740,7 @@ impl Trainer {
             let t0 = Instant::now();
             let (values, images) = self.step()?;
             let dt = t0.elapsed().as_secs_f64();
-            self.state.train_seconds = seconds_before + session_start.elapsed().as_secs_f64();
+            self.clock();
             // Time per step, leaving out the first (allocations, lazy initialisation).
             if self.state.step > first_step + 1 {
                 timed_steps += 1;
@@ -636,10 +750,7 @@ impl Trainer {
                 projected = true;
                 self.log_projection(planned, timed_seconds / timed_steps as f64, images);
             }
-            acc.sum = acc.sum.add(&values);
-            acc.steps += 1;
-            acc.images += images;
-            acc.seconds += dt;
+            self.state.log.add(&values, images as u64, dt);
             bar.set_position(self.state.step);
             bar.set_message(format!(
                 "epoch {} loss {:.4} {:.0} img/s",
@@ -647,50 +758,54 @@ impl Trainer {
                 values.total,
                 images as f64 / dt
             ));
-            let validations_before = self.val_curve.len();
-            completed = bar.suspend(|| self.end_of_step(&mut acc, stop))?;
-            just_validated = self.val_curve.len() > validations_before;
+            completed = bar.suspend(|| self.end_of_step(stop))?;
         };
         bar.finish_and_clear();
+        // A time budget is a deadline (a scheduler slot, a session's end): the run will be
+        // resumed, so it writes `last` at once, as a signal does, and the next scheduled
+        // validation runs after resuming; unless no validation ever ran, when it validates once
+        // so that `best`, what the sampling and evaluation tools read by default, exists. The
+        // other ends validate the final model unless it was validated (by the last step, or
+        // before the run was resumed).
         match reason {
-            StopReason::Interrupted(sig) => {
+            StopReason::Interrupted(_) => {}
+            _ if self.state.validated => {}
+            StopReason::TimeBudget if self.state.best_val_loss.is_finite() => {
                 self.checkpoint("last")?;
-                tracing::info!(
-                    "stopped by {} at step {} ({}): wrote {}{}",
-                    crate::signals::signal_name(sig),
-                    self.state.step,
-                    self.position(),
-                    self.run.checkpoint("last").display(),
-                    if self.state.pending_validation {
-                        " (its validation was interrupted and runs first on resume)"
-                    } else {
-                        ""
-                    }
-                );
             }
             _ => {
-                // A time budget is a deadline (a scheduler slot, a session's end): the run will
-                // be resumed, so it writes `last` at once, as a signal does, and the next
-                // scheduled validation runs after resuming; unless no validation ever ran, when
-                // it validates once so that `best`, what the sampling and evaluation tools
-                // read by default, exists. The other ends validate the final model unless the
-                // last step just did.
-                let skip_validation =
-                    reason == StopReason::TimeBudget && self.state.best_val_loss.is_finite();
-                if !just_validated && (skip_validation || !self.validate_and_checkpoint(stop)?) {
-                    // The final validation is not a scheduled one: if a signal cut it short,
-                    // the resumed run has nothing to catch up.
+                if !self.validate_and_checkpoint(stop)? {
+                    // The final validation is not a scheduled one: nothing is pending, and a
+                    // resumed run that ends at this step validates its model then.
                     self.state.pending_validation = false;
-                    self.checkpoint("last")?;
+                    reason = StopReason::Interrupted(
+                        stop.signal().unwrap_or(signal_hook::consts::SIGINT),
+                    );
                 }
-                tracing::info!(
-                    "stopped ({reason:?}) at step {} ({}): {:.1} s of training; run directory {}",
-                    self.state.step,
-                    self.position(),
-                    self.state.train_seconds,
-                    self.run.root().display()
-                );
             }
+        }
+        if let StopReason::Interrupted(sig) = reason {
+            self.checkpoint("last")?;
+            tracing::info!(
+                "stopped by {} at step {} ({}): wrote {}{}",
+                crate::signals::signal_name(sig),
+                self.state.step,
+                self.position(),
+                self.run.checkpoint("last").display(),
+                if self.state.pending_validation {
+                    " (its validation was interrupted and runs first on resume)"
+                } else {
+                    ""
+                }
+            );
+        } else {
+            tracing::info!(
+                "stopped ({reason:?}) at step {} ({}): {:.1} s of training; run directory {}",
+                self.state.step,
+                self.position(),
+                self.state.train_seconds,
+                self.run.root().display()
+            );
         }
         Ok(RunSummary {
             reason,

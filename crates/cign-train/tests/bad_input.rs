@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::fails;
@@ -406,20 +406,29 @@ fn outputs_are_checked_before_any_work_and_never_replace_an_input() {
     let before = std::fs::read(&last).unwrap();
     let config = run.join("config.toml");
 
-    // The checkpoint read, another file of checkpoints/, the config read: all refused.
+    // The checkpoint read, another file of checkpoints/, the config read, the files the
+    // trainer keeps in the run directory (a replaced lock would let a second trainer in): all
+    // refused, and none replaced.
+    let kept: Vec<(PathBuf, Vec<u8>)> = ["lock", "metrics.jsonl", "run.log", "config.toml"]
+        .iter()
+        .map(|n| (run.join(n), std::fs::read(run.join(n)).unwrap()))
+        .collect();
     for out in [
         last.clone(),
         run.join("checkpoints").join("best.safetensors"),
         run.join("checkpoints").join("model.safetensors"),
         run.join("checkpoints").join(".").join("last.safetensors"),
         config.clone(),
+        run.join("lock"),
+        run.join("metrics.jsonl"),
+        run.join("samples").join("..").join("run.log"),
     ] {
         let e = fails(
             export,
             &["--run", &run_s, "--checkpoint", "last", "--out", &at(&out)],
         );
         assert!(
-            e.contains("--out") && (e.contains("same file") || e.contains("checkpoints/ folder")),
+            e.contains("--out") && e.contains("only cign-train writes"),
             "{e}"
         );
         for flag in ["--out", "--idx"] {
@@ -431,25 +440,33 @@ fn outputs_are_checked_before_any_work_and_never_replace_an_input() {
         }
     }
     assert_eq!(std::fs::read(&last).unwrap(), before);
+    for (path, content) in &kept {
+        assert_eq!(&std::fs::read(path).unwrap(), content, "{}", path.display());
+    }
     let idx = at(&tmp.path().join("i.idx"));
     let e = fails(
         sample,
         &["--run", &run_s, "--idx", &idx, "--idx-labels", &at(&config)],
     );
-    assert!(e.contains("--idx-labels") && e.contains("same file"), "{e}");
+    assert!(
+        e.contains("--idx-labels") && e.contains("only cign-train writes"),
+        "{e}"
+    );
     // A weights file is an input too, and two outputs cannot share a file.
+    let loose_config = tmp.path().join("loose.toml");
+    std::fs::copy(&config, &loose_config).unwrap();
     let e = fails(
         sample,
         &[
             "--weights",
             &at(&last),
             "--config",
-            &at(&config),
+            &at(&loose_config),
             "--out",
-            &at(&config),
+            &at(&loose_config),
         ],
     );
-    assert!(e.contains("--config"), "{e}");
+    assert!(e.contains("same file as --config"), "{e}");
     let e = fails(sample, &["--run", &run_s, "--out", &idx, "--idx", &idx]);
     assert!(e.contains("same file") && e.contains("--idx"), "{e}");
 
@@ -627,4 +644,96 @@ fn an_allocation_failure_while_sampling_is_one_error_line() {
         "{stderr}"
     );
     assert!(!idx.exists());
+}
+
+/// cign-sample writes all its outputs or none: a write that fails after every check (here: a
+/// file size limit that the IDX file exceeds and the PNG grid does not) leaves neither output
+/// and no temporary file, and names the output the user gave.
+#[cfg(unix)]
+#[test]
+fn a_failed_write_leaves_none_of_the_outputs() {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = common::tiny_run(env!("CARGO_BIN_EXE_cign-train"), tmp.path(), 16, 8, 2);
+    // A model whose images are one flat grey (all weights zero), so that the PNG grid
+    // compresses to far less than the raw IDX file of the same images.
+    let weights = tmp.path().join("flat.safetensors");
+    common::succeeds(
+        Command::new(env!("CARGO_BIN_EXE_cign-export"))
+            .arg("--run")
+            .arg(&run)
+            .args(["--checkpoint", "last", "--out"])
+            .arg(&weights),
+    );
+    let flat: Vec<(String, tch::Tensor)> = tch::Tensor::read_safetensors(&weights)
+        .unwrap()
+        .into_iter()
+        .map(|(name, t)| {
+            let fill = if name.ends_with("running_var") {
+                1.0
+            } else {
+                0.0
+            };
+            (name, t.zeros_like() + fill)
+        })
+        .collect();
+    tch::Tensor::write_safetensors(&flat, &weights).unwrap();
+    let config = tmp.path().join("flat.toml");
+    std::fs::copy(run.join("config.toml"), &config).unwrap();
+    let dir = tmp.path().join("out");
+    std::fs::create_dir(&dir).unwrap();
+    let (png, idx) = (dir.join("g.png"), dir.join("g.idx"));
+    let sample = |limit: Option<u64>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cign-sample"));
+        cmd.arg("--weights")
+            .arg(&weights)
+            .arg("--config")
+            .arg(&config)
+            .args(["--n", "8", "--device", "cpu"])
+            .arg("--out")
+            .arg(&png)
+            .arg("--idx")
+            .arg(&idx);
+        if let Some(limit) = limit {
+            // SAFETY: async-signal-safe calls only, in the child before exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    // A write past the limit then fails with EFBIG instead of killing.
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let l = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    libc::setrlimit(libc::RLIMIT_FSIZE, &l);
+                    Ok(())
+                });
+            }
+        }
+        cmd.output().unwrap()
+    };
+    let out = sample(None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    let (png_len, idx_len) = (size(&png), size(&idx));
+    assert!(png_len < idx_len, "{png_len} {idx_len}");
+    std::fs::remove_file(&png).unwrap();
+    std::fs::remove_file(&idx).unwrap();
+
+    let out = sample(Some((png_len + idx_len) / 2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&idx.display().to_string()) && !stderr.contains(".part"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -106,7 +106,10 @@ fn each_flag_is_checked_on_its_own_and_outputs_before_the_evaluation() {
     std::fs::write(&file, b"x").unwrap();
     let bad = file.join("dir").join("c.json").display().to_string();
     let ckpt = format!("{run}/checkpoints/last.safetensors");
-    for (json, word) in [(bad.as_str(), bad.as_str()), (ckpt.as_str(), "same file")] {
+    for (json, word) in [
+        (bad.as_str(), bad.as_str()),
+        (ckpt.as_str(), "inside the checkpoints/ folder"),
+    ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_cign-eval"))
             .args([&base[..], &["--json", json][..]].concat())
             .output()

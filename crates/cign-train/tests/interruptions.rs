@@ -369,6 +369,28 @@ fn a_diverged_model_is_never_saved_and_never_sampled() {
         }
     }
 
+    // Diverged before its first checkpoint: the error does not claim one is kept, and the run
+    // leaves no directory behind (nor the output.dir it created), as a failed start does.
+    let at_once = s.root.join("at-once");
+    let out_dir = format!("output.dir=\"{}\"", at_once.display());
+    let out = run(&[
+        &cfg,
+        "--set",
+        "optim.lr=1e12",
+        "--set",
+        "train.max_steps=4",
+        "--set",
+        &out_dir,
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("diverged") && err.contains("no checkpoint was written yet"),
+        "{err}"
+    );
+    assert!(!err.contains("is kept"), "{err}");
+    assert!(!at_once.exists(), "{:?}", run_dirs(&at_once));
+
     // A checkpoint whose weights went bad is refused by the sampler, and nothing is written.
     let mut named: Vec<(String, Tensor)> = good.into_iter().collect();
     for (name, t) in named.iter_mut() {
@@ -472,22 +494,44 @@ fn only_limits_may_change_on_resume() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("train.seed"), "{err}");
     std::fs::write(run_dir.join("config.toml"), &text).unwrap();
-    // ...and so is another learning rate given with --set...
+    // ...and so is another optimizer setting given with --set...
+    let out = run_resume(&run_dir, "optim.weight_decay=0.5");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("optim.weight_decay"),
+        "{}",
+        stderr(&out)
+    );
+    // ...while a new limit is taken, and a new learning rate (what a diverged run needs): the
+    // optimizer uses it from the resumed step on, the configs record it, run.log says so.
     let out = Command::new(TRAIN)
-        .args([
-            "--resume",
-            run_dir.to_str().unwrap(),
-            "--set",
-            "optim.lr=0.5",
-        ])
+        .args(["--resume", run_dir.to_str().unwrap()])
+        .args(["--set", "train.max_steps=6", "--set", "optim.lr=0.5"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("optim.lr"), "{}", stderr(&out));
-    // ...while a new limit is taken.
-    let out = run_resume(&run_dir, "train.max_steps=6");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(meta(&checkpoint(&run_dir), "step"), 6);
+    let lrs: Vec<(u64, f64)> = std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == "train")
+        .map(|v| (v["step"].as_u64().unwrap(), v["lr"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(lrs.len(), 6, "{lrs:?}");
+    assert!(
+        lrs.iter().all(|&(step, lr)| (lr == 0.5) == (step > 3)),
+        "{lrs:?}"
+    );
+    for config in ["config.toml", "checkpoints/config.toml"] {
+        let text = std::fs::read_to_string(run_dir.join(config)).unwrap();
+        assert!(text.contains("lr = 0.5"), "{config}: {text}");
+    }
+    let log = std::fs::read_to_string(run_dir.join("run.log")).unwrap();
+    assert!(
+        log.contains("optim.lr: ") && log.contains(" -> 0.5"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use cign_metrics::device::DeviceChoice;
 use cign_train::evaluation::MAX_PER_CLASS;
 use cign_train::images::{read_gray, write_grid, write_grid_u8};
-use cign_train::outputs::check_outputs;
+use cign_train::outputs::{check_outputs, Staged};
 use cign_train::run_model::ModelArgs;
 use cign_train::sampling::{apply, generate_rows_u8, sample_noise};
 use tch::{Kind, Tensor};
@@ -173,9 +173,20 @@ fn run(cli: Cli) -> Result<()> {
         .filter_map(|l| *l)
         .flat_map(|c| std::iter::repeat_n(c as u8, n))
         .collect();
+    // Every output is written to a temporary file first and moved into place only once all
+    // are written (staging, not only checking up front: a write can still fail, e.g. on a full
+    // disk), so a failed command leaves none of its outputs.
+    let mut staged = Staged::new();
+    let mut wrote = Vec::new();
     if let Some(out) = &cli.out {
-        write_grid_u8(out, &rows)?;
-        println!("wrote {} ({} rows of {n})", out.display(), rows.len());
+        staged.stage(out, |tmp| {
+            write_grid_u8(tmp, &rows).map_err(|e| named(e, tmp, out))
+        })?;
+        wrote.push(format!(
+            "wrote {} ({} rows of {n})",
+            out.display(),
+            rows.len()
+        ));
     }
     if let Some(path) = &cli.idx {
         let mut rows = rows.into_iter();
@@ -187,15 +198,33 @@ fn run(cli: Cli) -> Result<()> {
             all.pixels.extend_from_slice(&row.pixels);
             all.count += row.count;
         }
-        cign_data::idx::write_idx_images(path, &all)?;
-        println!("wrote {} ({} images)", path.display(), all.count);
+        staged.stage(path, |tmp| {
+            cign_data::idx::write_idx_images(tmp, &all).map_err(|e| named(e.into(), tmp, path))
+        })?;
+        wrote.push(format!("wrote {} ({} images)", path.display(), all.count));
     }
     if let Some(path) = &cli.idx_labels {
-        cign_data::idx::write_idx_labels(path, &labels)?;
-        println!("wrote {}", path.display());
+        staged.stage(path, |tmp| {
+            cign_data::idx::write_idx_labels(tmp, &labels).map_err(|e| named(e.into(), tmp, path))
+        })?;
+        wrote.push(format!("wrote {}", path.display()));
+    }
+    staged.commit()?;
+    for line in wrote {
+        println!("{line}");
     }
     written.keep();
     Ok(())
+}
+
+/// `e`, a write error of the temporary file `tmp`, naming the output `dest` the user gave
+/// instead.
+fn named(e: anyhow::Error, tmp: &Path, dest: &Path) -> anyhow::Error {
+    let text = format!("{e:#}");
+    anyhow::anyhow!(
+        "{}",
+        text.replace(&tmp.display().to_string(), &dest.display().to_string())
+    )
 }
 
 fn main() -> std::process::ExitCode {

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Keeps a long run's resumable state inside the repository, the one place that has survived
+# every change of the developer machine (the home directory and a second disk have not: the
+# campaign lost run 1 at step 3773 and run 2 at step 2988 or later with them).
+#
+#   scripts/campaign_state.sh save RUN_DIR [STATE_DIR]
+#   scripts/campaign_state.sh restore STATE_DIR RUN_ROOT
+#
+# save: copies what `cign-train --resume` needs and what the sampling and evaluation tools
+#   read (checkpoints/last.safetensors, checkpoints/best.safetensors when it exists,
+#   checkpoints/config.toml, config.toml, run.log, metrics.jsonl) to STATE_DIR (default
+#   results/campaign_state/large_channel) and writes STATE_DIR/RUN: the run directory's name
+#   and the step of `last` (its meta.step). Epoch snapshots and sample grids are not kept. Each
+#   file is written as a .part file and moved into place; unchanged files are left alone (git
+#   stores an unchanged checkpoint once). Refuses (exit 2) while a trainer holds the run's
+#   lock: stop it first (SIGTERM writes `last`).
+# restore: recreates RUN_ROOT/<name from STATE_DIR/RUN>/ from STATE_DIR, so that
+#   `cign-train --resume RUN_ROOT/<name>` continues at the saved step (bit-exactly on the CPU
+#   at the same thread count). Refuses (exit 2) if that directory exists.
+set -euo pipefail
+
+die() {
+    echo "campaign_state.sh: $*" >&2
+    exit 2
+}
+usage="usage: scripts/campaign_state.sh save RUN_DIR [STATE_DIR] | restore STATE_DIR RUN_ROOT"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# copy SRC DST: DST replaced only when its bytes differ, through DST.part.
+copy() {
+    if [[ -f "$2" ]] && cmp -s "$1" "$2"; then
+        return
+    fi
+    cp "$1" "$2.part"
+    mv -f "$2.part" "$2"
+}
+
+save() {
+    local run="$1" state="$2"
+    [[ -d "$run" ]] || die "$run: no such run directory"
+    for f in checkpoints/last.safetensors checkpoints/config.toml config.toml run.log metrics.jsonl; do
+        [[ -f "$run/$f" ]] || die "$run: no $f (is it a cign-train run directory with a checkpoint?)"
+    done
+    if [[ -f "$run/lock" ]] && ! flock -n "$run/lock" true; then
+        die "$run: a trainer holds its lock (PID $(cat "$run/lock")); stop it first (kill -TERM writes last)"
+    fi
+    local step
+    # The checkpoint's own step (tensor meta.step, an I64 scalar).
+    step=$(python3 - "$run/checkpoints/last.safetensors" <<'PY' 2>/dev/null || true
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+    begin, end = header["meta.step"]["data_offsets"]
+    f.seek(8 + n + begin)
+    print(struct.unpack("<q", f.read(end - begin))[0])
+PY
+)
+    [[ -n "$step" ]] || die "$run/checkpoints/last.safetensors: no meta.step (not a cign-train checkpoint?)"
+    mkdir -p "$state/checkpoints"
+    copy "$run/checkpoints/last.safetensors" "$state/checkpoints/last.safetensors"
+    copy "$run/checkpoints/config.toml" "$state/checkpoints/config.toml"
+    if [[ -f "$run/checkpoints/best.safetensors" ]]; then
+        copy "$run/checkpoints/best.safetensors" "$state/checkpoints/best.safetensors"
+    fi
+    for f in config.toml run.log metrics.jsonl; do
+        copy "$run/$f" "$state/$f"
+    done
+    printf 'run %s\nstep %s\n' "$(basename "$(cd "$run" && pwd)")" "$step" > "$state/RUN.part"
+    mv -f "$state/RUN.part" "$state/RUN"
+    echo "campaign_state.sh: saved $run (last at step $step) to $state"
+}
+
+restore() {
+    local state="$1" runs="$2"
+    [[ -f "$state/RUN" ]] || die "$state: no RUN file (not a state saved by campaign_state.sh save)"
+    local name
+    name=$(awk '$1 == "run" {print $2}' "$state/RUN")
+    [[ -n "$name" && "$name" != */* ]] || die "$state/RUN: no run name"
+    local dest="$runs/$name"
+    [[ -e "$dest" ]] && die "$dest exists; resume it, or move it away to restore the saved state"
+    mkdir -p "$runs"
+    local tmp
+    tmp=$(mktemp -d "$runs/.$name.XXXXXX")
+    mkdir "$tmp/checkpoints" "$tmp/samples"
+    cp "$state/checkpoints/"*.safetensors "$state/checkpoints/config.toml" "$tmp/checkpoints/"
+    cp "$state/config.toml" "$state/run.log" "$state/metrics.jsonl" "$tmp/"
+    mv "$tmp" "$dest"
+    echo "campaign_state.sh: restored $dest at step $(awk '$1 == "step" {print $2}' "$state/RUN"); resume it with cign-train --resume $dest"
+}
+
+case "${1:-}" in
+    save)
+        [[ $# -ge 2 && $# -le 3 ]] || die "$usage"
+        save "$2" "${3:-$root/results/campaign_state/large_channel}"
+        ;;
+    restore)
+        [[ $# -eq 3 ]] || die "$usage"
+        restore "$2" "$3"
+        ;;
+    *) die "$usage" ;;
+esac
