@@ -16,7 +16,6 @@ line on stderr, exit 2; a failing step_time run: one line naming the command and
 status, exit 1. --json is written to a .part file and moved into place when complete.
 """
 
-import argparse
 import json
 import os
 import pathlib
@@ -26,31 +25,9 @@ import sys
 import time
 
 import machine_info
+from script_args import Parser, count
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with the project's error format: one line on stderr, exit 2."""
-
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
-
-
-def count(minimum):
-    """An argparse type: an integer of at least `minimum`."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
-        return value
-
-    return parse
 
 
 def fail(message, code=1):

@@ -116,6 +116,42 @@ impl LossTerms {
 }
 
 impl LossValues {
+    /// The field names in order: the five weighted terms in the authors' order, then `total`
+    /// (the names of the `metrics.jsonl` records).
+    pub const NAMES: [&'static str; 6] = [
+        "rec",
+        "idem_noise",
+        "tight_noise",
+        "idem_mismatch",
+        "tight_mismatch",
+        "total",
+    ];
+
+    /// The values in [`Self::NAMES`] order.
+    pub fn to_array(&self) -> [f64; 6] {
+        [
+            self.rec,
+            self.idem_noise,
+            self.tight_noise,
+            self.idem_mismatch,
+            self.tight_mismatch,
+            self.total,
+        ]
+    }
+
+    /// The values given in [`Self::NAMES`] order.
+    pub fn from_array(v: [f64; 6]) -> Self {
+        let [rec, idem_noise, tight_noise, idem_mismatch, tight_mismatch, total] = v;
+        LossValues {
+            rec,
+            idem_noise,
+            tight_noise,
+            idem_mismatch,
+            tight_mismatch,
+            total,
+        }
+    }
+
     /// Element-wise sum (for averaging over batches).
     pub fn add(&self, o: &LossValues) -> LossValues {
         LossValues {

@@ -25,14 +25,8 @@ use tch::Device;
 const DRAWS: i64 = 400;
 /// Allowed difference of the means, in standard errors (two-sided p < 1e-5 per term).
 const Z: f64 = 4.5;
-const TERMS: [&str; 6] = [
-    "rec",
-    "idem_noise",
-    "tight_noise",
-    "idem_mismatch",
-    "tight_mismatch",
-    "total",
-];
+/// The loss terms, then the total (the keys `loss.NAME` of the fixtures).
+const TERMS: [&str; 6] = cign_core::LossValues::NAMES;
 
 /// Each term's value over `draws` steps (each from the fixture's state, after
 /// `tch::manual_seed(d)`), with dropout `p`.

@@ -78,30 +78,7 @@ impl LogSums {
     pub fn mean(&self) -> Option<LossValues> {
         (self.steps > 0).then(|| self.sum.scale(1.0 / self.steps as f64))
     }
-
-    /// The sums as stored in a checkpoint: the terms in [`LOG_TERMS`] order.
-    fn terms(&self) -> [f64; 6] {
-        let s = &self.sum;
-        [
-            s.rec,
-            s.idem_noise,
-            s.tight_noise,
-            s.idem_mismatch,
-            s.tight_mismatch,
-            s.total,
-        ]
-    }
 }
-
-/// The order of the terms of `meta.log_sum`.
-const LOG_TERMS: [&str; 6] = [
-    "rec",
-    "idem_noise",
-    "tight_noise",
-    "idem_mismatch",
-    "tight_mismatch",
-    "total",
-];
 
 impl LoopState {
     /// The state of a run that has not taken a step.
@@ -246,7 +223,10 @@ pub fn save(
     named.push((META_BEST.into(), Tensor::from(state.best_val_loss)));
     named.push((META_SECONDS.into(), Tensor::from(state.train_seconds)));
     named.push((META_LOG_SECONDS.into(), Tensor::from(state.log.seconds)));
-    named.push((META_LOG_SUM.into(), Tensor::from_slice(&state.log.terms())));
+    named.push((
+        META_LOG_SUM.into(),
+        Tensor::from_slice(&state.log.sum.to_array()),
+    ));
     write_named(path, named)
 }
 
@@ -404,18 +384,19 @@ fn loop_state(
     };
     let log = if optional(META_LOG_SUM) {
         let sum = get(META_LOG_SUM)?;
-        let values: Vec<f64> = if sum.numel() == LOG_TERMS.len() && sum.is_floating_point() {
+        let values: Vec<f64> = if sum.numel() == LossValues::NAMES.len() && sum.is_floating_point()
+        {
             Vec::<f64>::try_from(sum.to_kind(Kind::Double).flatten(0, -1)).unwrap_or_default()
         } else {
             Vec::new()
         };
-        if values.len() != LOG_TERMS.len() || values.iter().any(|v| !v.is_finite()) {
+        if values.len() != LossValues::NAMES.len() || values.iter().any(|v| !v.is_finite()) {
             return Err(bad(
                 META_LOG_SUM,
                 format!(
                     "is not {} finite numbers ({})",
-                    LOG_TERMS.len(),
-                    LOG_TERMS.join(", ")
+                    LossValues::NAMES.len(),
+                    LossValues::NAMES.join(", ")
                 ),
             ));
         }
@@ -427,14 +408,7 @@ fn loop_state(
             ));
         }
         LogSums {
-            sum: LossValues {
-                rec: values[0],
-                idem_noise: values[1],
-                tight_noise: values[2],
-                idem_mismatch: values[3],
-                tight_mismatch: values[4],
-                total: values[5],
-            },
+            sum: LossValues::from_array(values.try_into().expect("six values, checked above")),
             steps: count(META_LOG_STEPS)?,
             images: count(META_LOG_IMAGES)?,
             seconds: log_seconds,

@@ -413,15 +413,7 @@ fn a_resumed_training_record_averages_the_steps_an_uninterrupted_one_does() {
             .into_iter()
             .find(|r| r["kind"] == "train" && r["step"] == 9)
             .unwrap();
-        [
-            "rec",
-            "idem_noise",
-            "tight_noise",
-            "idem_mismatch",
-            "tight_mismatch",
-            "total",
-        ]
-        .map(|k| r[k].as_f64().unwrap())
+        cign_core::LossValues::NAMES.map(|k| r[k].as_f64().unwrap())
     };
     assert_eq!(record(&full), record(&part));
     assert_eq!(steps(&part, "train"), [3, 6, 9]);
