@@ -7,8 +7,9 @@
 #   scripts/campaign_state.sh restore STATE_DIR RUN_ROOT
 #
 # save: copies what `cign-train --resume` needs and what the sampling and evaluation tools
-#   read (checkpoints/last.safetensors, checkpoints/best.safetensors when it exists,
-#   checkpoints/config.toml, config.toml, run.log, metrics.jsonl) to STATE_DIR (default
+#   read (checkpoints/last.safetensors, checkpoints/best.safetensors when it exists, without
+#   its AdamW moments, which only `last` needs, checkpoints/config.toml, config.toml, run.log,
+#   metrics.jsonl) to STATE_DIR (default
 #   results/campaign_state/large_channel) and writes STATE_DIR/RUN: the run directory's name
 #   and the step of `last` (its meta.step). Epoch snapshots and sample grids are not kept. Each
 #   file is written as a .part file and moved into place; unchanged files are left alone (git
@@ -42,7 +43,9 @@ save() {
         [[ -f "$run/$f" ]] || die "$run: no $f (is it a cign-train run directory with a checkpoint?)"
     done
     if [[ -f "$run/lock" ]] && ! flock -n "$run/lock" true; then
-        die "$run: a trainer holds its lock (PID $(cat "$run/lock")); stop it first (kill -TERM writes last)"
+        local pid
+        pid=$(cat "$run/lock" 2>/dev/null || true)
+        die "$run: a trainer holds its lock${pid:+ (PID $pid)}; stop it first (kill -TERM writes last)"
     fi
     local step
     # The checkpoint's own step (tensor meta.step, an I64 scalar).
@@ -61,7 +64,41 @@ PY
     copy "$run/checkpoints/last.safetensors" "$state/checkpoints/last.safetensors"
     copy "$run/checkpoints/config.toml" "$state/checkpoints/config.toml"
     if [[ -f "$run/checkpoints/best.safetensors" ]]; then
-        copy "$run/checkpoints/best.safetensors" "$state/checkpoints/best.safetensors"
+        # `best` without its AdamW moments (optim.*: two thirds of the file, which nothing
+        # reads from `best`; the tools load model.* and meta.*).
+        python3 - "$run/checkpoints/best.safetensors" "$state/checkpoints/.best.safetensors.part" <<'PY' ||
+import json, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+with open(src, "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+    base = 8 + n
+    out_header, chunks, offset = {}, [], 0
+    for key, info in sorted(header.items(), key=lambda kv: kv[0] != "__metadata__"):
+        if key == "__metadata__":
+            out_header[key] = info
+            continue
+        if key.startswith("optim."):
+            continue
+        begin, end = info["data_offsets"]
+        f.seek(base + begin)
+        chunks.append(f.read(end - begin))
+        out_header[key] = dict(info, data_offsets=[offset, offset + end - begin])
+        offset += end - begin
+text = json.dumps(out_header, separators=(",", ":")).encode()
+text += b" " * (-len(text) % 8)
+with open(dst, "wb") as f:
+    f.write(struct.pack("<Q", len(text)) + text)
+    for c in chunks:
+        f.write(c)
+PY
+            die "$run/checkpoints/best.safetensors: cannot be read as a safetensors file"
+        if [[ -f "$state/checkpoints/best.safetensors" ]] &&
+            cmp -s "$state/checkpoints/.best.safetensors.part" "$state/checkpoints/best.safetensors"; then
+            rm "$state/checkpoints/.best.safetensors.part"
+        else
+            mv -f "$state/checkpoints/.best.safetensors.part" "$state/checkpoints/best.safetensors"
+        fi
     fi
     for f in config.toml run.log metrics.jsonl; do
         copy "$run/$f" "$state/$f"
