@@ -363,10 +363,18 @@ fn one_bf16_training_step_against_the_fp32_step() {
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
 
+/// How many times float32's own error (its distance from the float64 step) the bfloat16 path
+/// must move the eval output and the losses away from float32. A silent float32 path stays
+/// within a few times that error; bfloat16's 8-bit mantissa moves them by hundreds to
+/// thousands of times (the losses of the channel model: 684 times on an AMD EPYC with
+/// AVX512-BF16, whose bfloat16 products accumulate in float32, over 1000 on the earlier
+/// machine).
+const SEPARATION: f64 = 100.0;
+
 /// The bfloat16 path computes in bfloat16 (no silent float32): libtorch's autocast is on inside
 /// the scope (convolutions, transposed convolutions, linears and batched products return
 /// bfloat16), and the model's eval output and the step's losses move away from float32 by
-/// thousands of times float32's own error (its distance from the float64 step).
+/// [`SEPARATION`] times float32's own error or more.
 #[test]
 fn the_bf16_path_computes_in_bf16() {
     let _serial = common::rng_lock();
@@ -415,13 +423,13 @@ fn the_bf16_path_computes_in_bf16() {
             d32.out_eval, d16.out_eval, loss32, loss16
         );
         assert!(
-            d16.out_eval > 1000.0 * d32.out_eval && d16.out_eval > 1e-7,
+            d16.out_eval > SEPARATION * d32.out_eval && d16.out_eval > 1e-7,
             "{name}: eval output {:.3e} from fp32, fp32 {:.3e} from float64",
             d16.out_eval,
             d32.out_eval
         );
         assert!(
-            loss16 > 1000.0 * loss32,
+            loss16 > SEPARATION * loss32,
             "{name}: losses {loss16:.3e} from fp32, fp32 {loss32:.3e} from float64"
         );
     }
