@@ -48,8 +48,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 [ -f "$run/config.toml" ] && [ -d "$run/checkpoints" ] \
   || fail "$run is not a run directory (no config.toml or checkpoints/)"
+command -v flock >/dev/null || fail "flock (util-linux) is needed to check the run's lock"
 if [ -f "$run/lock" ] && ! flock -n "$run/lock" true; then
-  fail "$run is still being trained (PID $(cat "$run/lock")): stop it first"
+  pid=$(cat "$run/lock" 2>/dev/null || true)
+  fail "$run is still being trained${pid:+ (PID $pid)}: stop it first"
 fi
 # The binaries must contain the code of this checkout (e.g. cign-eval's checkpoint_state).
 # (Modification times through python3, which step 4 needs anyway: `stat` differs between GNU

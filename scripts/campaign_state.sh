@@ -17,7 +17,11 @@
 #   lock: stop it first (SIGTERM writes `last`).
 # restore: recreates RUN_ROOT/<name from STATE_DIR/RUN>/ from STATE_DIR, so that
 #   `cign-train --resume RUN_ROOT/<name>` continues at the saved step (bit-exactly on the CPU
-#   at the same thread count). Refuses (exit 2) if that directory exists.
+#   at the same thread count on the same kind of CPU); what came after the save is lost.
+#   Refuses (exit 2) if that directory exists.
+#
+# STATE_DIR defaults to the paper-recipe campaign's; give another for any other run. save
+# refuses (exit 2) a STATE_DIR that holds another run's state or a later step of this run.
 set -euo pipefail
 
 die() {
@@ -42,6 +46,7 @@ save() {
     for f in checkpoints/last.safetensors checkpoints/config.toml config.toml run.log metrics.jsonl; do
         [[ -f "$run/$f" ]] || die "$run: no $f (is it a cign-train run directory with a checkpoint?)"
     done
+    command -v flock >/dev/null || die "flock (util-linux) is needed to check the run's lock"
     if [[ -f "$run/lock" ]] && ! flock -n "$run/lock" true; then
         local pid
         pid=$(cat "$run/lock" 2>/dev/null || true)
@@ -60,6 +65,18 @@ with open(sys.argv[1], "rb") as f:
 PY
 )
     [[ -n "$step" ]] || die "$run/checkpoints/last.safetensors: no meta.step (not a cign-train checkpoint?)"
+    local name
+    name=$(basename "$(cd "$run" && pwd)")
+    # One run per state directory, and never an older state over a newer one.
+    if [[ -f "$state/RUN" ]]; then
+        local saved_name saved_step
+        saved_name=$(awk '$1 == "run" {print $2}' "$state/RUN")
+        saved_step=$(awk '$1 == "step" {print $2}' "$state/RUN")
+        [[ "$saved_name" == "$name" ]] ||
+            die "$state holds the state of run $saved_name, not $name; give another STATE_DIR"
+        [[ "$step" -ge "$saved_step" ]] ||
+            die "$state holds step $saved_step of $name, newer than this directory's step $step; not overwritten"
+    fi
     mkdir -p "$state/checkpoints"
     copy "$run/checkpoints/last.safetensors" "$state/checkpoints/last.safetensors"
     copy "$run/checkpoints/config.toml" "$state/checkpoints/config.toml"
@@ -103,7 +120,7 @@ PY
     for f in config.toml run.log metrics.jsonl; do
         copy "$run/$f" "$state/$f"
     done
-    printf 'run %s\nstep %s\n' "$(basename "$(cd "$run" && pwd)")" "$step" > "$state/RUN.part"
+    printf 'run %s\nstep %s\n' "$name" "$step" > "$state/RUN.part"
     mv -f "$state/RUN.part" "$state/RUN"
     echo "campaign_state.sh: saved $run (last at step $step) to $state"
 }
@@ -119,6 +136,7 @@ restore() {
     mkdir -p "$runs"
     local tmp
     tmp=$(mktemp -d "$runs/.$name.XXXXXX")
+    chmod 755 "$tmp"
     mkdir "$tmp/checkpoints" "$tmp/samples"
     cp "$state/checkpoints/"*.safetensors "$state/checkpoints/config.toml" "$tmp/checkpoints/"
     cp "$state/config.toml" "$state/run.log" "$state/metrics.jsonl" "$tmp/"

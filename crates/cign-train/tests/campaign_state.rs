@@ -136,6 +136,36 @@ fn a_saved_state_restores_a_run_that_resumes_and_samples_like_the_original() {
         "{log}"
     );
 
+    // The state directory belongs to one run, and never goes back to an earlier step.
+    let other = common::tiny_run(
+        env!("CARGO_BIN_EXE_cign-train"),
+        &tmp.path().join("other"),
+        32,
+        40,
+        2,
+    );
+    // (Another name for sure: two tiny runs started in one second would share theirs.)
+    let other = {
+        let renamed = other.with_file_name("other-run");
+        std::fs::rename(&other, &renamed).unwrap();
+        renamed
+    };
+    let out = script(&[Path::new("save"), &other, &state]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("give another STATE_DIR"),
+        "{}",
+        stderr(&out)
+    );
+    let out = script(&[Path::new("save"), &restored, &state]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(state.join("RUN"))
+        .unwrap()
+        .contains("step 4"));
+    let out = script(&[Path::new("save"), &run, &state]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("newer than"), "{}", stderr(&out));
+
     // Usage errors: one line, exit 2.
     for bad in [
         &[][..],
