@@ -95,8 +95,8 @@ pub fn read_safetensors(path: &Path) -> Result<SafetensorsFile, CoreError> {
 ///
 /// # Errors
 ///
-/// [`CoreError::Load`] listing every variable of `vs` missing from `named`, every name of
-/// `named` that is no variable (other than `*.num_batches_tracked`), and every shape that
+/// [`CoreError::Load`] listing (the first eight of each kind, then how many more) every
+/// variable of `vs` missing from `named`, every name of `named` that is no variable (other than `*.num_batches_tracked`), and every shape that
 /// differs from the variable's.
 pub fn load_named_into(
     vs: &mut VarStore,
@@ -132,19 +132,19 @@ pub fn load_named_into(
     shape.sort();
     let mut problems = Vec::new();
     if !missing.is_empty() {
-        problems.push(format!("missing {}", missing.join(", ")));
+        problems.push(format!("missing {}", listed(&missing, ", ")));
     }
     if !extra.is_empty() {
-        problems.push(format!("unexpected {}", extra.join(", ")));
+        problems.push(format!("unexpected {}", listed(&extra, ", ")));
     }
     if !shape.is_empty() {
-        problems.push(format!("shape mismatch {}", shape.join("; ")));
+        problems.push(format!("shape mismatch {}", listed(&shape, "; ")));
     }
     if !dtype.is_empty() {
         dtype.sort();
         problems.push(format!(
             "not floating point where the model's weights are {}",
-            dtype.join("; ")
+            listed(&dtype, "; ")
         ));
     }
     if !problems.is_empty() {
@@ -160,6 +160,21 @@ pub fn load_named_into(
         }
     });
     Ok(())
+}
+
+/// How many names of each kind a load error lists before "and N more" (a file of another
+/// model would otherwise give a line of kilobytes).
+const LISTED: usize = 8;
+
+/// The first [`LISTED`] of `items` joined by `sep`, and how many more there are.
+fn listed<T: AsRef<str>>(items: &[T], sep: &str) -> String {
+    let shown: Vec<&str> = items.iter().take(LISTED).map(|i| i.as_ref()).collect();
+    let more = items.len().saturating_sub(LISTED);
+    if more == 0 {
+        shown.join(sep)
+    } else {
+        format!("{}{sep}and {more} more", shown.join(sep))
+    }
 }
 
 /// Loads the tensors named `prefix + <variable name>` (e.g. prefix `"state."`) from a
@@ -247,4 +262,22 @@ pub fn model_config_from_metadata(
     };
     cfg.validate()?;
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lists_are_cut_with_a_count() {
+        let few = ["a", "b"];
+        assert_eq!(listed(&few, ", "), "a, b");
+        let many: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+        assert_eq!(
+            listed(&many, "; "),
+            "t0; t1; t2; t3; t4; t5; t6; t7; and 12 more"
+        );
+        let exactly: Vec<String> = (0..LISTED).map(|i| format!("t{i}")).collect();
+        assert!(!listed(&exactly, ", ").contains("more"));
+    }
 }

@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 use cign_train::lock::RunLock;
 use cign_train::run_dir::RunDir;
 use cign_train::signals::{self, StopFlag};
-use cign_train::{config::TrainConfig, doctor, logging, summary, ModelState, StopReason, Trainer};
+use cign_train::{
+    config::TrainConfig, doctor, logging, outputs, summary, ModelState, StopReason, Trainer,
+};
 use clap::Parser;
 
 /// Train a Conditional Idempotent Generative Network.
@@ -74,6 +76,9 @@ fn run(cli: Cli) -> Result<()> {
         print!("{}", summary::model_table(&ms.vs));
         return Ok(());
     }
+    // An absent device is refused before a run directory is made or its log opened (one
+    // line, no "run directory" line before it).
+    cfg.train.device.resolve()?;
     let resume = run_dir.is_some();
     let (run, changes) = match run_dir {
         Some(run) => {
@@ -90,6 +95,7 @@ fn run(cli: Cli) -> Result<()> {
             (run, changes)
         }
         None => {
+            outputs::check_output_dir(Path::new(&cfg.output.dir))?;
             let name = config_name(cli.config.as_deref().expect("config given"));
             (
                 RunDir::create(Path::new(&cfg.output.dir), &name)?,

@@ -105,6 +105,26 @@ pub fn check_outputs<S: AsRef<str>, P: AsRef<Path>>(
     Ok(Outputs { created })
 }
 
+/// Checks `output.dir` of a new run: its run directories must not be made inside another run's
+/// `checkpoints/` folder (only `cign-train` writes there, and that run's checkpoint
+/// bookkeeping would meet a foreign directory).
+///
+/// # Errors
+///
+/// One line naming `output.dir` and the run directory whose `checkpoints/` holds it.
+pub fn check_output_dir(dir: &Path) -> Result<()> {
+    // A run directory made there would be `dir/<name>`: judged like any file below `dir`.
+    if let Some((run, _, why)) = run_owned(&dir.join("new-run")) {
+        bail!(
+            "output.dir {}: lies inside the checkpoints/ folder of the run directory {}, which \
+             only cign-train writes ({why}): put new runs elsewhere",
+            dir.display(),
+            run.display()
+        );
+    }
+    Ok(())
+}
+
 /// Outputs written to temporary files beside their destinations (`.NAME.XXXXXX.part`), then
 /// moved into place together by [`Staged::commit`]: a command with several outputs leaves all
 /// of them or none. Dropped without a commit (a write failed), it removes its temporary files
@@ -237,6 +257,25 @@ mod tests {
             .unwrap()
             .keep();
         assert!(tmp.path().join("new").is_dir());
+    }
+
+    #[test]
+    fn a_new_run_inside_a_runs_checkpoints_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run");
+        std::fs::create_dir_all(run.join("checkpoints")).unwrap();
+        std::fs::write(run.join("config.toml"), "").unwrap();
+        let e = check_output_dir(&run.join("checkpoints"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("output.dir") && e.contains("checkpoints/ folder"),
+            "{e}"
+        );
+        assert!(check_output_dir(&run.join("checkpoints/deeper")).is_err());
+        // Beside a run, or in a folder named checkpoints of no run: fine.
+        check_output_dir(tmp.path()).unwrap();
+        check_output_dir(&tmp.path().join("checkpoints")).unwrap();
     }
 
     #[test]

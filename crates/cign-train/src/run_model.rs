@@ -178,7 +178,10 @@ impl RunModel {
             bail!("--label {label}: this model is unconditional (model.conditioning = none)");
         }
         if !(0..n).contains(&label) {
-            bail!("--label {label} is outside 0..{n}");
+            bail!(
+                "--label {label}: not a class of this model (its classes are 0 to {})",
+                n - 1
+            );
         }
         Ok(())
     }

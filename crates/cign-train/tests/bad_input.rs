@@ -110,7 +110,7 @@ fn sampling_errors_label_and_architecture() {
     let png = tmp.path().join("g.png").display().to_string();
 
     let e = fails(sample, &["--run", &run_s, "--label", "10", "--out", &png]);
-    assert!(e.contains("--label 10") && e.contains("0..10"), "{e}");
+    assert!(e.contains("--label 10") && e.contains("0 to 9"), "{e}");
     let e = fails(
         sample,
         &["--run", &run_s, "--label", "seven", "--out", &png],
@@ -118,7 +118,7 @@ fn sampling_errors_label_and_architecture() {
     assert!(e.contains("seven"), "{e}");
     // A negative class is a class out of range, not an unknown option.
     let e = fails(sample, &["--run", &run_s, "--label", "-1", "--out", &png]);
-    assert!(e.contains("--label -1") && e.contains("0..10"), "{e}");
+    assert!(e.contains("--label -1") && e.contains("0 to 9"), "{e}");
     // A weights file that is not one is named as what it is, not as a checkpoint; a folder
     // given as the image to project says so.
     let junk = tmp.path().join("junk.safetensors");

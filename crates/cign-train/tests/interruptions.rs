@@ -437,6 +437,13 @@ fn a_failed_start_leaves_no_run_directory() {
         let out = run(&[&cfg, "--set", "train.device=\"cuda\""]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(run_dirs(&s.runs).is_empty(), "{:?}", run_dirs(&s.runs));
+        // One line: refused before a run directory (and its "run directory" log line).
+        assert_eq!(
+            stderr(&out).trim_end().lines().count(),
+            1,
+            "{}",
+            stderr(&out)
+        );
     }
     // A data directory that cannot exist (under a regular file).
     let bad = format!("data.dir=\"{}\"", s.config.join("data").display());

@@ -26,6 +26,7 @@ const MAX_GRID_COLUMNS: u32 = 10_000;
 /// Generate images from a trained CIGN run.
 #[derive(Debug, clap::Parser)]
 #[command(name = "cign-sample", version)]
+#[command(group = clap::ArgGroup::new("outputs").required(true).multiple(true))]
 struct Cli {
     #[command(flatten)]
     model: ModelArgs,
@@ -44,10 +45,10 @@ struct Cli {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     reapply: u32,
     /// The PNG grid to write (at least one of --out and --idx is needed).
-    #[arg(long, required_unless_present = "idx")]
+    #[arg(long, group = "outputs")]
     out: Option<PathBuf>,
     /// Also write the images as a raw IDX image file.
-    #[arg(long)]
+    #[arg(long, group = "outputs")]
     idx: Option<PathBuf>,
     /// Also write their labels as a raw IDX label file (with --idx, whose images they label).
     #[arg(long, requires = "idx")]
