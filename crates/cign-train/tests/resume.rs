@@ -145,6 +145,11 @@ impl Tiny {
         Trainer::new(cfg, run, resume).unwrap()
     }
 
+    /// A trainer resuming `run` (reopened from disk, as `cign-train --resume` does).
+    fn resumed(&self, overrides: &[&str], run: &RunDir) -> Trainer {
+        self.trainer(overrides, RunDir::open(run.root()).unwrap(), true)
+    }
+
     fn new_run(&self, name: &str) -> RunDir {
         RunDir::create(&self.tmp.path().join("runs"), name).unwrap()
     }
@@ -222,11 +227,7 @@ fn a_crash_inside_a_validations_writes_loses_nothing_and_duplicates_nothing() {
         meta_f64(&run, "last", "best_val_loss")
     );
     assert_eq!(steps(&run, "validation"), [4]);
-    let mut tr = t.trainer(
-        &["train.max_steps=8"],
-        RunDir::open(run.root()).unwrap(),
-        true,
-    );
+    let mut tr = t.resumed(&["train.max_steps=8"], &run);
     tr.train(&StopFlag::new()).unwrap();
     assert_eq!(steps(&run, "validation"), [4, 8]);
     assert_eq!(steps(&run, "train"), (1..=8).collect::<Vec<u64>>());
@@ -242,20 +243,12 @@ fn a_crash_inside_a_validations_writes_loses_nothing_and_duplicates_nothing() {
     assert_eq!(summary.reason, StopReason::Interrupted(15));
     assert!(summary.state.pending_validation);
     drop(tr);
-    let mut tr = t.trainer(
-        &["train.max_steps=8"],
-        RunDir::open(run.root()).unwrap(),
-        true,
-    );
+    let mut tr = t.resumed(&["train.max_steps=8"], &run);
     tr.set_event_hook(crash_after("validation record", 4));
     assert!(tr.train(&StopFlag::new()).is_err());
     drop(tr);
     assert_eq!(steps(&run, "validation"), [4]);
-    let mut tr = t.trainer(
-        &["train.max_steps=8"],
-        RunDir::open(run.root()).unwrap(),
-        true,
-    );
+    let mut tr = t.resumed(&["train.max_steps=8"], &run);
     tr.train(&StopFlag::new()).unwrap();
     assert_eq!(steps(&run, "validation"), [4, 8]);
     assert_eq!(steps(&run, "train"), (1..=8).collect::<Vec<u64>>());
@@ -295,9 +288,7 @@ fn a_signal_during_an_end_of_epoch_validation_skips_no_snapshot_or_grid() {
     // the resumed run writes them first, from the checkpoint's model.
     std::fs::remove_file(run.snapshot(1)).unwrap();
     std::fs::remove_file(run.sample(5)).unwrap();
-    t.trainer(&sets, RunDir::open(run.root()).unwrap(), true)
-        .train(&StopFlag::new())
-        .unwrap();
+    t.resumed(&sets, &run).train(&StopFlag::new()).unwrap();
     for (a, b) in [
         (reference.snapshot(1), run.snapshot(1)),
         (reference.snapshot(2), run.snapshot(2)),
@@ -346,10 +337,7 @@ fn a_finished_run_resumed_is_not_validated_again() {
         }
         let before = std::fs::read_to_string(run.metrics()).unwrap();
         let last = std::fs::read(run.checkpoint("last")).unwrap();
-        let summary = t
-            .trainer(&sets, RunDir::open(run.root()).unwrap(), true)
-            .train(&StopFlag::new())
-            .unwrap();
+        let summary = t.resumed(&sets, &run).train(&StopFlag::new()).unwrap();
         assert_eq!(summary.reason, StopReason::MaxSteps);
         assert_eq!(std::fs::read_to_string(run.metrics()).unwrap(), before);
         assert_eq!(std::fs::read(run.checkpoint("last")).unwrap(), last);
@@ -372,10 +360,7 @@ fn a_signal_during_the_final_validation_is_an_interruption() {
     assert!(!summary.state.pending_validation && !summary.state.validated);
     assert_eq!(steps(&run, "validation"), [4]);
     // Resumed, it stops at once and validates the final model.
-    let summary = t
-        .trainer(&sets, RunDir::open(run.root()).unwrap(), true)
-        .train(&StopFlag::new())
-        .unwrap();
+    let summary = t.resumed(&sets, &run).train(&StopFlag::new()).unwrap();
     assert_eq!(summary.reason, StopReason::MaxSteps);
     assert_eq!(steps(&run, "validation"), [4, 6]);
 }
