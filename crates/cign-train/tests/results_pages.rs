@@ -249,14 +249,7 @@ fn segments_are_read_from_the_log_killed_and_running_ones_included() {
         &["--run", "1", "another-root"],
         &[],
     ] {
-        let out = earlier(bad);
-        assert_eq!(out.status.code(), Some(2), "{bad:?}");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stderr).lines().count(),
-            1,
-            "{bad:?}"
-        );
-        assert!(out.stdout.is_empty(), "{bad:?}");
+        is_usage_error(&earlier(bad), &format!("{bad:?}"));
     }
 }
 
@@ -409,14 +402,7 @@ fn the_results_page_states_every_campaign_run_from_its_curve() {
         &[tmp.path().as_os_str(), tmp.path().as_os_str()],
         &[other.path().as_os_str()],
     ] {
-        let out = python("results_table.py", bad);
-        assert_eq!(out.status.code(), Some(2), "{bad:?}");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stderr).lines().count(),
-            1,
-            "{bad:?}"
-        );
-        assert!(out.stdout.is_empty(), "{bad:?}");
+        is_usage_error(&python("results_table.py", bad), &format!("{bad:?}"));
     }
 }
 
@@ -472,4 +458,15 @@ fn the_campaign_pages_say_which_runs_were_lost_and_their_links_resolve() {
             );
         }
     }
+}
+
+/// A script's usage error: exit 2, one line on stderr, nothing on stdout.
+fn is_usage_error(out: &std::process::Output, what: &str) {
+    assert_eq!(out.status.code(), Some(2), "{what}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().count(),
+        1,
+        "{what}"
+    );
+    assert!(out.stdout.is_empty(), "{what}");
 }
