@@ -9,7 +9,8 @@
 //! gets the permissions `File::create` would give it (on Unix `0o666` less the umask), not
 //! the owner-only `0o600` of a bare temporary file, so that shared weights and results stay
 //! readable by the group and others as the user's umask allows. Errors never name the
-//! temporary file, only what the user gave: the caller names the destination.
+//! temporary file, only what the user gave: the caller names the destination. [`Staged`]
+//! does the same for a command with several outputs: all of them are written, or none.
 //!
 //! [`prepare_output`] is the one check of an output path before any work starts: a path that
 //! is an existing directory, or whose directory cannot be created or written, is refused at
@@ -50,32 +51,12 @@ fn write_atomic_inner<F>(path: &Path, write: F) -> io::Result<()>
 where
     F: FnOnce(&Path) -> io::Result<()>,
 {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
     // Dropping `tmp` on an early return deletes the temporary file.
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".part");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // The mode `File::create` uses; the kernel applies the umask to it.
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let tmp = builder.tempfile_in(dir)?;
+    let tmp = temporary_beside(path)?;
     write(tmp.path())?;
     std::fs::File::open(tmp.path())?.sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        // Makes the rename durable; some file systems refuse fsync on directories.
-        let _ = d.sync_all();
-    }
+    sync_parent(path);
     Ok(())
 }
 
@@ -86,6 +67,107 @@ where
 /// As [`write_atomic`].
 pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, |tmp| std::fs::write(tmp, bytes))
+}
+
+/// Several outputs written so that a command leaves all of them or none: each is written to a
+/// temporary file beside its destination (`.NAME.XXXXXX.part`, with the permissions
+/// [`write_atomic`] gives), and [`Staged::commit`] fsyncs and moves them into place together.
+/// Dropped without a commit (a later write failed), it removes its temporary files and no
+/// destination is touched. [`write_atomic`] is the one-output case.
+#[derive(Debug, Default)]
+#[must_use = "dropping it discards the staged outputs"]
+pub struct Staged {
+    files: Vec<(tempfile::TempPath, PathBuf)>,
+}
+
+impl Staged {
+    /// No output staged yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stages `dest`: `write` writes the whole content to the path it is given (a fresh file
+    /// in `dest`'s directory, which must exist).
+    ///
+    /// # Errors
+    ///
+    /// The temporary file cannot be created (an I/O error naming `dest`, converted into `E`),
+    /// or the error of `write`; the temporary file is removed then.
+    pub fn stage<E: From<io::Error>>(
+        &mut self,
+        dest: &Path,
+        write: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let tmp = temporary_beside(dest)
+            .map_err(|e| naming(dest, without_temporary_path(e)))?
+            .into_temp_path();
+        write(&tmp)?;
+        self.files.push((tmp, dest.to_path_buf()));
+        Ok(())
+    }
+
+    /// Fsyncs every staged file, then moves each into place, in the order staged.
+    ///
+    /// # Errors
+    ///
+    /// An fsync or a rename failed (an I/O error naming the destination). A failed fsync
+    /// moves nothing; a rename is within one directory and fails only if the destination
+    /// changed meanwhile (e.g. it became a directory): the outputs moved before it stay.
+    pub fn commit(self) -> io::Result<()> {
+        for (tmp, dest) in &self.files {
+            std::fs::File::open(tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| naming(dest, e))?;
+        }
+        for (tmp, dest) in self.files {
+            tmp.persist(&dest).map_err(|e| naming(&dest, e.error))?;
+            sync_parent(&dest);
+        }
+        Ok(())
+    }
+}
+
+/// `err` prefixed with "cannot write DEST", keeping its kind.
+fn naming(dest: &Path, err: io::Error) -> io::Error {
+    io::Error::new(
+        err.kind(),
+        format!("cannot write {}: {err}", dest.display()),
+    )
+}
+
+/// The directory of `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes a rename into `path`'s directory durable; some file systems refuse fsync on
+/// directories, which is not an error.
+fn sync_parent(path: &Path) {
+    if let Ok(d) = std::fs::File::open(parent_dir(path)) {
+        let _ = d.sync_all();
+    }
+}
+
+/// A fresh temporary file beside `path` (`.NAME.XXXXXX.part`), with the permissions
+/// `File::create` would give it.
+fn temporary_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".part");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode `File::create` uses; the kernel applies the umask to it.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(parent_dir(path))
 }
 
 /// Directories created by [`create_dir_all_tracked`] (or [`prepare_output`]), deepest first.
@@ -499,5 +581,51 @@ mod tests {
         let e = prepare_output(&p).unwrap_err().to_string();
         assert!(e.starts_with(&p.display().to_string()), "{e}");
         assert!(!e.contains(".part") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn staged_outputs_are_written_all_or_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let files = || {
+            let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        std::fs::write(&a, b"old").unwrap();
+        // The second write fails: the first output keeps its old content, no temporary file
+        // stays.
+        let mut staged = Staged::new();
+        staged.stage(&a, |p| std::fs::write(p, b"first")).unwrap();
+        let e = staged
+            .stage(&b, |_| Err(io::Error::other("disk full")))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "disk full");
+        drop(staged);
+        assert_eq!(files(), ["a"]);
+        assert_eq!(std::fs::read(&a).unwrap(), b"old");
+        // Both written: both moved into place at the commit, not before.
+        let mut staged = Staged::new();
+        staged.stage(&a, |p| std::fs::write(p, b"first")).unwrap();
+        staged.stage(&b, |p| std::fs::write(p, b"second")).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"old");
+        assert!(!b.exists());
+        staged.commit().unwrap();
+        assert_eq!(files(), ["a", "b"]);
+        assert_eq!(std::fs::read(&a).unwrap(), b"first");
+        assert_eq!(std::fs::read(&b).unwrap(), b"second");
+        // A destination in a missing directory: the error names it, not the temporary file.
+        let missing = tmp.path().join("no").join("c");
+        let e = Staged::new()
+            .stage(&missing, |p| std::fs::write(p, b"x"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("cannot write {}", missing.display())) && !e.contains(".part"),
+            "{e}"
+        );
     }
 }

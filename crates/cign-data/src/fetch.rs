@@ -246,8 +246,11 @@ fn fetch_file(
         let outcome = download(&url).and_then(|bytes| {
             let raw = if bytes.starts_with(&[0x1f, 0x8b]) {
                 let mut out = Vec::new();
-                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
-                    .map_err(|e| format!("corrupt gzip: {e}"))?;
+                std::io::Read::read_to_end(
+                    &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+                    &mut out,
+                )
+                .map_err(|e| format!("corrupt gzip: {e}"))?;
                 out
             } else {
                 bytes.clone()

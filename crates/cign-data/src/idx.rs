@@ -2,13 +2,15 @@
 //!
 //! Images are `u8` arrays with magic `0x00000803` (three dimensions: count, rows, columns);
 //! labels are `u8` vectors with magic `0x00000801`. Reading checks the magic number, the
-//! dimensions and the exact file length, and every failure names the file.
+//! dimensions and the exact length (of the decompressed content for gzip, all members of a
+//! multi-member file, inflated no further than the header declares), and every failure names
+//! the file.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 
 use crate::error::{DataError, Result};
 
@@ -42,44 +44,88 @@ impl IdxImages {
     }
 }
 
-/// Reads a whole file, decompressing it when it starts with the gzip magic bytes.
-///
-/// # Errors
-///
-/// [`DataError::Io`] if the file cannot be read; [`DataError::Gzip`] if its gzip stream is
-/// truncated or damaged.
-pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let mut raw = Vec::new();
+/// Whether `path` starts with the gzip magic bytes `1f 8b`.
+fn is_gzip(path: &Path) -> Result<bool> {
+    let mut head = Vec::with_capacity(2);
     File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut raw))
+        .and_then(|f| f.take(2).read_to_end(&mut head))
         .map_err(|source| DataError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|source| DataError::Gzip {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(out)
+    Ok(head == [0x1f, 0x8b])
+}
+
+/// The content of `path` as a stream: decompressed when it starts with the gzip magic bytes
+/// (every member of a multi-member file, as `gzip -d` reads it), else raw. The second value
+/// says whether it is gzip (its read errors are then [`DataError::Gzip`]).
+fn open_maybe_gzip(path: &Path) -> Result<(Box<dyn Read>, bool)> {
+    let gzip = is_gzip(path)?;
+    let file = File::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = std::io::BufReader::new(file);
+    Ok(if gzip {
+        (Box::new(MultiGzDecoder::new(file)), true)
     } else {
-        Ok(raw)
+        (Box::new(file), false)
+    })
+}
+
+/// A read error of `path`: [`DataError::Gzip`] for a gzip stream, else [`DataError::Io`].
+fn read_error(path: &Path, gzip: bool, source: std::io::Error) -> DataError {
+    let path = path.to_path_buf();
+    if gzip {
+        DataError::Gzip { path, source }
+    } else {
+        DataError::Io { path, source }
     }
 }
 
-/// Parses the header of an IDX byte buffer: checks the magic number and returns the dimensions
-/// after checking that the data length matches them exactly.
-fn parse_header(path: &Path, bytes: &[u8], magic: u32, what: &'static str) -> Result<Vec<usize>> {
-    if bytes.len() < 4 {
+/// Reads a whole file, decompressing it when it starts with the gzip magic bytes (all members
+/// of a multi-member gzip file).
+///
+/// # Errors
+///
+/// [`DataError::Io`] if the file cannot be read; [`DataError::Gzip`] if its gzip stream is
+/// truncated or damaged, or followed by bytes that are not another gzip member.
+pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
+    let (mut reader, gzip) = open_maybe_gzip(path)?;
+    let mut out = Vec::new();
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| read_error(path, gzip, e))?;
+    Ok(out)
+}
+
+/// Reads at most `limit` bytes from `reader` (fewer at its end).
+fn read_up_to(reader: &mut dyn Read, limit: u64, capacity: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(capacity);
+    reader.take(limit).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The largest buffer reserved up front from a header's declared size (64 MiB): more is
+/// allocated only as data actually arrives, so a crafted header cannot ask for a huge buffer.
+const MAX_RESERVE: usize = 64 << 20;
+
+/// Reads an IDX file of `u8` with magic `magic`: checks the magic number, then reads exactly
+/// the data the header declares (so a gzip stream is never inflated past it) and checks that
+/// nothing follows. Returns the dimensions and the data.
+fn read_idx(path: &Path, magic: u32, what: &'static str) -> Result<(Vec<usize>, Vec<u8>)> {
+    let (mut reader, gzip) = open_maybe_gzip(path)?;
+    let fail = |e| read_error(path, gzip, e);
+    let ndims = (magic & 0xff) as usize;
+    let header_len = 4 + 4 * ndims;
+    let head = read_up_to(&mut reader, 4, 4).map_err(fail)?;
+    if head.len() < 4 {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
-            what: format!("{} bytes, too short for an IDX header", bytes.len()),
+            what: format!("{} bytes, too short for an IDX header", head.len()),
         });
     }
-    let found = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let found = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     if found != magic {
         return Err(DataError::BadMagic {
             path: path.to_path_buf(),
@@ -88,50 +134,55 @@ fn parse_header(path: &Path, bytes: &[u8], magic: u32, what: &'static str) -> Re
             what,
         });
     }
-    let ndims = (magic & 0xff) as usize;
-    let header_len = 4 + 4 * ndims;
-    if bytes.len() < header_len {
+    let rest = read_up_to(&mut reader, (header_len - 4) as u64, header_len).map_err(fail)?;
+    if 4 + rest.len() < header_len {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
             what: format!(
                 "{} bytes, the IDX header of {what} needs {header_len}",
-                bytes.len()
+                4 + rest.len()
             ),
         });
     }
-    let dims: Vec<usize> = (0..ndims)
-        .map(|d| {
-            let o = 4 + 4 * d;
-            u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
-        })
+    let dims: Vec<usize> = rest
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
     // Checked: the dimensions are 32-bit each, so their product can overflow usize (a
     // crafted header would otherwise wrap to a small size and pass the length check).
-    let expected = dims
+    let overflow = || DataError::BadDimensions {
+        path: path.to_path_buf(),
+        what: format!(
+            "the header of {what} declares dimensions {dims:?}, more bytes than a usize holds"
+        ),
+    };
+    let data_len = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .and_then(|n| n.checked_add(header_len))
-        .ok_or_else(|| DataError::BadDimensions {
-            path: path.to_path_buf(),
-            what: format!(
-                "the header of {what} declares dimensions {dims:?}, more bytes than a usize holds"
-            ),
-        })?;
-    match bytes.len().cmp(&expected) {
-        std::cmp::Ordering::Less => Err(DataError::Truncated {
+        .ok_or_else(overflow)?;
+    let expected = data_len.checked_add(header_len).ok_or_else(overflow)?;
+    // One byte past the declared data: whether anything follows it.
+    let mut data =
+        read_up_to(&mut reader, data_len as u64 + 1, data_len.min(MAX_RESERVE)).map_err(fail)?;
+    if data.len() < data_len {
+        return Err(DataError::Truncated {
             path: path.to_path_buf(),
             what: format!(
                 "the header declares dimensions {dims:?} ({expected} bytes), the data has {} bytes",
-                bytes.len()
+                header_len + data.len()
             ),
-        }),
-        std::cmp::Ordering::Greater => Err(DataError::TrailingBytes {
+        });
+    }
+    if data.len() > data_len {
+        let more = std::io::copy(&mut reader, &mut std::io::sink()).map_err(fail)?;
+        return Err(DataError::TrailingBytes {
             path: path.to_path_buf(),
             expected,
-            extra: bytes.len() - expected,
-        }),
-        std::cmp::Ordering::Equal => Ok(dims),
+            extra: 1 + more as usize,
+        });
     }
+    data.shrink_to_fit();
+    Ok((dims, data))
 }
 
 /// Reads an IDX image file (gzip or raw) and checks magic number, dimensions and length.
@@ -143,13 +194,7 @@ fn parse_header(path: &Path, bytes: &[u8], magic: u32, what: &'static str) -> Re
 /// differs from what the header declares; [`DataError::BadDimensions`] for images of zero
 /// rows or columns, or dimensions whose product overflows `usize`.
 pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
-    let bytes = read_maybe_gzip(path)?;
-    let dims = parse_header(
-        path,
-        &bytes,
-        IMAGES_MAGIC,
-        "an IDX image file (u8, 3 dimensions)",
-    )?;
+    let (dims, pixels) = read_idx(path, IMAGES_MAGIC, "an IDX image file (u8, 3 dimensions)")?;
     if dims[1] == 0 || dims[2] == 0 {
         return Err(DataError::BadDimensions {
             path: path.to_path_buf(),
@@ -160,7 +205,7 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
         count: dims[0],
         rows: dims[1],
         cols: dims[2],
-        pixels: bytes[16..].to_vec(),
+        pixels,
     })
 }
 
@@ -173,14 +218,7 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
 /// differs from what the header declares; [`DataError::BadDimensions`] if the declared
 /// length overflows `usize`.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
-    let bytes = read_maybe_gzip(path)?;
-    parse_header(
-        path,
-        &bytes,
-        LABELS_MAGIC,
-        "an IDX label file (u8, 1 dimension)",
-    )?;
-    Ok(bytes[8..].to_vec())
+    Ok(read_idx(path, LABELS_MAGIC, "an IDX label file (u8, 1 dimension)")?.1)
 }
 
 /// Checks that every label is below `num_classes`; the error names the first bad record.

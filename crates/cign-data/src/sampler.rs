@@ -77,7 +77,9 @@ impl SamplerConfig {
                 what: format!("{} (need at least 2)", self.num_classes),
             });
         }
-        if self.mismatch_per_real as i64 > self.num_classes - 1 {
+        let too_many =
+            i64::try_from(self.mismatch_per_real).map_or(true, |k| k >= self.num_classes);
+        if too_many {
             return Err(DataError::InvalidParameter {
                 name: "mismatch_per_real",
                 what: format!(
@@ -232,9 +234,10 @@ impl BatchSampler {
     ///
     /// # Errors
     ///
-    /// [`DataError::InvalidParameter`] if `images` is not four-dimensional, `labels` is not
-    /// an integer `[N]` tensor on the device of `images`, or `index` is not a batch of the
-    /// epoch.
+    /// [`DataError::InvalidParameter`] if `images` is not a four-dimensional float tensor,
+    /// the images of the batch hold values outside [-1, 1] (beyond [`RANGE_TOLERANCE`]) or
+    /// NaN, `labels` is not an integer `[N]` tensor on the device of `images`, or `index` is
+    /// not a batch of the epoch.
     ///
     /// # Panics
     ///
@@ -246,36 +249,7 @@ impl BatchSampler {
         epoch: u64,
         index: usize,
     ) -> Result<TrainBatch> {
-        let size = images.size();
-        if size.len() != 4 {
-            return Err(DataError::InvalidParameter {
-                name: "images",
-                what: format!("shape {size:?}, expected [N, C, H, W]"),
-            });
-        }
-        let n = size[0] as usize;
-        if labels.size() != [n as i64] {
-            return Err(DataError::InvalidParameter {
-                name: "labels",
-                what: format!("shape {:?} for {n} images", labels.size()),
-            });
-        }
-        if labels.is_floating_point() || labels.kind() == Kind::Bool {
-            return Err(DataError::InvalidParameter {
-                name: "labels",
-                what: format!("kind {:?}, expected an integer kind (Int64)", labels.kind()),
-            });
-        }
-        if labels.device() != images.device() {
-            return Err(DataError::InvalidParameter {
-                name: "labels",
-                what: format!(
-                    "on {:?} but the images are on {:?}",
-                    labels.device(),
-                    images.device()
-                ),
-            });
-        }
+        let n = check_inputs(images, labels)?;
         let count = self.batches_per_epoch(n);
         if index >= count {
             return Err(DataError::InvalidParameter {
@@ -284,25 +258,24 @@ impl BatchSampler {
             });
         }
         let order = self.epoch_order(n, epoch);
-        Ok(self.batch_in_order(images, labels, &order, epoch, index))
+        let (x, y) = self.real_batch(images, labels, &order, index);
+        // The range of the images of this batch only: one batch per step, not the whole set.
+        check_range(&x)?;
+        Ok(self.make_batch(&x, &y, self.batch_seed(epoch, index)))
     }
 
-    fn batch_in_order(
+    /// The real images and labels of batch `index` in `order`.
+    fn real_batch(
         &self,
         images: &Tensor,
         labels: &Tensor,
         order: &[i64],
-        epoch: u64,
         index: usize,
-    ) -> TrainBatch {
+    ) -> (Tensor, Tensor) {
         let b = self.config.batch_size;
         let picked = &order[index * b..((index + 1) * b).min(order.len())];
         let idx = Tensor::from_slice(picked).to_device(images.device());
-        self.make_batch(
-            &images.index_select(0, &idx),
-            &labels.index_select(0, &idx),
-            self.batch_seed(epoch, index),
-        )
+        (images.index_select(0, &idx), labels.index_select(0, &idx))
     }
 
     /// The seed of batch `index` of epoch `epoch`: what [`BatchSampler::make_batch`] is given for
@@ -311,23 +284,31 @@ impl BatchSampler {
         mix(self.config.seed, epoch, index as u64)
     }
 
-    /// All batches of epoch `epoch`, starting at batch `start` (for resuming mid-epoch).
+    /// All batches of epoch `epoch`, starting at batch `start` (for resuming mid-epoch), with
+    /// the inputs of [`BatchSampler::batch`], checked as it checks them (the range over all
+    /// images, once).
+    ///
+    /// # Errors
+    ///
+    /// As [`BatchSampler::batch`], except that a `start` past the last batch gives no batch.
     ///
     /// # Panics
     ///
-    /// While iterating, if `labels` has fewer rows than `images`, or as
-    /// [`BatchSampler::make_batch`].
+    /// While iterating, only on libtorch failures such as running out of memory.
     pub fn epoch<'a>(
         &'a self,
         images: &'a Tensor,
         labels: &'a Tensor,
         epoch: u64,
         start: usize,
-    ) -> impl Iterator<Item = TrainBatch> + 'a {
-        let n = images.size()[0] as usize;
+    ) -> Result<impl Iterator<Item = TrainBatch> + 'a> {
+        let n = check_inputs(images, labels)?;
+        check_range(images)?;
         let order = self.epoch_order(n, epoch);
-        (start..self.batches_per_epoch(n))
-            .map(move |index| self.batch_in_order(images, labels, &order, epoch, index))
+        Ok((start..self.batches_per_epoch(n)).map(move |index| {
+            let (x, y) = self.real_batch(images, labels, &order, index);
+            self.make_batch(&x, &y, self.batch_seed(epoch, index))
+        }))
     }
 
     /// Builds the noisy, noise and mismatched parts from a real batch. Every draw comes from a
@@ -399,4 +380,72 @@ impl BatchSampler {
             y_mismatch,
         }
     }
+}
+
+/// How far outside [-1, 1] an image value may lie (rounding of a caller's own scaling).
+pub const RANGE_TOLERANCE: f64 = 1e-4;
+
+/// Checks the shapes, kinds and devices of a sampler's inputs; returns the image count.
+fn check_inputs(images: &Tensor, labels: &Tensor) -> Result<usize> {
+    let size = images.size();
+    if size.len() != 4 {
+        return Err(DataError::InvalidParameter {
+            name: "images",
+            what: format!("shape {size:?}, expected [N, C, H, W]"),
+        });
+    }
+    if !images.is_floating_point() {
+        return Err(DataError::InvalidParameter {
+            name: "images",
+            what: format!(
+                "kind {:?}, expected a float kind with values in [-1, 1] (2 * pixel / 255 - 1)",
+                images.kind()
+            ),
+        });
+    }
+    let n = size[0] as usize;
+    if labels.size() != [n as i64] {
+        return Err(DataError::InvalidParameter {
+            name: "labels",
+            what: format!("shape {:?} for {n} images", labels.size()),
+        });
+    }
+    if labels.is_floating_point() || labels.kind() == Kind::Bool {
+        return Err(DataError::InvalidParameter {
+            name: "labels",
+            what: format!("kind {:?}, expected an integer kind (Int64)", labels.kind()),
+        });
+    }
+    if labels.device() != images.device() {
+        return Err(DataError::InvalidParameter {
+            name: "labels",
+            what: format!(
+                "on {:?} but the images are on {:?}",
+                labels.device(),
+                images.device()
+            ),
+        });
+    }
+    Ok(n)
+}
+
+/// Checks that every value of `images` is in [-1, 1] (within [`RANGE_TOLERANCE`]) and none
+/// is NaN: images in [0, 1] or [0, 255] would otherwise be clamped silently.
+fn check_range(images: &Tensor) -> Result<()> {
+    if images.numel() == 0 {
+        return Ok(());
+    }
+    let lo = images.min().double_value(&[]);
+    let hi = images.max().double_value(&[]);
+    let limit = 1.0 + RANGE_TOLERANCE;
+    // Written so that a NaN (which min/max propagate) fails too.
+    if !(lo >= -limit && hi <= limit) {
+        return Err(DataError::InvalidParameter {
+            name: "images",
+            what: format!(
+                "values from {lo} to {hi}, expected [-1, 1] (2 * pixel / 255 - 1) and no NaN"
+            ),
+        });
+    }
+    Ok(())
 }

@@ -231,3 +231,61 @@ fn sizes_beyond_the_32_bit_header_are_refused_and_nothing_is_written() {
     ));
     assert!(!p.exists());
 }
+
+fn gzip_member(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+// A gzip file of several members (`cat a.gz b.gz`, or bgzip's blocks) is read whole, as
+// `gzip -d` reads it; bytes after the last member that are not gzip are an error, like
+// trailing bytes of a raw file; a checksum is of all members.
+#[test]
+fn multi_member_gzip_is_read_whole_and_junk_after_it_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("imgs");
+    let im = images(4);
+    write_idx_images(&raw, &im).unwrap();
+    let bytes = std::fs::read(&raw).unwrap();
+    let gz = dir.path().join("imgs.gz");
+    let mut members = gzip_member(&bytes[..16]);
+    members.extend(gzip_member(&bytes[16..1000]));
+    members.extend(gzip_member(&bytes[1000..]));
+    std::fs::write(&gz, &members).unwrap();
+    assert_eq!(read_idx_images(&gz).unwrap(), im);
+    assert_eq!(cign_data::idx::read_maybe_gzip(&gz).unwrap(), bytes);
+
+    let mut junk = gzip_member(&bytes);
+    junk.extend_from_slice(b"not gzip");
+    std::fs::write(&gz, &junk).unwrap();
+    let err = read_idx_images(&gz).unwrap_err();
+    assert!(matches!(err, DataError::Gzip { .. }), "{err:?}");
+    assert!(err.to_string().contains("imgs.gz"), "{err}");
+}
+
+// The data behind a header is read no further than the header declares (plus one byte to
+// see that more follows), so a small gzip file that inflates to far more than its header
+// declares is refused without holding it in memory, and the surplus is counted.
+#[test]
+fn gzip_data_past_the_header_is_counted_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("bomb.gz");
+    let extra = 16usize << 20;
+    let mut content = image_header([1, 1, 1]);
+    content.push(7);
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&content).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..extra >> 20 {
+        enc.write_all(&zeros).unwrap();
+    }
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    assert!(std::fs::metadata(&gz).unwrap().len() < 1 << 20);
+    match read_idx_images(&gz).unwrap_err() {
+        DataError::TrailingBytes {
+            expected, extra: e, ..
+        } => assert_eq!((expected, e), (17, extra)),
+        other => panic!("{other:?}"),
+    }
+}

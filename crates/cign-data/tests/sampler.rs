@@ -32,7 +32,7 @@ fn shapes_and_ratio() {
     let (x, y) = toy(50);
     for k in [0usize, 1, 3, 9] {
         let s = sampler(k, 1, 16);
-        let batches: Vec<_> = s.epoch(&x, &y, 0, 0).collect();
+        let batches: Vec<_> = s.epoch(&x, &y, 0, 0).unwrap().collect();
         assert_eq!(batches.len(), 4);
         for b in &batches {
             let n = b.x.size()[0];
@@ -55,7 +55,7 @@ fn shapes_and_ratio() {
         ..SamplerConfig::default()
     })
     .unwrap();
-    assert_eq!(s.epoch(&x, &y, 0, 0).count(), 3);
+    assert_eq!(s.epoch(&x, &y, 0, 0).unwrap().count(), 3);
 }
 
 /// The index of a toy image, recovered from its (noise-free) pixel value.
@@ -69,7 +69,7 @@ fn mismatched_labels_are_wrong_and_cover_each_wrong_label_once() {
     let (x, y) = toy(n);
     for k in [1usize, 3, 5, 9] {
         let s = sampler(k, 7, 16);
-        for b in s.epoch(&x, &y, 2, 0) {
+        for b in s.epoch(&x, &y, 2, 0).unwrap() {
             let real = vec_i64(&b.y);
             let wrong = vec_i64(b.y_mismatch.as_ref().unwrap());
             for (i, &yi) in real.iter().enumerate() {
@@ -104,6 +104,7 @@ fn an_epoch_visits_every_image_once() {
     .unwrap();
     let mut seen: Vec<i64> = s
         .epoch(&x, &y, 0, 0)
+        .unwrap()
         .flat_map(|b| {
             let means =
                 Vec::<f64>::try_from(b.x.mean_dim([1, 2, 3].as_slice(), false, Kind::Double))
@@ -120,6 +121,7 @@ fn an_epoch_visits_every_image_once() {
     // A different epoch has a different order.
     let second: Vec<f64> = s
         .epoch(&x, &y, 1, 0)
+        .unwrap()
         .flat_map(|b| {
             Vec::<f64>::try_from(b.x.mean_dim([1, 2, 3].as_slice(), false, Kind::Double)).unwrap()
         })
@@ -134,6 +136,7 @@ fn same_seed_same_batches_other_seed_other_batches() {
     let run = |seed| {
         sampler(3, seed, 16)
             .epoch(&x, &y, 0, 0)
+            .unwrap()
             .map(|b| (b.x, b.z, b.yz, b.y_mismatch.unwrap()))
             .collect::<Vec<_>>()
     };
@@ -144,7 +147,7 @@ fn same_seed_same_batches_other_seed_other_batches() {
     assert!(!a[0].1.equal(&c[0].1));
     // Resuming at batch 2 gives batch 2 of the full epoch, and `batch` agrees with `epoch`.
     let s = sampler(3, 5, 16);
-    let resumed: Vec<_> = s.epoch(&x, &y, 0, 2).collect();
+    let resumed: Vec<_> = s.epoch(&x, &y, 0, 2).unwrap().collect();
     assert!(resumed[0].z.equal(&a[2].1));
     let direct = s.batch(&x, &y, 0, 3).unwrap();
     assert!(direct.x.equal(&a[3].0));
@@ -199,6 +202,14 @@ fn invalid_settings_are_rejected() {
             },
             "mismatch_per_real",
         ),
+        // Past i64::MAX: used to wrap to -1 and pass, then overflow an allocation.
+        (
+            SamplerConfig {
+                mismatch_per_real: usize::MAX,
+                ..SamplerConfig::default()
+            },
+            "mismatch_per_real",
+        ),
         (
             SamplerConfig {
                 noise_std: -0.1,
@@ -248,5 +259,43 @@ fn labels_of_another_kind_or_shape_are_errors_or_converted() {
             matches!(err, DataError::InvalidParameter { name: n, .. } if n == name),
             "{err:?}"
         );
+    }
+}
+
+// Images the sampler cannot use (integer kinds, values outside [-1, 1], NaN) are errors of
+// `batch` and `epoch`, not batches of clamped or cast values.
+#[test]
+fn images_of_another_kind_or_range_are_errors() {
+    let s = sampler(2, 0, 4);
+    let (x, y) = toy(8);
+    let valid_batch = s.batch(&x, &y, 0, 1).unwrap();
+    assert_eq!(valid_batch.x.size(), [4, 1, 28, 28]);
+    // Exactly -1 and 1 are valid.
+    let edges = x.sign();
+    s.batch(&edges, &y, 0, 0).unwrap();
+    let nan = x.copy();
+    let _ = nan.get(3).fill_(f64::NAN);
+    for (images, why) in [
+        ((&x + 1.0) * 127.5, "values from"),
+        // [-1.04, 1.04]: a little outside at both ends.
+        (&x * 1.3, "values from"),
+        (nan, "no NaN"),
+        (((&x + 1.0) * 127.5).to_kind(Kind::Uint8), "kind Uint8"),
+        (x.to_kind(Kind::Int64), "kind Int64"),
+    ] {
+        let errors = [
+            // The epoch's two batches cover all 8 images, so one of them holds a bad value.
+            (0..2)
+                .map(|i| s.batch(&images, &y, 0, i))
+                .find_map(Result::err),
+            s.epoch(&images, &y, 0, 0).err(),
+        ];
+        for err in errors {
+            let err = err.unwrap_or_else(|| panic!("{why}: accepted"));
+            assert!(
+                matches!(&err, DataError::InvalidParameter { name: "images", what } if what.contains(why)),
+                "{why}: {err:?}"
+            );
+        }
     }
 }

@@ -6,12 +6,13 @@
 //! directory ([`RUN_FILES`]) is refused; an existing directory or a directory that cannot be
 //! created or written is refused (cign-data's
 //! [`prepare_output`](cign_data::atomic::prepare_output)); missing parent directories are
-//! created, and removed again if the command fails. [`Staged`] writes several outputs so that
-//! a command leaves all of them or none.
+//! created, and removed again if the command fails. cign-data's
+//! [`Staged`](cign_data::atomic::Staged) writes several outputs so that a command leaves all
+//! of them or none.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use cign_data::atomic::{resolve_path, CreatedDirs};
 
 /// The outputs of a command, checked; holds the parent directories created for them. Call
@@ -123,71 +124,6 @@ pub fn check_output_dir(dir: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Outputs written to temporary files beside their destinations (`.NAME.XXXXXX.part`), then
-/// moved into place together by [`Staged::commit`]: a command with several outputs leaves all
-/// of them or none. Dropped without a commit (a write failed), it removes its temporary files
-/// and no destination is touched.
-#[derive(Debug, Default)]
-#[must_use = "dropping it discards the staged outputs"]
-pub struct Staged {
-    files: Vec<(tempfile::TempPath, PathBuf)>,
-}
-
-impl Staged {
-    /// No output staged yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Stages `dest`: `write` writes the whole content to the path it is given (a fresh file
-    /// in `dest`'s directory, which must exist: [`check_outputs`] creates it).
-    ///
-    /// # Errors
-    ///
-    /// The temporary file cannot be created (naming `dest`), or the error of `write`.
-    pub fn stage(&mut self, dest: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".part")
-            .tempfile_in(dir)
-            // The kind alone: tempfile's message names the temporary file, not the output.
-            .map_err(|e| std::io::Error::from(e.kind()))
-            .with_context(|| format!("cannot write {}", dest.display()))?
-            .into_temp_path();
-        write(&tmp)?;
-        self.files.push((tmp, dest.to_path_buf()));
-        Ok(())
-    }
-
-    /// Moves every staged output into place, in the order staged.
-    ///
-    /// # Errors
-    ///
-    /// A rename failed (naming the destination). Each is a rename within one directory of a
-    /// file written there, which fails only if the destination changed since
-    /// [`check_outputs`] (e.g. it became a directory); the outputs moved before it stay.
-    pub fn commit(self) -> Result<()> {
-        for (tmp, dest) in self.files {
-            tmp.persist(&dest)
-                .map_err(|e| e.error)
-                .with_context(|| format!("cannot write {}", dest.display()))?;
-            if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-                // Makes the rename durable, as cign_data::atomic::write_atomic does.
-                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -311,42 +247,5 @@ mod tests {
         check_outputs(&[("--json", p.as_path())], &no_inputs)
             .unwrap()
             .keep();
-    }
-
-    #[test]
-    fn staged_outputs_are_written_all_or_none() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-        let files = || {
-            let mut names: Vec<String> = std::fs::read_dir(tmp.path())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            names
-        };
-        // The second write fails: the first output is not written, no temporary file stays.
-        let mut staged = Staged::new();
-        staged
-            .stage(&a, |p| Ok(std::fs::write(p, b"first")?))
-            .unwrap();
-        let e = staged
-            .stage(&b, |_| anyhow::bail!("disk full"))
-            .unwrap_err();
-        assert_eq!(e.to_string(), "disk full");
-        drop(staged);
-        assert!(files().is_empty(), "{:?}", files());
-        // Both written: both moved into place at the commit, not before.
-        let mut staged = Staged::new();
-        staged
-            .stage(&a, |p| Ok(std::fs::write(p, b"first")?))
-            .unwrap();
-        staged
-            .stage(&b, |p| Ok(std::fs::write(p, b"second")?))
-            .unwrap();
-        assert!(!a.exists() && !b.exists());
-        staged.commit().unwrap();
-        assert_eq!(files(), ["a", "b"]);
-        assert_eq!(std::fs::read(&b).unwrap(), b"second");
     }
 }

@@ -408,16 +408,21 @@ impl Trainer {
 
     /// The validation loss on the test split (eval mode, no gradient, no training noise),
     /// averaged over images; `None` when `stop` was raised before it finished.
-    pub fn validate(&mut self, stop: &StopFlag) -> Option<LossValues> {
+    ///
+    /// # Errors
+    ///
+    /// The sampler refuses the validation images or labels (see
+    /// [`cign_data::BatchSampler::epoch`]).
+    pub fn validate(&mut self, stop: &StopFlag) -> Result<Option<LossValues>> {
         let mut sum = LossValues::default();
         let mut count = 0usize;
         let batches = self
             .samplers
             .val
-            .epoch(&self.data.val_x, &self.data.val_y, 0, 0);
+            .epoch(&self.data.val_x, &self.data.val_y, 0, 0)?;
         for b in batches {
             if stop.is_requested() {
-                return None;
+                return Ok(None);
             }
             let n = b.x.size()[0] as usize;
             let terms = self
@@ -426,7 +431,7 @@ impl Trainer {
             sum = sum.add(&terms.to_f64().scale(n as f64));
             count += n;
         }
-        Some(sum.scale(1.0 / count.max(1) as f64))
+        Ok(Some(sum.scale(1.0 / count.max(1) as f64)))
     }
 
     fn write_samples(&mut self) -> Result<()> {
@@ -491,7 +496,7 @@ impl Trainer {
         self.event("validation")?;
         let start = Instant::now();
         self.state.pending_validation = true;
-        let Some(val) = self.validate(stop) else {
+        let Some(val) = self.validate(stop)? else {
             return Ok(false);
         };
         self.state.pending_validation = false;

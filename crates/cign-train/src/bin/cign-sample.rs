@@ -11,10 +11,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use cign_data::atomic::Staged;
 use cign_metrics::device::DeviceChoice;
 use cign_train::evaluation::MAX_PER_CLASS;
 use cign_train::images::{read_gray, write_grid, write_grid_u8};
-use cign_train::outputs::{check_outputs, Staged};
+use cign_train::outputs::check_outputs;
 use cign_train::run_model::ModelArgs;
 use cign_train::sampling::{apply, generate_rows_u8, sample_noise};
 use tch::{Kind, Tensor};
