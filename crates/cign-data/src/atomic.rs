@@ -87,19 +87,20 @@ impl Staged {
     }
 
     /// Stages `dest`: `write` writes the whole content to the path it is given (a fresh file
-    /// in `dest`'s directory, which must exist).
+    /// in `dest`'s directory, which must exist). `write`'s errors should name `dest`, not
+    /// the temporary file.
     ///
     /// # Errors
     ///
-    /// The temporary file cannot be created (an I/O error naming `dest`, converted into `E`),
-    /// or the error of `write`; the temporary file is removed then.
-    pub fn stage<E: From<io::Error>>(
+    /// The temporary file cannot be created (a [`StagedError`] naming `dest`, converted into
+    /// `E`), or the error of `write`; the temporary file is removed then.
+    pub fn stage<E: From<StagedError>>(
         &mut self,
         dest: &Path,
         write: impl FnOnce(&Path) -> Result<(), E>,
     ) -> Result<(), E> {
         let tmp = temporary_beside(dest)
-            .map_err(|e| naming(dest, without_temporary_path(e)))?
+            .map_err(|e| StagedError::new(dest, without_temporary_path(e)))?
             .into_temp_path();
         write(&tmp)?;
         self.files.push((tmp, dest.to_path_buf()));
@@ -110,29 +111,50 @@ impl Staged {
     ///
     /// # Errors
     ///
-    /// An fsync or a rename failed (an I/O error naming the destination). A failed fsync
-    /// moves nothing; a rename is within one directory and fails only if the destination
-    /// changed meanwhile (e.g. it became a directory): the outputs moved before it stay.
-    pub fn commit(self) -> io::Result<()> {
+    /// A [`StagedError`] naming the destination when an fsync or a rename failed. A failed
+    /// fsync moves nothing; a rename is within one directory and fails only if the
+    /// destination changed meanwhile (e.g. it became a directory): the outputs moved before it
+    /// stay.
+    pub fn commit(self) -> Result<(), StagedError> {
         for (tmp, dest) in &self.files {
             std::fs::File::open(tmp)
                 .and_then(|f| f.sync_all())
-                .map_err(|e| naming(dest, e))?;
+                .map_err(|e| StagedError::new(dest, e))?;
         }
         for (tmp, dest) in self.files {
-            tmp.persist(&dest).map_err(|e| naming(&dest, e.error))?;
+            tmp.persist(&dest)
+                .map_err(|e| StagedError::new(&dest, e.error))?;
             sync_parent(&dest);
         }
         Ok(())
     }
 }
 
-/// `err` prefixed with "cannot write DEST", keeping its kind.
-fn naming(dest: &Path, err: io::Error) -> io::Error {
-    io::Error::new(
-        err.kind(),
-        format!("cannot write {}: {err}", dest.display()),
-    )
+/// An output of [`Staged`] that could not be written: its destination and the I/O error
+/// (which never names the temporary file).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {error}", path.display())]
+pub struct StagedError {
+    /// The destination.
+    pub path: PathBuf,
+    /// What failed.
+    pub error: io::Error,
+}
+
+impl StagedError {
+    fn new(path: &Path, error: io::Error) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
+}
+
+impl From<StagedError> for io::Error {
+    /// The same kind, with the message naming the destination.
+    fn from(e: StagedError) -> Self {
+        io::Error::new(e.error.kind(), e.to_string())
+    }
 }
 
 /// The directory of `path` (`.` for a bare file name).

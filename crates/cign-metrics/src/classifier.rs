@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use cign_core::precision::autocast;
 use cign_core::Precision;
-use cign_data::atomic::{write_atomic, write_atomic_bytes};
+use cign_data::atomic::write_atomic;
 use cign_data::{Dataset, DatasetKind, NUM_CLASSES};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT, OptimizerConfig};
@@ -304,13 +304,17 @@ impl ConditionalClassifier {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| MetricsError::io(dir, "cannot create", e))?;
         }
+        write_atomic(path, |part| self.write_to(part))
+            .map_err(|e| MetricsError::io(path, "cannot write", e))
+    }
+
+    /// Writes the weights to `file` directly (safetensors, sorted names), not atomically: the
+    /// writer behind [`Classifier::save`].
+    fn write_to(&self, file: &Path) -> std::io::Result<()> {
         let mut vars: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        write_atomic(path, |part| {
-            Tensor::write_safetensors(&vars, part)
-                .map_err(|e| std::io::Error::other(crate::error::torch_message(&e)))
-        })
-        .map_err(|e| MetricsError::io(path, "cannot write", e))
+        Tensor::write_safetensors(&vars, file)
+            .map_err(|e| std::io::Error::other(crate::error::torch_message(&e)))
     }
 
     /// The device of the weights.
@@ -540,11 +544,20 @@ pub fn train_and_cache(
     let train = Dataset::load(kind, cign_data::Split::Train, data_dir)?;
     let test = Dataset::load(kind, cign_data::Split::Test, data_dir)?;
     let (classifier, report) = train_classifier(&train, &test, options, device)?;
-    classifier.save(&path)?;
     let text = serde_json::to_string_pretty(&report)
         .map_err(|e| MetricsError::Numerical(e.to_string()))?;
-    write_atomic_bytes(&json, text.as_bytes())
-        .map_err(|e| MetricsError::io(&json, "cannot write", e))?;
+    // Both written before either is moved into place: new weights never sit beside a stale
+    // report, nor the other way round.
+    let mut staged = cign_data::atomic::Staged::new();
+    staged.stage(&path, |tmp| {
+        classifier
+            .write_to(tmp)
+            .map_err(|e| MetricsError::io(&path, "cannot write", e))
+    })?;
+    staged.stage(&json, |tmp| {
+        std::fs::write(tmp, text.as_bytes()).map_err(|e| MetricsError::io(&json, "cannot write", e))
+    })?;
+    staged.commit()?;
     created.keep();
     Ok(report)
 }

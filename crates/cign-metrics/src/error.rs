@@ -92,6 +92,16 @@ pub enum MetricsError {
     Output(#[from] cign_data::atomic::OutputError),
 }
 
+impl From<cign_data::atomic::StagedError> for MetricsError {
+    fn from(e: cign_data::atomic::StagedError) -> Self {
+        MetricsError::Io {
+            path: e.path,
+            action: "cannot write",
+            source: e.error,
+        }
+    }
+}
+
 impl From<tch::TchError> for MetricsError {
     fn from(e: tch::TchError) -> Self {
         MetricsError::Torch(e)

@@ -145,8 +145,8 @@ fn real_count(real: &Dataset, options: &EvalOptions) -> usize {
 /// network, from the settings, the number of generated images `n_generated`, their `labels`
 /// and the real split: taps, batch size, KID and PRDC settings, the label count, the classes
 /// (per-class FID and per-class PRDC compare the same classes on both sides), two images per
-/// class for per-class FID, and more than `nearest_k` images per set (and per class) for
-/// PRDC. A caller can run it before generating the images.
+/// class for per-class FID, and at least `nearest_k + 2` images per set (and per class) for
+/// PRDC ([`crate::prdc::min_rows`]). A caller can run it before generating the images.
 ///
 /// # Errors
 ///

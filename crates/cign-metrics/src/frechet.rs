@@ -2,8 +2,10 @@
 //! `|mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))`, in float64.
 //!
 //! `tr sqrt(S1 S2)` comes from symmetric eigen-decompositions `Si = Vi diag(wi) Vi^T`
-//! (negative round-off eigenvalues clamped to 0; eigenvalues below `d * eps * max` count as
-//! 0): with `Fi = Vi diag(sqrt wi)`, `S1 S2` has the non-zero eigenvalues of
+//! (eigenvalues below `d * eps * max` count as 0; negative ones down to
+//! [`NEGATIVE_EIGENVALUE_RTOL`] ` * max` are round-off, e.g. of statistics stored in float16,
+//! and count as 0 too; a covariance with a more negative eigenvalue is not a covariance and
+//! is refused, where pytorch-fid raises on the imaginary part it gives `sqrtm`): with `Fi = Vi diag(sqrt wi)`, `S1 S2` has the non-zero eigenvalues of
 //! `F1^T S2 F1 = C^T C`, `C = F2^T F1`, so the trace is the sum of the singular values of
 //! `C` (the equivalent of `tr sqrtm(sqrt(S1) S2 sqrt(S1))`, without squaring the condition
 //! number). This never produces a complex number or a NaN on singular covariances (fewer
@@ -22,6 +24,11 @@ use crate::stats::{array1_to_tensor, array2_to_tensor, Stats};
 
 /// pytorch-fid's diagonal offset for the fallback.
 pub const DIAGONAL_OFFSET: f64 = 1e-6;
+
+/// The most negative eigenvalue a covariance may have, relative to its largest, and still
+/// count as positive semi-definite up to rounding (float16 storage of 64-dimensional
+/// statistics gives about 1e-3; a real covariance computed in float64, about 1e-15).
+pub const NEGATIVE_EIGENVALUE_RTOL: f64 = 1e-2;
 
 /// A Fréchet distance with what happened on the way.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -49,7 +56,9 @@ pub fn frechet_distance(a: &Stats, b: &Stats) -> Result<f64> {
 /// covariance is singular, as pytorch-fid warns when it has to add its offset.
 ///
 /// # Errors
-/// [`MetricsError::InvalidStats`] when either statistics fail [`Stats::validate`];
+/// [`MetricsError::InvalidStats`] when either statistics fail [`Stats::validate`] or a
+/// covariance has an eigenvalue below `-NEGATIVE_EIGENVALUE_RTOL` times its largest (not
+/// positive semi-definite);
 /// [`MetricsError::InvalidInput`] when their feature sizes differ;
 /// [`MetricsError::Numerical`] when the trace of the matrix square root is not finite even
 /// with pytorch-fid's diagonal offset; [`MetricsError::Torch`] for a libtorch failure (out of
@@ -64,10 +73,11 @@ pub fn frechet_details(a: &Stats, b: &Stats) -> Result<FrechetDetails> {
         ));
     }
     // A fixed order of the two arguments makes the value exactly symmetric.
-    let (a, b) = if canonical_first(a, b) {
-        (a, b)
+    let (first, second) = ("first statistics", "second statistics");
+    let (a, b, names) = if canonical_first(a, b) {
+        (a, b, [first, second])
     } else {
-        (b, a)
+        (b, a, [second, first])
     };
     let mu1 = array1_to_tensor(&a.mu);
     let mu2 = array1_to_tensor(&b.mu);
@@ -80,11 +90,12 @@ pub fn frechet_details(a: &Stats, b: &Stats) -> Result<FrechetDetails> {
 
     let mut singular = (a.n > 0 && a.n <= d) || (b.n > 0 && b.n <= d);
     let mut offset_added = false;
-    let tr_covmean = match trace_sqrt_product(&s1, &s2) {
+    let tr_covmean = match trace_sqrt_product_of(&s1, &s2, names) {
         Ok((tr, cov_singular)) if tr.is_finite() => {
             singular |= cov_singular;
             tr
         }
+        Err(e @ MetricsError::InvalidStats { .. }) => return Err(e),
         _ => {
             tracing::warn!(
                 "fid calculation produces singular product; adding {DIAGONAL_OFFSET} to diagonal of cov estimates"
@@ -92,7 +103,7 @@ pub fn frechet_details(a: &Stats, b: &Stats) -> Result<FrechetDetails> {
             offset_added = true;
             singular = true;
             let eye = Tensor::eye(d as i64, (Kind::Double, Device::Cpu)) * DIAGONAL_OFFSET;
-            let (tr, _) = trace_sqrt_product(&(&s1 + &eye), &(&s2 + &eye))?;
+            let (tr, _) = trace_sqrt_product_of(&(&s1 + &eye), &(&s2 + &eye), names)?;
             if !tr.is_finite() {
                 return Err(MetricsError::Numerical(
                     "trace of sqrt(S1 S2) is not finite even with the diagonal offset".into(),
@@ -122,6 +133,11 @@ pub fn frechet_details(a: &Stats, b: &Stats) -> Result<FrechetDetails> {
 /// A factor `F` with `S = F F^T` from the symmetric eigen-decomposition of the PSD matrix
 /// `S`: `F = V_k diag(sqrt w_k)` over the eigenvalues above round-off (`d * eps * max`), so
 /// it has as many columns as the numerical rank. Also says whether `S` is singular.
+///
+/// # Errors
+/// [`MetricsError::InvalidStats`] naming `which` when an eigenvalue is below
+/// `-NEGATIVE_EIGENVALUE_RTOL` times the largest; [`MetricsError::Numerical`] when the
+/// decomposition fails.
 fn psd_factor(s: &Tensor, which: &str) -> Result<(Tensor, bool)> {
     let d = s.size()[0];
     let s = (s + s.tr()) * 0.5;
@@ -129,6 +145,15 @@ fn psd_factor(s: &Tensor, which: &str) -> Result<(Tensor, bool)> {
         MetricsError::Numerical(format!("eigen-decomposition of {which} failed: {e}"))
     })?;
     let wmax = w.abs().max().double_value(&[]);
+    let wmin = w.min().double_value(&[]);
+    if wmin < -NEGATIVE_EIGENVALUE_RTOL * wmax {
+        return Err(MetricsError::InvalidStats {
+            which: which.to_string(),
+            what: format!(
+                "sigma is not positive semi-definite (eigenvalue {wmin:.4e} against a largest of                  {wmax:.4e}; at most {NEGATIVE_EIGENVALUE_RTOL} times it below 0 is rounding):                  not the covariance of any features"
+            ),
+        });
+    }
     let tol = wmax * d as f64 * f64::EPSILON;
     let keep = w.gt(tol).nonzero().squeeze_dim(1);
     let rank = keep.size()[0];
@@ -149,8 +174,15 @@ fn psd_factor(s: &Tensor, which: &str) -> Result<(Tensor, bool)> {
 ///
 /// # Errors
 /// [`MetricsError::InvalidInput`] unless both are square matrices of the same size;
+/// [`MetricsError::InvalidStats`] (naming `S1` or `S2`) when one is not positive
+/// semi-definite beyond rounding ([`NEGATIVE_EIGENVALUE_RTOL`]);
 /// [`MetricsError::Numerical`] when a decomposition fails.
 pub fn trace_sqrt_product(s1: &Tensor, s2: &Tensor) -> Result<(f64, bool)> {
+    trace_sqrt_product_of(s1, s2, ["S1", "S2"])
+}
+
+/// [`trace_sqrt_product`], naming the two matrices `which` in its errors.
+fn trace_sqrt_product_of(s1: &Tensor, s2: &Tensor, which: [&str; 2]) -> Result<(f64, bool)> {
     let (z1, z2) = (s1.size(), s2.size());
     if z1.len() != 2 || z1[0] != z1[1] || z1 != z2 || z1[0] == 0 {
         return Err(MetricsError::invalid(
@@ -160,8 +192,8 @@ pub fn trace_sqrt_product(s1: &Tensor, s2: &Tensor) -> Result<(f64, bool)> {
     }
     let s1 = &s1.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?;
     let s2 = &s2.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?;
-    let (f1, sing1) = psd_factor(s1, "S1")?;
-    let (f2, sing2) = psd_factor(s2, "S2")?;
+    let (f1, sing1) = psd_factor(s1, which[0])?;
+    let (f2, sing2) = psd_factor(s2, which[1])?;
     if f1.size()[1] == 0 || f2.size()[1] == 0 {
         return Ok((0.0, true));
     }
@@ -230,5 +262,61 @@ mod tests {
         let mut c = a.clone();
         c.sigma[[0, 1]] = f64::NAN;
         assert!(frechet_distance(&a, &c).is_err());
+    }
+
+    // pytorch-fid raises on such a covariance (sqrtm gives a large imaginary part); cign used
+    // to drop the negative eigenvalue and return a value. The error names the argument,
+    // whichever order they come in.
+    #[test]
+    fn a_covariance_that_is_not_positive_semi_definite_is_refused() {
+        let bad = Stats {
+            mu: Array1::zeros(2),
+            // Eigenvalues 3 and -1.
+            sigma: Array2::from_shape_vec((2, 2), vec![1.0, 2.0, 2.0, 1.0]).unwrap(),
+            n: 100,
+        };
+        let good = diag_stats(&[0.0, 0.0], &[1.0, 1.0]);
+        for (a, b, which) in [
+            (&bad, &good, "first statistics"),
+            (&good, &bad, "second statistics"),
+        ] {
+            match frechet_details(a, b).unwrap_err() {
+                MetricsError::InvalidStats { which: w, what } => {
+                    assert_eq!(w, which);
+                    assert!(what.contains("not positive semi-definite"), "{what}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let e = trace_sqrt_product(
+            &array2_to_tensor(&good.sigma),
+            &array2_to_tensor(&bad.sigma),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, MetricsError::InvalidStats { which, .. } if which == "S2"),
+            "{e:?}"
+        );
+        // Rounding below the tolerance counts as 0: the value of the clamped matrix, less the
+        // negative eigenvalue's share of the trace. Rotated by 45 degrees, so that the
+        // diagonal stays positive: R diag(1, -e) R^T.
+        let e = 0.5 * NEGATIVE_EIGENVALUE_RTOL;
+        let rotated = |w2: f64| Stats {
+            mu: Array1::zeros(2),
+            sigma: Array2::from_shape_vec(
+                (2, 2),
+                vec![
+                    (1.0 + w2) / 2.0,
+                    (1.0 - w2) / 2.0,
+                    (1.0 - w2) / 2.0,
+                    (1.0 + w2) / 2.0,
+                ],
+            )
+            .unwrap(),
+            n: 100,
+        };
+        let got = frechet_distance(&rotated(-e), &good).unwrap();
+        let want = frechet_distance(&rotated(0.0), &good).unwrap() - e;
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
     }
 }

@@ -626,6 +626,8 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     let text = String::from_utf8(bytes).map_err(|_| {
         bad("neither an IDX label file nor a UTF-8 text file with one label per line".into())
     })?;
+    // A byte-order mark (which some editors write) is not part of the first label.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut labels = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -900,5 +902,19 @@ mod tests {
         std::fs::write(&p, "1\nseven\n").unwrap();
         let err = read_labels(&p).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    // Some editors start a UTF-8 text file with a byte-order mark; it is not part of the
+    // first label.
+    #[test]
+    fn a_byte_order_mark_before_the_first_label_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labels.txt");
+        std::fs::write(&path, "\u{feff}1\n7\r\n# comment\n3\n").unwrap();
+        assert_eq!(read_labels(&path).unwrap(), [1, 7, 3]);
+        // Elsewhere it is still an error.
+        std::fs::write(&path, "1\n\u{feff}7\n").unwrap();
+        let e = read_labels(&path).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
     }
 }

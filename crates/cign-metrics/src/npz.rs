@@ -1,12 +1,14 @@
 //! Statistics files in pytorch-fid's format: `.npz` with float64 arrays `mu` (`[d]`) and
-//! `sigma` (`[d, d]`), plus `n` (`[1]`, the sample count; pytorch-fid ignores it).
+//! `sigma` (`[d, d]`), plus `n` (`[1]` uint64, the sample count; pytorch-fid ignores it; read
+//! from any integer kind or a whole float, of any shape holding one value, when present).
 //! Files written by NumPy (`np.savez` or `np.savez_compressed`, float16, float32 or float64,
 //! widened to float64) are read and checked (finite, `sigma` symmetric, no negative variance).
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
-use ndarray::{Array1, Array2, Ix1, Ix2};
+use ndarray::{Array1, Array2, Ix1, Ix2, IxDyn};
 use ndarray_npy::{NpzReader, NpzWriter, ReadDataError, ReadableElement};
 use py_literal::Value as PyValue;
 
@@ -34,17 +36,25 @@ pub fn save_stats(path: &Path, stats: &Stats) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| MetricsError::io(dir, "cannot create", e))?;
     }
+    write_atomic(path, |tmp| write_npz(tmp, stats))
+        .map_err(|e| MetricsError::io(path, "cannot write", e))
+}
+
+/// Writes `stats` (already checked) to `file` directly, not atomically: the writer behind
+/// [`save_stats`], and what a caller staging several outputs together
+/// ([`cign_data::atomic::Staged`]) writes to its temporary file.
+///
+/// # Errors
+/// The I/O error of creating or writing `file`.
+pub fn write_npz(file: &Path, stats: &Stats) -> std::io::Result<()> {
     let n = Array1::from(vec![stats.n as u64]);
-    write_atomic(path, |tmp| {
-        let mut npz = NpzWriter::new(File::create(tmp)?);
-        npz.add_array("mu", &stats.mu)
-            .and_then(|_| npz.add_array("sigma", &stats.sigma))
-            .and_then(|_| npz.add_array("n", &n))
-            .map_err(std::io::Error::other)?;
-        npz.finish().map_err(std::io::Error::other)?;
-        Ok(())
-    })
-    .map_err(|e| MetricsError::io(path, "cannot write", e))
+    let mut npz = NpzWriter::new(File::create(file)?);
+    npz.add_array("mu", &stats.mu)
+        .and_then(|_| npz.add_array("sigma", &stats.sigma))
+        .and_then(|_| npz.add_array("n", &n))
+        .map_err(std::io::Error::other)?;
+    npz.finish().map_err(std::io::Error::other)?;
+    Ok(())
 }
 
 /// A float of any width numpy writes (`f2`, `f4`, `f8`, either byte order), widened to `f64`.
@@ -53,7 +63,7 @@ struct Widened(f64);
 
 impl ReadableElement for Widened {
     fn read_to_end_exact_vec<R: std::io::Read>(
-        mut reader: R,
+        reader: R,
         type_desc: &PyValue,
         len: usize,
     ) -> std::result::Result<Vec<Self>, ReadDataError> {
@@ -69,14 +79,7 @@ impl ReadableElement for Widened {
             },
             _ => return Err(ReadDataError::WrongDescriptor(type_desc.clone())),
         };
-        let mut bytes = Vec::with_capacity(len * width);
-        reader.read_to_end(&mut bytes)?;
-        if bytes.len() < len * width {
-            return Err(ReadDataError::MissingData);
-        }
-        if bytes.len() > len * width {
-            return Err(ReadDataError::ExtraBytes(bytes.len() - len * width));
-        }
+        let bytes = read_declared(reader, len, width)?;
         Ok(bytes
             .chunks_exact(width)
             .map(|c| {
@@ -90,6 +93,104 @@ impl ReadableElement for Widened {
                     4 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
                     _ => f64::from_le_bytes(b),
                 })
+            })
+            .collect())
+    }
+}
+
+/// Reads exactly `len` values of `width` bytes from `reader`. Nothing is reserved from `len`
+/// (a header's word: a crafted one could declare 2^60 values), and no more than one byte past
+/// the declared size is read before the surplus is reported.
+fn read_declared<R: std::io::Read>(
+    mut reader: R,
+    len: usize,
+    width: usize,
+) -> std::result::Result<Vec<u8>, ReadDataError> {
+    let want = len.checked_mul(width).ok_or(ReadDataError::MissingData)?;
+    let mut bytes = Vec::new();
+    (&mut reader)
+        .take(want as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() < want {
+        return Err(ReadDataError::MissingData);
+    }
+    if bytes.len() > want {
+        let more = std::io::copy(&mut reader, &mut std::io::sink())?;
+        return Err(ReadDataError::ExtraBytes(1 + more as usize));
+    }
+    Ok(bytes)
+}
+
+/// A sample count as numpy writes it: any integer kind, either byte order (`n = len(x)` is
+/// an int64), or a float holding a whole number; anything else (negative, fractional, NaN)
+/// is kept as its text for the error.
+#[derive(Debug, Clone, PartialEq)]
+enum Count {
+    Whole(u64),
+    Bad(String),
+}
+
+impl Count {
+    fn of_float(v: f64) -> Self {
+        if v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64 {
+            Count::Whole(v as u64)
+        } else {
+            Count::Bad(v.to_string())
+        }
+    }
+}
+
+impl ReadableElement for Count {
+    fn read_to_end_exact_vec<R: std::io::Read>(
+        reader: R,
+        type_desc: &PyValue,
+        len: usize,
+    ) -> std::result::Result<Vec<Self>, ReadDataError> {
+        let PyValue::String(s) = type_desc else {
+            return Err(ReadDataError::WrongDescriptor(type_desc.clone()));
+        };
+        let wrong = || ReadDataError::WrongDescriptor(type_desc.clone());
+        let (order, rest) = s.split_at(s.len().min(1));
+        let little = match order {
+            "<" | "=" | "|" => true,
+            ">" => false,
+            _ => return Err(wrong()),
+        };
+        let (kind, width) = match rest {
+            "i1" | "b" => ('i', 1),
+            "u1" | "B" => ('u', 1),
+            "i2" => ('i', 2),
+            "u2" => ('u', 2),
+            "i4" => ('i', 4),
+            "u4" => ('u', 4),
+            "i8" => ('i', 8),
+            "u8" => ('u', 8),
+            "f4" => ('f', 4),
+            "f8" => ('f', 8),
+            _ => return Err(wrong()),
+        };
+        let bytes = read_declared(reader, len, width)?;
+        Ok(bytes
+            .chunks_exact(width)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b[..width].copy_from_slice(c);
+                if !little {
+                    b[..width].reverse();
+                }
+                match (kind, width) {
+                    ('f', 4) => {
+                        Count::of_float(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                    }
+                    ('f', _) => Count::of_float(f64::from_le_bytes(b)),
+                    ('u', _) => Count::Whole(u64::from_le_bytes(b)),
+                    _ => {
+                        // Sign-extends the `width` bytes read.
+                        let shift = 64 - 8 * width as u32;
+                        let v = i64::from_le_bytes(b) << shift >> shift;
+                        u64::try_from(v).map_or_else(|_| Count::Bad(v.to_string()), Count::Whole)
+                    }
+                }
             })
             .collect())
     }
@@ -143,11 +244,18 @@ pub fn load_stats(path: &Path) -> Result<Stats> {
             )
         })?
         .mapv(|w| w.0);
+    // The sample count, when the file has one (pytorch-fid's files do not; NumPy's
+    // `n=len(x)` is a 0-d int64): a whole number >= 0 in a one-value array of any shape.
     let n = if names.iter().any(|k| k == "n") {
-        npz.by_name::<ndarray::OwnedRepr<u64>, Ix1>("n")
-            .ok()
-            .and_then(|a| a.first().copied())
-            .unwrap_or(0) as usize
+        let bad = |what: &str| npz_err(path, format!("'n' is not a sample count: {what}"));
+        let a = npz
+            .by_name::<ndarray::OwnedRepr<Count>, IxDyn>("n")
+            .map_err(|e| bad(&e.to_string()))?;
+        match a.iter().collect::<Vec<_>>()[..] {
+            [Count::Whole(v)] => usize::try_from(*v).map_err(|_| bad(&v.to_string()))?,
+            [Count::Bad(v)] => return Err(bad(v)),
+            _ => return Err(bad(&format!("{} values, expected one", a.len()))),
+        }
     } else {
         0
     };
@@ -193,5 +301,65 @@ mod tests {
 
         std::fs::write(&bad, b"junk").unwrap();
         assert!(load_stats(&bad).is_err());
+    }
+
+    // NumPy's `np.savez(f, mu=mu, sigma=sigma, n=len(x))` stores `n` as a 0-d int64; other
+    // integer kinds and whole floats are counts too; a negative, fractional or many-valued
+    // `n` is an error naming it (it used to be read as 0, "unknown", silently).
+    #[test]
+    fn the_sample_count_is_read_from_any_integer_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.npz");
+        let mu = Array1::from(vec![0.5f64, 1.0]);
+        let sigma = Array2::from_shape_vec((2, 2), vec![2.0, 0.5, 0.5, 1.0]).unwrap();
+        let write = |add: &dyn Fn(&mut NpzWriter<File>)| {
+            let mut w = NpzWriter::new(File::create(&path).unwrap());
+            w.add_array("mu", &mu).unwrap();
+            w.add_array("sigma", &sigma).unwrap();
+            add(&mut w);
+            w.finish().unwrap();
+        };
+        write(&|w| w.add_array("n", &ndarray::arr0(12i64)).unwrap());
+        assert_eq!(load_stats(&path).unwrap().n, 12);
+        write(&|w| w.add_array("n", &Array1::from(vec![300i16])).unwrap());
+        assert_eq!(load_stats(&path).unwrap().n, 300);
+        write(&|w| w.add_array("n", &ndarray::arr0(7.0f64)).unwrap());
+        assert_eq!(load_stats(&path).unwrap().n, 7);
+        write(&|w| w.add_array("n", &ndarray::arr0(u64::MAX >> 1)).unwrap());
+        assert_eq!(load_stats(&path).unwrap().n as u64, u64::MAX >> 1);
+        for (bad, why) in [
+            (ndarray::arr1(&[-3.0f64]).into_dyn(), "-3"),
+            (ndarray::arr1(&[2.5f64]).into_dyn(), "2.5"),
+            (ndarray::arr1(&[1.0f64, 2.0]).into_dyn(), "2 values"),
+        ] {
+            write(&|w| w.add_array("n", &bad).unwrap());
+            let e = load_stats(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("'n' is not a sample count") && e.contains(why),
+                "{e}"
+            );
+        }
+        write(&|w| w.add_array("n", &ndarray::arr0(-3i32)).unwrap());
+        assert!(load_stats(&path).is_err());
+    }
+
+    // A header's declared length reserves nothing: 2^58 float64 values declared over ten
+    // bytes is missing data, not an allocation of 2^61 bytes (which aborts the process).
+    #[test]
+    fn a_declared_length_is_not_allocated_up_front() {
+        let short = [0u8; 10];
+        assert!(matches!(
+            read_declared(&short[..], 1 << 58, 8),
+            Err(ReadDataError::MissingData)
+        ));
+        assert!(matches!(
+            read_declared(&short[..], usize::MAX, 8),
+            Err(ReadDataError::MissingData)
+        ));
+        assert!(matches!(
+            read_declared(&short[..], 1, 8),
+            Err(ReadDataError::ExtraBytes(2))
+        ));
+        assert_eq!(read_declared(&short[..], 5, 2).unwrap(), short);
     }
 }

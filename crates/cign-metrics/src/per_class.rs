@@ -58,8 +58,8 @@ pub fn summarize(values: &[f64]) -> (f64, f64, f64, f64) {
     (mean, std, min, max)
 }
 
-/// Samples per label.
-pub(crate) fn class_counts(labels: &[u8]) -> BTreeMap<u8, usize> {
+/// Samples per label (every label of `labels` with its count, in label order).
+pub fn class_counts(labels: &[u8]) -> BTreeMap<u8, usize> {
     let mut counts = BTreeMap::new();
     for &l in labels {
         *counts.entry(l).or_insert(0usize) += 1;

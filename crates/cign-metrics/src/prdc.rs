@@ -114,7 +114,8 @@ pub enum BallBoundary {
 /// Settings of [`prdc_with_options`] and [`prdc_tensors`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PrdcOptions {
-    /// k of the k-nearest-neighbour radii (at least 1; both sets need more rows than this).
+    /// k of the k-nearest-neighbour radii (at least 1; both sets need at least [`min_rows`]
+    /// = `nearest_k + 2` rows).
     pub nearest_k: usize,
     /// Open (`prdc`) or closed (torch-fidelity) balls.
     pub boundary: BallBoundary,

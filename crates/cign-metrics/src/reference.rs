@@ -36,7 +36,7 @@ use crate::tap::{normalize, Tap};
 pub struct ReferenceStats {
     /// All images.
     pub all: Stats,
-    /// Per class label.
+    /// Per class label, for the classes with two images or more (a covariance).
     pub per_class: BTreeMap<u8, Stats>,
     /// The features `[n, dims]`, when they were asked for (KID needs them).
     pub features: Option<Tensor>,
@@ -201,7 +201,7 @@ fn write_cached(dir: &Path, key: &str, r: &ReferenceStats) -> Result<()> {
 /// The errors of [`collect`] (the extractor, the device, the batch size) and of
 /// [`TensorImages::new`], when the statistics are not all in the cache;
 /// [`MetricsError::TooFewSamples`] when `limit` leaves fewer than two images (a covariance
-/// needs two); [`MetricsError::InvalidInput`] naming a class with a single image.
+/// needs two). A class with a single image is left out of `per_class` (it has no covariance).
 ///
 /// # Panics
 ///
@@ -220,9 +220,13 @@ pub fn reference_stats(
     let n = labels.len();
     let size = dataset.images.rows * dataset.images.cols;
     let fp = fingerprint(&dataset.images.pixels[..n * size], &labels);
-    let mut classes: Vec<u8> = labels.clone();
-    classes.sort_unstable();
-    classes.dedup();
+    // The classes with a covariance (two images or more): a class with one image has no
+    // per-class statistics, which only a per-class comparison needs (and refuses up front).
+    let classes: Vec<u8> = crate::per_class::class_counts(&labels)
+        .into_iter()
+        .filter(|&(_, n)| n >= 2)
+        .map(|(c, _)| c)
+        .collect();
 
     let key_of = |tap: Tap| {
         let weights = extractor.weights_id();
@@ -250,7 +254,13 @@ pub fn reference_stats(
     for &tap in &missing {
         let r = ReferenceStats {
             all: collected.stats(tap)?,
-            per_class: collected.class_stats(tap)?,
+            per_class: collected
+                .tap(tap)?
+                .per_class
+                .iter()
+                .filter(|(c, _)| classes.contains(c))
+                .map(|(&c, s)| s.finish().map(|st| (c, st)))
+                .collect::<Result<_>>()?,
             features: collected
                 .tap(tap)?
                 .features

@@ -379,3 +379,58 @@ fn images_the_classifier_cannot_take_are_refused_first() {
         assert_eq!(written, 0, "the network ran before the shape check");
     }
 }
+
+// An unconditional evaluation needs no per-class statistics, so real classes with a single
+// image (the first 10 test images have labels 7 2 1 0 4 1 4 9 5 9: classes 0, 2, 5 and 7
+// once each) are no obstacle: its FID equals the one of collect + frechet on the same
+// images, and the cache holds the all-image statistics and those of the classes with two
+// images or more (1, 4, 9) only.
+#[test]
+fn unconditional_evaluation_takes_classes_of_one_image() {
+    let dir = cign_data::default_data_dir(DatasetKind::Mnist);
+    cign_data::fetch::ensure_dataset(DatasetKind::Mnist, &dir).expect("MNIST");
+    let test = Dataset::load(DatasetKind::Mnist, Split::Test, &dir).unwrap();
+    let ex = InceptionExtractor::from_default_weights(Device::Cpu).unwrap();
+    let (all, all_labels) = dataset_images(&test, Some(20));
+    assert_eq!(&all_labels[..10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
+    let gen = all.narrow(0, 10, 10).to_kind(Kind::Float) / 127.5 - 1.0;
+    let cache = tempfile::tempdir().unwrap();
+    let opts = EvalOptions {
+        taps: vec![Tap::D64],
+        real_limit: Some(10),
+        cache_dir: Some(cache.path().to_path_buf()),
+        progress: false,
+        ..Default::default()
+    };
+    check_evaluation(10, None, &test, &opts).unwrap();
+    let report = evaluate_generated(&ex, &gen, None, &test, &opts, None).unwrap();
+    assert!(report.taps[0].per_class.is_none());
+
+    let copts = CollectOptions {
+        progress: false,
+        ..Default::default()
+    };
+    let pre = Preprocess::default();
+    let real_src = TensorImages::new(&all.narrow(0, 0, 10), PixelRange::Unit, pre).unwrap();
+    let gen_src = TensorImages::new(&gen, PixelRange::Signed, pre).unwrap();
+    let r = collect(&ex, &real_src, None, &[Tap::D64], &copts).unwrap();
+    let g = collect(&ex, &gen_src, None, &[Tap::D64], &copts).unwrap();
+    let want = frechet_distance(&g.stats(Tap::D64).unwrap(), &r.stats(Tap::D64).unwrap()).unwrap();
+    let got = report.taps[0].fid;
+    assert!((want - got).abs() <= 1e-4 * want, "{want} vs {got}");
+
+    let mut files: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let suffixes: Vec<&str> = files.iter().map(|f| &f[f.rfind('-').unwrap()..]).collect();
+    assert_eq!(
+        suffixes,
+        ["-all.npz", "-c1.npz", "-c4.npz", "-c9.npz"],
+        "{files:?}"
+    );
+    // Read back from the cache: the same FID.
+    let again = evaluate_generated(&ex, &gen, None, &test, &opts, None).unwrap();
+    assert_eq!(again.taps[0].fid, got);
+}

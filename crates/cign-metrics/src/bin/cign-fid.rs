@@ -21,15 +21,16 @@
 //! `error: ...` line naming the input (A or B), its path and the class where there is one,
 //! with exit code 2.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde::Serialize;
 
+use cign_data::atomic::Staged;
 use cign_metrics::device::DeviceChoice;
 use cign_metrics::images::{open_input_with, read_labels, FolderOptions, Input};
+use cign_metrics::per_class::class_counts;
 use cign_metrics::prdc::min_rows;
 use cign_metrics::{
     collect, frechet_details, kid, npz, per_class_fid, per_class_prdc, prdc_tensors, weights,
@@ -318,14 +319,6 @@ fn named<T>(result: cign_metrics::Result<T>, what: &str, path: &Path) -> Result<
     })
 }
 
-fn class_counts(labels: &[u8]) -> BTreeMap<u8, usize> {
-    let mut counts = BTreeMap::new();
-    for &l in labels {
-        *counts.entry(l).or_default() += 1;
-    }
-    counts
-}
-
 /// Per-class FID compares the same classes: each class on one side must be on the other.
 fn check_same_classes(a: &Opened, b: &Opened) -> Result<()> {
     let (Some(la), Some(lb)) = (&a.labels, &b.labels) else {
@@ -487,14 +480,21 @@ fn run(args: Args) -> Result<()> {
     if let Some((paths, created)) = stats_out {
         let label = side_a.label();
         let side = run_side(extractor, &args, &taps, side_a)?;
-        // Every tap's statistics before the first file, so that a failure leaves none.
+        // Every tap's statistics before the first file, and every file written before any
+        // is moved into place, so that a failure (even a full disk) leaves none.
         let stats = taps
             .iter()
             .map(|&tap| side.stats(tap).with_context(|| label.clone()))
             .collect::<Result<Vec<_>>>()?;
+        let mut staged = Staged::new();
         for (path, stats) in paths.iter().zip(&stats) {
-            npz::save_stats(path, stats)?;
+            stats.validate(&path.display().to_string())?;
+            staged.stage(path, |tmp| {
+                npz::write_npz(tmp, stats)
+                    .with_context(|| format!("cannot write {}", path.display()))
+            })?;
         }
+        staged.commit()?;
         created.keep();
         for p in paths {
             println!("{}", p.display());
