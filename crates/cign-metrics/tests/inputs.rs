@@ -398,6 +398,33 @@ fn statistics_files_are_checked_and_float16_is_read() {
     let out = cign_fid_without_weights(&["--dims", "64", p(&original), p(&stats("nan.npz"))]);
     assert_one_error_line(&out, &["input B", "nan.npz", "mu[7] is NaN"]);
 
+    // Symmetric with a positive diagonal, but not positive semi-definite (a 2x2 block with
+    // eigenvalues 3 and -1): pytorch-fid raises on it; so does cign-fid, naming the input.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sigma = ndarray::Array2::<f64>::eye(64);
+    sigma[[0, 1]] = 2.0;
+    sigma[[1, 0]] = 2.0;
+    let indefinite = tmp.path().join("indefinite.npz");
+    cign_metrics::npz::save_stats(
+        &indefinite,
+        &cign_metrics::Stats {
+            mu: ndarray::Array1::zeros(64),
+            sigma,
+            n: 0,
+        },
+    )
+    .unwrap();
+    let out = cign_fid_without_weights(&["--dims", "64", p(&original), p(&indefinite)]);
+    assert_one_error_line(
+        &out,
+        &[
+            "FID64",
+            "input B",
+            "indefinite.npz",
+            "not positive semi-definite",
+        ],
+    );
+
     // Both sides statistics: no network, no weights needed.
     let fid = |x: &Path, y: &Path| {
         fid64(&ok_json(&cign_fid_without_weights(&[

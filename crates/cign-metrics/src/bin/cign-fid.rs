@@ -522,7 +522,18 @@ fn run(args: Args) -> Result<()> {
     for &tap in &taps {
         let sa = side_a.stats(tap).with_context(|| label_a.clone())?;
         let sb = side_b.stats(tap).with_context(|| label_b.clone())?;
-        let fid = frechet_details(&sa, &sb).with_context(|| format!("FID{tap}"))?;
+        let fid = frechet_details(&sa, &sb).map_err(|e| match e {
+            // "first/second statistics" are inputs A and B: name them.
+            cign_metrics::MetricsError::InvalidStats { which, what } => {
+                let side = if which.starts_with("first") {
+                    &label_a
+                } else {
+                    &label_b
+                };
+                anyhow::anyhow!("FID{tap}: {side}: {what}")
+            }
+            e => anyhow::Error::new(e).context(format!("FID{tap}")),
+        })?;
         let mut t = TapOut {
             dims: tap.dims(),
             fid: fid.value,
