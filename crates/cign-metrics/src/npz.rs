@@ -57,6 +57,36 @@ pub fn write_npz(file: &Path, stats: &Stats) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A numpy descriptor of a number (`<f8`, `>i4`, `|u1`, `=f2`, ...): kind (`'f'`, `'i'`,
+/// `'u'`), width in bytes, little-endian; `None` for anything else.
+fn number_descriptor(type_desc: &PyValue) -> Option<(char, usize, bool)> {
+    let PyValue::String(s) = type_desc else {
+        return None;
+    };
+    let (order, rest) = s.split_at(s.len().min(1));
+    let little = match order {
+        "<" | "=" | "|" => true,
+        ">" => false,
+        _ => return None,
+    };
+    let mut chars = rest.chars();
+    let kind = chars.next().filter(|k| matches!(k, 'f' | 'i' | 'u'))?;
+    let width: usize = chars.as_str().parse().ok()?;
+    matches!(width, 1 | 2 | 4 | 8).then_some((kind, width, little))
+}
+
+/// The `width`-byte values of `bytes`, each in the low bytes of a little-endian `[u8; 8]`.
+fn words(bytes: &[u8], width: usize, little: bool) -> impl Iterator<Item = [u8; 8]> + '_ {
+    bytes.chunks_exact(width).map(move |c| {
+        let mut b = [0u8; 8];
+        b[..width].copy_from_slice(c);
+        if !little {
+            b[..width].reverse();
+        }
+        b
+    })
+}
+
 /// A float of any width numpy writes (`f2`, `f4`, `f8`, either byte order), widened to `f64`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Widened(f64);
@@ -67,27 +97,12 @@ impl ReadableElement for Widened {
         type_desc: &PyValue,
         len: usize,
     ) -> std::result::Result<Vec<Self>, ReadDataError> {
-        let (width, little) = match type_desc {
-            PyValue::String(s) => match s.as_str() {
-                "<f2" | "=f2" => (2, true),
-                ">f2" => (2, false),
-                "<f4" | "=f4" => (4, true),
-                ">f4" => (4, false),
-                "<f8" | "=f8" => (8, true),
-                ">f8" => (8, false),
-                _ => return Err(ReadDataError::WrongDescriptor(type_desc.clone())),
-            },
-            _ => return Err(ReadDataError::WrongDescriptor(type_desc.clone())),
+        let Some(('f', width @ (2 | 4 | 8), little)) = number_descriptor(type_desc) else {
+            return Err(ReadDataError::WrongDescriptor(type_desc.clone()));
         };
         let bytes = read_declared(reader, len, width)?;
-        Ok(bytes
-            .chunks_exact(width)
-            .map(|c| {
-                let mut b = [0u8; 8];
-                b[..width].copy_from_slice(c);
-                if !little {
-                    b[..width].reverse();
-                }
+        Ok(words(&bytes, width, little)
+            .map(|b| {
                 Widened(match width {
                     2 => f16_to_f64(u16::from_le_bytes([b[0], b[1]])),
                     4 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
@@ -146,50 +161,24 @@ impl ReadableElement for Count {
         type_desc: &PyValue,
         len: usize,
     ) -> std::result::Result<Vec<Self>, ReadDataError> {
-        let PyValue::String(s) = type_desc else {
-            return Err(ReadDataError::WrongDescriptor(type_desc.clone()));
-        };
-        let wrong = || ReadDataError::WrongDescriptor(type_desc.clone());
-        let (order, rest) = s.split_at(s.len().min(1));
-        let little = match order {
-            "<" | "=" | "|" => true,
-            ">" => false,
-            _ => return Err(wrong()),
-        };
-        let (kind, width) = match rest {
-            "i1" | "b" => ('i', 1),
-            "u1" | "B" => ('u', 1),
-            "i2" => ('i', 2),
-            "u2" => ('u', 2),
-            "i4" => ('i', 4),
-            "u4" => ('u', 4),
-            "i8" => ('i', 8),
-            "u8" => ('u', 8),
-            "f4" => ('f', 4),
-            "f8" => ('f', 8),
-            _ => return Err(wrong()),
+        let (kind, width, little) = match number_descriptor(type_desc) {
+            Some((k @ ('i' | 'u'), w, l)) => (k, w, l),
+            Some(('f', w @ (4 | 8), l)) => ('f', w, l),
+            _ => return Err(ReadDataError::WrongDescriptor(type_desc.clone())),
         };
         let bytes = read_declared(reader, len, width)?;
-        Ok(bytes
-            .chunks_exact(width)
-            .map(|c| {
-                let mut b = [0u8; 8];
-                b[..width].copy_from_slice(c);
-                if !little {
-                    b[..width].reverse();
+        Ok(words(&bytes, width, little)
+            .map(|b| match (kind, width) {
+                ('f', 4) => {
+                    Count::of_float(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
                 }
-                match (kind, width) {
-                    ('f', 4) => {
-                        Count::of_float(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-                    }
-                    ('f', _) => Count::of_float(f64::from_le_bytes(b)),
-                    ('u', _) => Count::Whole(u64::from_le_bytes(b)),
-                    _ => {
-                        // Sign-extends the `width` bytes read.
-                        let shift = 64 - 8 * width as u32;
-                        let v = i64::from_le_bytes(b) << shift >> shift;
-                        u64::try_from(v).map_or_else(|_| Count::Bad(v.to_string()), Count::Whole)
-                    }
+                ('f', _) => Count::of_float(f64::from_le_bytes(b)),
+                ('u', _) => Count::Whole(u64::from_le_bytes(b)),
+                _ => {
+                    // Sign-extends the `width` bytes read.
+                    let shift = 64 - 8 * width as u32;
+                    let v = i64::from_le_bytes(b) << shift >> shift;
+                    u64::try_from(v).map_or_else(|_| Count::Bad(v.to_string()), Count::Whole)
                 }
             })
             .collect())
