@@ -179,7 +179,8 @@ fn listed<T: AsRef<str>>(items: &[T], sep: &str) -> String {
 
 /// Loads the tensors named `prefix + <variable name>` (e.g. prefix `"state."`) from a
 /// safetensors file into `vs` (parameters and BatchNorm running statistics). The error names
-/// every missing, unexpected (other names with the prefix) or shape-mismatched tensor.
+/// the missing, unexpected (other names with the prefix) and shape-mismatched tensors (up to
+/// eight of each kind, then how many more, as [`load_named_into`]).
 ///
 /// # Errors
 ///

@@ -247,7 +247,7 @@ impl Half {
     /// A conditional half given no labels ([`Embedder::embed`]), before any layer runs.
     fn forward(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode, dropout: f64) -> Tensor {
         let labels = match &self.embedder {
-            Some(e) => e.embed(labels),
+            Some(e) => e.embed(labels, x.size().first().copied().unwrap_or(0)),
             None => Labels::None,
         };
         let mut h = x.shallow_clone();
@@ -427,12 +427,14 @@ impl CignModel {
     ///
     /// # Panics
     ///
-    /// Before anything runs: a conditional model given no labels; `mode.bn` =
+    /// Before anything runs: a conditional model given no labels, or labels that are not an
+    /// integer `[B]` tensor; `mode.bn` =
     /// [`BnMode::Train`] on a batch of one (one value per channel at the decoder's first
     /// BatchNorm; PyTorch raises too), so no running statistic becomes NaN. In libtorch (its
     /// error as a panic, possibly after the running statistics of earlier layers were updated):
-    /// `x` not `[B, C, 28, 28]` or not floating point, labels not integer, not of length `B`
-    /// or outside `0..num_classes`, tensors on another device than the model's, a kind other
+    /// `x` not `[B, C, 28, 28]` or not floating point, labels outside `0..num_classes` (the
+    /// generation entry points check them first), tensors on another device than the
+    /// model's, a kind other
     /// than the variables' (float32 unless the var store was converted). On CUDA an
     /// out-of-range label is a device-side assertion, which libtorch cannot recover from.
     pub fn forward_mode(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> Tensor {
@@ -501,7 +503,31 @@ impl CignModel {
     ///
     /// As [`CignModel::forward_mode`] (neither mode refuses a batch of one).
     pub fn generate_t(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> Tensor {
+        self.check_label_range(labels);
         tch::no_grad(|| self.forward_mode(z, labels, Mode::generation(train)))
+    }
+
+    /// Checks, for a conditional model, that every label is in `0..num_classes` before a
+    /// generation runs (one reduction and one host sync per call, so the training passes do
+    /// not pay it): on CUDA an out-of-range label would be a device-side assertion that
+    /// leaves the process unable to use the GPU.
+    ///
+    /// # Panics
+    ///
+    /// A label outside `0..num_classes`, naming the range found.
+    fn check_label_range(&self, labels: Option<&Tensor>) {
+        let Some(labels) = labels.filter(|l| l.numel() > 0) else {
+            return;
+        };
+        if !self.cfg.conditioning.is_conditional() || matches!(self.net, Net::Ign(_)) {
+            return;
+        }
+        let (lo, hi) = (labels.min().int64_value(&[]), labels.max().int64_value(&[]));
+        let n = self.cfg.num_classes;
+        assert!(
+            lo >= 0 && hi < n,
+            "labels from {lo} to {hi}: a model of {n} classes takes labels in 0..{n}"
+        );
     }
 
     /// `f` applied `k` times (`k = 0` returns a copy of `x`), without gradients; `train` as in
@@ -511,6 +537,9 @@ impl CignModel {
     ///
     /// As [`CignModel::generate_t`], for `k > 0`.
     pub fn reapply(&self, x: &Tensor, labels: Option<&Tensor>, k: usize, train: bool) -> Tensor {
+        if k > 0 {
+            self.check_label_range(labels);
+        }
         tch::no_grad(|| {
             let mut h = x.copy();
             for _ in 0..k {

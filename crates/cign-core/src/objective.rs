@@ -254,9 +254,11 @@ impl Objective {
     ///
     /// # Errors
     ///
-    /// [`CoreError::Torch`] when `vs` does not hold exactly the copy's variables (the var
-    /// store of a model of another config), or one of another shape; the copy may then be
-    /// partly overwritten.
+    /// [`CoreError::Torch`] when `vs` lacks one of the copy's variables (the var store of a
+    /// model of another config), or holds one of a shape that does not broadcast to it; the
+    /// copy may then be partly overwritten. This is `VarStore::copy`: extra variables in `vs`
+    /// are ignored and a broadcastable shape is copied broadcast, so callers check the model
+    /// first, as [`Objective::training_loss`] does (every field of its config).
     pub fn refresh_copy(&mut self, vs: &VarStore) -> Result<(), CoreError> {
         let kind_of = |v: &VarStore| v.trainable_variables().first().map(Tensor::kind);
         if let (Some(want), Some(have)) = (kind_of(vs), kind_of(&self.frozen_vs)) {
@@ -326,8 +328,8 @@ impl Objective {
     /// # Panics
     ///
     /// `model` of another config (any field) or formulation than the objective was built for;
-    /// `vs` with other variables than the model's; a `batch` with `x_mismatch` but no
-    /// `y_mismatch`; a batch of one image (BatchNorm in training mode needs more than one
+    /// `vs` with other variables than the model's; an empty `batch` (no image: every term
+    /// would be NaN); a `batch` with `x_mismatch` but no `y_mismatch`; a batch of one image (BatchNorm in training mode needs more than one
     /// value per channel: [`CignModel::forward_mode`], refused before any running statistic
     /// changes); tensors that do not fit the model (shapes, labels outside `0..num_classes`,
     /// another device: libtorch's errors). Batches of at least 2 from
@@ -340,6 +342,7 @@ impl Objective {
     ) -> LossTerms {
         self.check_model(model);
         self.check_formulation(model);
+        check_not_empty(batch);
         self.refresh_copy(vs)
             .expect("the frozen copy and the model's var store have different variables");
         // the copy runs in the precision the model runs in now (it may have been changed)
@@ -414,7 +417,10 @@ impl Objective {
     ///
     /// # Panics
     ///
-    /// As [`Objective::training_loss`].
+    /// `model` of another config (any field) than the objective was built for (its
+    /// formulation may differ, and `vs` is not used: no copy is needed); an empty `batch`;
+    /// tensors that do not fit the model, as in [`Objective::training_loss`]. A batch of one
+    /// image is fine (eval mode).
     pub fn validation_loss(
         &mut self,
         model: &CignModel,
@@ -423,6 +429,7 @@ impl Objective {
     ) -> LossTerms {
         let _ = vs; // f_copy equals f in eval mode: no copy needed
         self.check_model(model);
+        check_not_empty(batch);
         let device = batch.x.device();
         crate::precision::autocast(model.precision(), device, || {
             tch::no_grad(|| {
@@ -455,4 +462,16 @@ impl Objective {
             })
         })
     }
+}
+
+/// # Panics
+///
+/// `batch` holds no image (`B = 0`): a mean over nothing is NaN, and the per-sample clamp
+/// cannot reshape it.
+fn check_not_empty(batch: &TrainBatch) {
+    assert!(
+        batch.x.size().first().is_some_and(|&b| b > 0),
+        "an empty batch (shape {:?}) has no loss: a batch needs at least one image",
+        batch.x.size()
+    );
 }

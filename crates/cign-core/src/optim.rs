@@ -74,6 +74,10 @@ impl AdamW {
     }
 
     /// One update (under `no_grad`). Parameters without a gradient are skipped, as PyTorch does.
+    /// One step count serves all parameters (PyTorch keeps one per parameter): a parameter
+    /// whose first gradient comes at step `t > 1` gets the bias correction of step `t`, not of
+    /// its first update as in PyTorch. Every CIGN parameter gets a gradient at every step, so
+    /// training is unaffected.
     pub fn step(&mut self) {
         let _guard = tch::no_grad_guard();
         self.step += 1;
@@ -103,7 +107,17 @@ impl AdamW {
         }
     }
 
+    /// Sets the learning rate of the next steps (a schedule, or a resumed run's new
+    /// `optim.lr`); the moments and the step count are kept.
+    ///
+    /// # Panics
+    ///
+    /// `lr` is not a finite number > 0 (the range [`AdamWConfig::validate`] allows).
     pub fn set_lr(&mut self, lr: f64) {
+        assert!(
+            lr > 0.0 && lr.is_finite(),
+            "AdamW learning rate {lr}: must be a finite number > 0"
+        );
         self.cfg.lr = lr;
     }
 

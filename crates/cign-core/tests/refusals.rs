@@ -1,7 +1,7 @@
 //! Bad input refused cleanly: a training pass that would write NaN into BatchNorm's running
 //! variance, a device the machine does not have, configs too large to build or whose sizes
-//! overflow, an objective given a model of another config; and the empty batch, which is no
-//! error.
+//! overflow, an objective given a model of another config or an empty batch, labels that are
+//! not one integer per image or out of range; and generating no images, which is no error.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -243,4 +243,98 @@ fn objective_refuses_a_model_of_another_config() {
         objective.validation_loss(&model, &vs, &b);
     })
     .is_some());
+}
+
+/// Labels that are not one integer per image are refused before anything runs, in every
+/// conditional model and formulation: a `[1]` label tensor used to broadcast over the channel
+/// model's batch (every image generated under that one label) and a batch of one over the
+/// labels (a batch of ten out of one noise image). Labels outside `0..num_classes` are
+/// refused by generation before the network runs (on CUDA they would be a device-side
+/// assertion that libtorch cannot recover from).
+#[test]
+fn labels_not_one_per_image_or_out_of_range_are_refused() {
+    let o = (Kind::Float, Device::Cpu);
+    for cfg in configs()
+        .into_iter()
+        .filter(|c| c.conditioning.is_conditional())
+    {
+        for form in [Formulation::default_for(Device::Cpu), Formulation::AUTHORS] {
+            let vs = VarStore::new(Device::Cpu);
+            let model = CignModel::with_formulation(&vs.root(), &cfg, form).unwrap();
+            let z8 = Tensor::randn([8, 1, 28, 28], o);
+            let z1 = Tensor::randn([1, 1, 28, 28], o);
+            let y8 = Tensor::arange(8, (Kind::Int64, Device::Cpu));
+            let cases = [
+                (&z8, Tensor::from_slice(&[3i64]), "shape [1]"),
+                (&z8, Tensor::from(3i64), "shape []"),
+                (
+                    &z1,
+                    Tensor::arange(10, (Kind::Int64, Device::Cpu)),
+                    "shape [10]",
+                ),
+                (&z8, y8.view([2, 4]), "shape [2, 4]"),
+                (&z8, y8.to_kind(Kind::Float), "kind Float"),
+                (&z8, y8.ne(0), "kind Bool"),
+            ];
+            for (z, y, want) in &cases {
+                for pass in ["generate", "forward_t"] {
+                    let msg = panic_message(|| {
+                        let _ = match pass {
+                            "generate" => model.generate(z, Some(y)),
+                            _ => model.forward_t(z, Some(y), false),
+                        };
+                    })
+                    .unwrap_or_else(|| panic!("{cfg:?} {form:?} {pass}: {want} accepted"));
+                    assert!(
+                        msg.contains(want) && msg.contains("one integer label per image"),
+                        "{cfg:?} {form:?} {pass}: {msg}"
+                    );
+                }
+            }
+            for bad in [-1i64, cfg.num_classes] {
+                let y = y8.remainder(cfg.num_classes).fill_(bad);
+                let msg = panic_message(|| {
+                    let _ = model.generate(&z8, Some(&y));
+                })
+                .unwrap_or_else(|| panic!("{cfg:?}: label {bad} accepted"));
+                assert!(
+                    msg.contains(&format!("labels from {bad} to {bad}")),
+                    "{cfg:?}: {msg}"
+                );
+                let msg = panic_message(|| {
+                    let _ = model.reapply(&z8, Some(&y), 2, false);
+                })
+                .unwrap_or_else(|| panic!("{cfg:?}: reapply took label {bad}"));
+                assert!(msg.contains("labels from"), "{cfg:?}: {msg}");
+            }
+            // One label per image in range: fine.
+            let g = model.generate(&z8, Some(&y8.remainder(cfg.num_classes)));
+            assert_eq!(g.size(), [8, 1, 28, 28]);
+        }
+    }
+}
+
+/// An empty batch has no loss (a mean over nothing is NaN): refused by both losses.
+#[test]
+fn the_objective_refuses_an_empty_batch() {
+    let _rng = common::rng_lock();
+    let cfg = ModelConfig::with_dims(Conditioning::Channel, 4, 8, 3);
+    let vs = VarStore::new(Device::Cpu);
+    let model = CignModel::new(&vs.root(), &cfg).unwrap();
+    let mut objective = Objective::new(&cfg, ObjectiveConfig::default(), Device::Cpu).unwrap();
+    let empty = batch(0, &cfg);
+    for which in ["training", "validation"] {
+        let msg = panic_message(|| {
+            let _ = match which {
+                "training" => objective.training_loss(&model, &vs, &empty),
+                _ => objective.validation_loss(&model, &vs, &empty),
+            };
+        })
+        .unwrap_or_else(|| panic!("{which}: an empty batch was accepted"));
+        assert!(msg.contains("empty batch"), "{which}: {msg}");
+    }
+    // A batch of one is fine in validation (eval mode).
+    let one = batch(1, &cfg);
+    let terms = objective.validation_loss(&model, &vs, &one);
+    assert!(terms.to_f64().total.is_finite());
 }

@@ -48,15 +48,27 @@ impl Embedder {
         }
     }
 
-    /// The labels `[B]` (Int64 in `0..num_classes`) of one pass, as the layers take them: the
-    /// one place that checks that a conditional model was given labels.
+    /// The labels `[B]` (Int64 in `0..num_classes`) of one pass of a batch of `batch` images,
+    /// as the layers take them: the one place that checks that a conditional model was given
+    /// one integer label per image (without this, a `[1]` label tensor would broadcast over
+    /// the channel model's batch, and a batch of one over the labels).
     ///
     /// # Panics
     ///
-    /// `labels` is `None`. Labels outside `0..num_classes` or not integer panic later, in
-    /// libtorch's `embedding` or `index_select`.
-    pub(super) fn embed<'a>(&'a self, labels: Option<&'a Tensor>) -> Labels<'a> {
+    /// `labels` is `None`, not one-dimensional of length `batch`, or not of an integer kind.
+    /// Labels outside `0..num_classes` panic later, in libtorch's `embedding` or
+    /// `index_select` (the generation entry points check them first).
+    pub(super) fn embed<'a>(&'a self, labels: Option<&'a Tensor>, batch: i64) -> Labels<'a> {
         let labels = labels.expect("a conditional CIGN model needs labels (Int64 [B])");
+        assert!(
+            labels.size() == [batch]
+                && !labels.is_floating_point()
+                && labels.kind() != tch::Kind::Bool,
+            "labels of shape {:?} and kind {:?} for a batch of {batch}: a conditional CIGN model \
+             needs one integer label per image (Int64 [B])",
+            labels.size(),
+            labels.kind()
+        );
         match self.imp {
             LabelImpl::PerSample => {
                 Labels::PerSample(Tensor::embedding(&self.table, labels, -1, false, false))
