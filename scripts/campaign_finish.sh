@@ -25,7 +25,8 @@
 # OUT_ROOT defaults to the repository root. Run it with nothing else on the machine: step 2
 # generates 20,000 images and runs Inception on 40,000. It refuses (exit 2, before any work) a
 # run whose trainer still holds its lock, a last snapshot before CIGN_MIN_EPOCHS, and binaries
-# older than the last commit that changed crates/ (rebuild them first).
+# older than the last commit that changed the binaries' code (crates/ less tests, benches and
+# Markdown; rebuild them first).
 #
 # Environment: CIGN_BIN_DIR (cign-curve, cign-eval, cign-export, cign-sample; default
 # target/release), CIGN_DEVICE (default cpu), CIGN_N_PER_CLASS (default 1000), CIGN_DIMS
@@ -56,12 +57,13 @@ fi
 # The binaries must contain the code of this checkout (e.g. cign-eval's checkpoint_state).
 # (Modification times through python3, which step 4 needs anyway: `stat` differs between GNU
 # and BSD.)
-changed=$(git log -1 --format=%ct -- crates 2>/dev/null || echo 0)
+changed=$(git log -1 --format=%ct -- crates ':!crates/*/tests/*' ':!crates/*/benches/*' ':!*.md' \
+  2>/dev/null || echo 0)
 mtime() { python3 -c 'import os, sys; print(int(os.stat(sys.argv[1]).st_mtime))' "$1"; }
 for b in cign-curve cign-eval cign-export cign-sample; do
   [ -x "$bin/$b" ] || fail "$bin/$b missing: cargo build --release -p cign-train --bins, or set CIGN_BIN_DIR"
   [ "$(mtime "$bin/$b")" -ge "$changed" ] \
-    || fail "$bin/$b is older than the last commit that changed crates/: cargo build --release -p cign-train --bins"
+    || fail "$bin/$b is older than the last commit that changed the code in crates/: cargo build --release -p cign-train --bins"
 done
 last=$(ls "$run"/checkpoints/epoch-*.safetensors 2>/dev/null | sort | tail -1 || true)
 [ -n "$last" ] || fail "$run has no epoch snapshots (train.snapshot_every_epochs)"
