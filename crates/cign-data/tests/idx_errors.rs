@@ -15,11 +15,17 @@ fn images(count: usize) -> IdxImages {
     }
 }
 
-fn gzip(path: &Path, bytes: &[u8]) -> PathBuf {
-    let gz = path.with_extension("gz");
+/// One gzip member holding `bytes`.
+fn gzip_member(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(bytes).unwrap();
-    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    enc.finish().unwrap()
+}
+
+/// `bytes` gzip-compressed as `path` with the extension `.gz`.
+fn gzip(path: &Path, bytes: &[u8]) -> PathBuf {
+    let gz = path.with_extension("gz");
+    std::fs::write(&gz, gzip_member(bytes)).unwrap();
     gz
 }
 
@@ -230,12 +236,6 @@ fn sizes_beyond_the_32_bit_header_are_refused_and_nothing_is_written() {
         Err(DataError::InvalidParameter { .. })
     ));
     assert!(!p.exists());
-}
-
-fn gzip_member(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
 }
 
 // A gzip file of several members (`cat a.gz b.gz`, or bgzip's blocks) is read whole, as

@@ -77,35 +77,35 @@ fn the_gpu_script_runs_end_to_end_in_tiny_mode() {
     }
 }
 
-/// Usage errors are one line on stderr and exit 2, before any binary is looked for.
+/// The script run from `dir` with `args` and `envs`, its binaries directory missing (a check
+/// that must come first).
+fn without_binaries(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Command::new("bash")
+        .arg(repo.join("scripts/gpu_paper_run.sh"))
+        .args(args)
+        .current_dir(dir)
+        .env("CIGN_BIN_DIR", dir.join("no-binaries"))
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// Usage errors are one line on stderr and exit 2, before any binary is looked for; so is a
+/// time budget that is not a number of minutes > 0.
 #[test]
 fn the_gpu_script_rejects_bad_arguments_with_one_line() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let tmp = tempfile::tempdir().unwrap();
     for args in [&[][..], &["--tiny"], &["a", "b"], &["out", "--bogus"]] {
-        let out = Command::new("bash")
-            .arg(repo.join("scripts/gpu_paper_run.sh"))
-            .args(args)
-            .current_dir(tmp.path())
-            .env("CIGN_BIN_DIR", tmp.path().join("no-binaries"))
-            .output()
-            .unwrap();
+        let out = without_binaries(tmp.path(), args, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.starts_with("gpu_paper_run: "), "{args:?}: {stderr}");
         assert!(stderr.contains("usage:"), "{args:?}: {stderr}");
     }
-    // A time budget that is not a number of minutes > 0: refused the same way.
     for minutes in ["0", "-1", "soon", "nan"] {
-        let out = Command::new("bash")
-            .arg(repo.join("scripts/gpu_paper_run.sh"))
-            .arg("out")
-            .current_dir(tmp.path())
-            .env("CIGN_BIN_DIR", tmp.path().join("no-binaries"))
-            .env("CIGN_TRAIN_MINUTES", minutes)
-            .output()
-            .unwrap();
+        let out = without_binaries(tmp.path(), &["out"], &[("CIGN_TRAIN_MINUTES", minutes)]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{minutes}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{minutes}: {stderr}");
